@@ -1,0 +1,377 @@
+//! Import of GIS files into layers: read, validate, convert to WGS84, then one atomic write.
+//!
+//! Formats: GeoJSON, GeoPackage, FlatGeobuf, Shapefile and CSV with lon/lat (or WKT) columns.
+//! Coordinate systems: EPSG:4326, EPSG:4490 (CGCS2000, taken as WGS84), GCJ-02 and EPSG:3857.
+//! Any bad feature stops the import with the file, the feature number and the reason, and the
+//! layer is left as it was.
+
+mod formats;
+
+use crate::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta, check_field_name, check_layer_name};
+use crate::store::{Store, WriteMode};
+use std::sync::Arc;
+use crate::{Error, Result};
+use citytwin_tiles::{Crs, Value};
+use geo::{Geometry, MapCoords, Validation};
+use std::path::{Path, PathBuf};
+
+pub use formats::Format;
+
+/// What to import and where.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// the file
+    pub path: PathBuf,
+    /// the target layer
+    pub layer: String,
+    /// the file's coordinate system, when it does not say (or says wrongly)
+    pub crs: Option<Crs>,
+    /// replace the layer (default) or append to it
+    pub mode: WriteMode,
+    /// the table inside a GeoPackage holding several
+    pub source_layer: Option<String>,
+    /// title for the catalogue
+    pub title: Option<String>,
+    /// description for the catalogue
+    pub description: Option<String>,
+    /// minimum zoom of the layer's tiles
+    pub minzoom: Option<u8>,
+    /// maximum zoom of the layer's tiles
+    pub maxzoom: Option<u8>,
+    /// where the data came from
+    pub source: Option<String>,
+    /// when the source data was acquired (ISO date)
+    pub acquired: Option<String>,
+}
+
+impl ImportRequest {
+    /// A request with defaults: replace, CRS from the file (or WGS84).
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>, layer: &str) -> Self {
+        Self {
+            path: path.into(),
+            layer: layer.to_owned(),
+            crs: None,
+            mode: WriteMode::Replace,
+            source_layer: None,
+            title: None,
+            description: None,
+            minzoom: None,
+            maxzoom: None,
+            source: None,
+            acquired: None,
+        }
+    }
+}
+
+/// Receives progress of a long import (the CLI draws a progress bar with it).
+pub trait Progress: Send + Sync {
+    /// A phase starts, with its total when known.
+    fn phase(&self, name: &str, total: Option<u64>);
+    /// `n` more units of the phase are done.
+    fn advance(&self, n: u64);
+    /// The import is over.
+    fn finish(&self);
+}
+
+/// A progress sink that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// A feature as read from a file, before validation.
+#[derive(Debug, Clone)]
+pub struct RawFeature {
+    /// geometry in the file's CRS, if it had one
+    pub geometry: Option<Geometry<f64>>,
+    /// properties in file order
+    pub properties: Vec<(String, Value)>,
+}
+
+/// What a reader found in a file.
+#[derive(Debug, Default)]
+pub struct RawLayer {
+    /// the features in file order
+    pub features: Vec<RawFeature>,
+    /// the CRS the file declares, if any
+    pub crs: Option<Crs>,
+    /// declared fields (GeoPackage, Shapefile, FlatGeobuf), so empty columns keep their type
+    pub fields: Vec<Field>,
+}
+
+/// A file read, validated and converted: ready for the store.
+#[derive(Debug)]
+pub struct ValidLayer {
+    /// geometry kind of every feature
+    pub kind: GeometryKind,
+    /// attribute columns
+    pub fields: Vec<Field>,
+    /// features with WGS84 geometries, ids from 1
+    pub features: Vec<Feature>,
+    /// the CRS converted from
+    pub crs: Crs,
+}
+
+/// Reads and validates a file; nothing is written.
+pub fn read_and_validate(req: &ImportRequest, progress: &dyn Progress) -> Result<ValidLayer> {
+    let file = req.path.display().to_string();
+    let format = Format::detect(&req.path).ok_or_else(|| Error::ImportFile {
+        file: file.clone(),
+        reason: "unknown file format: use .geojson/.json, .gpkg, .fgb, .shp or .csv".into(),
+    })?;
+    progress.phase("reading", None);
+    let raw = formats::read(format, &req.path, req.source_layer.as_deref(), progress)?;
+    let crs = req.crs.or(raw.crs).unwrap_or(Crs::Wgs84);
+    progress.phase("validating", Some(raw.features.len() as u64));
+    validate(&file, raw, crs, progress)
+}
+
+fn infer_kind(v: &Value) -> Option<FieldKind> {
+    match v {
+        Value::Null => None,
+        Value::Bool(_) => Some(FieldKind::Boolean),
+        Value::Int(_) => Some(FieldKind::Integer),
+        Value::Float(_) => Some(FieldKind::Real),
+        Value::Text(_) => Some(FieldKind::Text),
+    }
+}
+
+fn coerce(v: Value, kind: FieldKind) -> Value {
+    match (kind, v) {
+        (FieldKind::Real, Value::Int(i)) => Value::Float(i as f64),
+        (FieldKind::Integer, Value::Bool(b)) => Value::Int(i64::from(b)),
+        (FieldKind::Text, Value::Int(i)) => Value::from(i.to_string()),
+        (FieldKind::Text, Value::Float(f)) => Value::from(f.to_string()),
+        (FieldKind::Text, Value::Bool(b)) => Value::from(b.to_string()),
+        (_, v) => v,
+    }
+}
+
+fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Result<ValidLayer> {
+    let fail = |n: usize, reason: String| Error::ImportFeature {
+        file: file.to_owned(),
+        feature: n,
+        reason,
+    };
+    if raw.features.is_empty() {
+        return Err(Error::ImportFile {
+            file: file.to_owned(),
+            reason: "the file holds no features".into(),
+        });
+    }
+    // fields: declared first, then in order of first appearance, widened across features
+    let mut fields = raw.fields.clone();
+    for f in &raw.features {
+        for (name, v) in &f.properties {
+            let Some(kind) = infer_kind(v) else {
+                if !fields.iter().any(|x| &x.name == name) {
+                    fields.push(Field {
+                        name: name.clone(),
+                        kind: FieldKind::Text,
+                    });
+                }
+                continue;
+            };
+            match fields.iter_mut().find(|x| &x.name == name) {
+                Some(field) => {
+                    if !raw.fields.iter().any(|d| &d.name == name) {
+                        field.kind = field.kind.widen(kind);
+                    }
+                }
+                None => fields.push(Field {
+                    name: name.clone(),
+                    kind,
+                }),
+            }
+        }
+    }
+    // columns seen only as null default to text; fix kinds that were first seen null
+    for f in &mut fields {
+        if let Some(kind) = raw
+            .features
+            .iter()
+            .flat_map(|r| r.properties.iter())
+            .filter(|(n, _)| n == &f.name)
+            .filter_map(|(_, v)| infer_kind(v))
+            .reduce(FieldKind::widen)
+            && !raw.fields.iter().any(|d| d.name == f.name)
+        {
+            f.kind = kind;
+        }
+    }
+    for f in &fields {
+        check_field_name(&f.name).map_err(|e| Error::ImportFile {
+            file: file.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
+    let mut kind = None;
+    let mut features = Vec::with_capacity(raw.features.len());
+    for (i, rf) in raw.features.into_iter().enumerate() {
+        let n = i + 1;
+        let g = rf
+            .geometry
+            .ok_or_else(|| fail(n, "the feature has no geometry".into()))?;
+        let k = GeometryKind::of(&g).ok_or_else(|| {
+            fail(n, "geometry collections are not supported; split them into layers".into())
+        })?;
+        match kind {
+            None => kind = Some(k),
+            Some(expected) if expected != k => {
+                return Err(fail(
+                    n,
+                    format!(
+                        "wrong geometry type: the layer holds {}, this feature is a {}",
+                        expected.name(),
+                        k.name()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let bad = std::cell::RefCell::new(None::<String>);
+        let g = g.map_coords(|c| {
+            if !(c.x.is_finite() && c.y.is_finite()) {
+                bad.borrow_mut().get_or_insert_with(|| format!("coordinate ({}, {}) is not a number", c.x, c.y));
+                return c;
+            }
+            if crs == Crs::WebMercator
+                && (c.x.abs() > citytwin_tiles::WEB_MERCATOR_MAX * 1.001
+                    || c.y.abs() > citytwin_tiles::WEB_MERCATOR_MAX * 1.001)
+            {
+                bad.borrow_mut().get_or_insert_with(|| {
+                    format!("coordinate ({}, {}) is outside EPSG:3857", c.x, c.y)
+                });
+                return c;
+            }
+            let (x, y) = crs.to_wgs84(c.x, c.y);
+            if !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
+                bad.borrow_mut().get_or_insert_with(|| {
+                    format!(
+                        "coordinate ({}, {}) is outside {crs}'s range; is the file in another CRS? (use --crs)",
+                        c.x, c.y
+                    )
+                });
+            }
+            geo::Coord { x, y }
+        });
+        if let Some(reason) = bad.into_inner() {
+            return Err(fail(n, reason));
+        }
+        if let Err(e) = g.check_validation() {
+            return Err(fail(n, format!("invalid geometry: {e}")));
+        }
+        let mut values = vec![Value::Null; fields.len()];
+        for (name, v) in rf.properties {
+            if let Some(idx) = fields.iter().position(|f| f.name == name) {
+                values[idx] = coerce(v, fields[idx].kind);
+            }
+        }
+        features.push(Feature {
+            id: n as i64,
+            geometry: g,
+            values,
+        });
+        if n % 10_000 == 0 {
+            progress.advance(10_000);
+        }
+    }
+    let kind = kind.ok_or_else(|| Error::ImportFile {
+        file: file.to_owned(),
+        reason: "the file holds no features".into(),
+    })?;
+    Ok(ValidLayer {
+        kind,
+        fields,
+        features,
+        crs,
+    })
+}
+
+/// The outcome of an import.
+#[derive(Debug)]
+pub struct Imported {
+    /// the layer's metadata as stored
+    pub meta: LayerMeta,
+    /// the whole layer's features when the import replaced it (appends must re-read the store)
+    pub features: Option<Vec<Feature>>,
+}
+
+/// Imports a file into a store: read and validate (off the async threads), merge metadata with
+/// the existing layer's, then one atomic write. On error the store is unchanged.
+pub async fn import(
+    store: &dyn Store,
+    req: ImportRequest,
+    progress: Arc<dyn Progress>,
+) -> Result<Imported> {
+    check_layer_name(&req.layer)?;
+    if let (Some(a), Some(b)) = (req.minzoom, req.maxzoom)
+        && a > b
+    {
+        return Err(Error::Invalid(format!("minzoom {a} is above maxzoom {b}")));
+    }
+    let existing = store.layers().await?.into_iter().find(|m| m.name == req.layer);
+    let p = Arc::clone(&progress);
+    let (req, valid) = tokio::task::spawn_blocking(move || {
+        let v = read_and_validate(&req, p.as_ref());
+        (req, v)
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?;
+    let valid = valid?;
+    let meta = merge_meta(existing.as_ref(), &req, &valid)?;
+    progress.phase("writing", None);
+    let stored = store.write_layer(&meta, &valid.features, req.mode).await?;
+    progress.finish();
+    let whole = req.mode == WriteMode::Replace || existing.is_none();
+    Ok(Imported {
+        meta: stored,
+        features: whole.then_some(valid.features),
+    })
+}
+
+fn merge_meta(existing: Option<&LayerMeta>, req: &ImportRequest, valid: &ValidLayer) -> Result<LayerMeta> {
+    let mut meta = existing.cloned().unwrap_or_else(|| LayerMeta::new(&req.layer, valid.kind));
+    meta.geometry_kind = valid.kind;
+    meta.fields.clone_from(&valid.fields);
+    if let Some(t) = &req.title {
+        meta.title.clone_from(t);
+    }
+    if let Some(d) = &req.description {
+        meta.description.clone_from(d);
+    }
+    if let Some(z) = req.minzoom {
+        meta.minzoom = z;
+    }
+    if let Some(z) = req.maxzoom {
+        meta.maxzoom = z;
+    }
+    if meta.minzoom > meta.maxzoom || meta.maxzoom > citytwin_tiles::tile::MAX_ZOOM {
+        return Err(Error::Invalid(format!(
+            "zoom range {}..{} is invalid (0 ≤ minzoom ≤ maxzoom ≤ {})",
+            meta.minzoom,
+            meta.maxzoom,
+            citytwin_tiles::tile::MAX_ZOOM
+        )));
+    }
+    meta.source = req
+        .source
+        .clone()
+        .unwrap_or_else(|| format!("{} ({})", file_label(&req.path), valid.crs));
+    if req.acquired.is_some() {
+        meta.acquired.clone_from(&req.acquired);
+    }
+    Ok(meta)
+}
+
+/// The file name without directories, for metadata.
+#[must_use]
+pub fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}

@@ -1,0 +1,150 @@
+//! The per-layer spatial index: features pre-projected to Web Mercator in an R-tree.
+
+use crate::layer::{Feature, LayerMeta};
+use citytwin_tiles::Value;
+use citytwin_tiles::proj::lonlat_to_mercator;
+use geo::{Area, BoundingRect, Euclidean, Geometry, Length, MapCoords, Rect};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+
+/// A feature as the index keeps it.
+#[derive(Debug, Clone)]
+pub struct IndexedFeature {
+    /// feature id
+    pub id: i64,
+    /// geometry in Web Mercator metres
+    pub geometry: Geometry<f64>,
+    /// values aligned with the layer's fields
+    pub values: Box<[Value]>,
+    /// area (polygons), length (lines) or a stable pseudo-random rank (points), for thinning
+    pub size: f64,
+}
+
+type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// One layer's features and their R-tree, immutable once built (a change builds a new one).
+#[derive(Debug)]
+pub struct LayerIndex {
+    /// the layer's metadata as stored
+    pub meta: LayerMeta,
+    features: Vec<IndexedFeature>,
+    tree: RTree<Entry>,
+    /// increases every time the layer changes; part of tile cache keys and ETags
+    pub version: u64,
+}
+
+/// A stable pseudo-random rank for a point id, so thinning keeps an even sample.
+fn point_rank(id: i64) -> f64 {
+    let mut x = id as u64 ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x >> 11) as f64
+}
+
+impl LayerIndex {
+    /// Projects WGS84 features to Web Mercator and bulk-loads the tree.
+    #[must_use]
+    pub fn build(meta: LayerMeta, features: Vec<Feature>, version: u64) -> Self {
+        let features: Vec<IndexedFeature> = features
+            .into_iter()
+            .map(|f| {
+                let geometry = f.geometry.map_coords(|c| {
+                    let (x, y) = lonlat_to_mercator(c.x, c.y);
+                    geo::Coord { x, y }
+                });
+                let size = match &geometry {
+                    Geometry::Polygon(_) | Geometry::MultiPolygon(_) => geometry.unsigned_area(),
+                    Geometry::LineString(l) => Euclidean.length(l),
+                    Geometry::MultiLineString(l) => Euclidean.length(l),
+                    _ => point_rank(f.id),
+                };
+                IndexedFeature {
+                    id: f.id,
+                    geometry,
+                    values: f.values.into_boxed_slice(),
+                    size,
+                }
+            })
+            .collect();
+        let entries: Vec<Entry> = features
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let r = f.geometry.bounding_rect()?;
+                Some(GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i as u32,
+                ))
+            })
+            .collect();
+        Self {
+            meta,
+            features,
+            tree: RTree::bulk_load(entries),
+            version,
+        }
+    }
+
+    /// Features whose bounding box touches `area` (Web Mercator).
+    pub fn query(&self, area: Rect<f64>) -> impl Iterator<Item = &IndexedFeature> {
+        let env = AABB::from_corners([area.min().x, area.min().y], [area.max().x, area.max().y]);
+        self.tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|e| &self.features[e.data as usize])
+    }
+
+    /// Every feature, in id order.
+    #[must_use]
+    pub fn features(&self) -> &[IndexedFeature] {
+        &self.features
+    }
+
+    /// Number of features.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Whether the layer is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    /// Largest feature id, for appending.
+    #[must_use]
+    pub fn max_id(&self) -> i64 {
+        self.features.iter().map(|f| f.id).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::GeometryKind;
+    use geo::{Point, coord};
+
+    #[test]
+    fn finds_points_in_a_box_and_not_outside() {
+        let feats = (0..100)
+            .map(|i| Feature {
+                id: i,
+                geometry: Point::new(118.0 + i as f64 * 0.01, 32.0).into(),
+                values: vec![],
+            })
+            .collect();
+        let idx = LayerIndex::build(LayerMeta::new("p", GeometryKind::Point), feats, 1);
+        let (x0, y0) = lonlat_to_mercator(118.095, 31.9);
+        let (x1, y1) = lonlat_to_mercator(118.205, 32.1);
+        let hits: Vec<i64> = {
+            let mut v: Vec<i64> = idx
+                .query(Rect::new(coord! {x: x0, y: y0}, coord! {x: x1, y: y1}))
+                .map(|f| f.id)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(hits, (10..=20).collect::<Vec<_>>());
+        assert_eq!(idx.max_id(), 99);
+    }
+}

@@ -1,0 +1,83 @@
+//! citytwin-city: the twin of the city.
+//!
+//! Layers of features and their metadata, the store trait with its embedded GeoPackage
+//! backend, import from the common GIS file formats, the per-layer spatial index, and the
+//! generator of Nanjing's fixture data. Nothing here knows about HTTP.
+
+pub mod generate;
+pub mod import;
+pub mod index;
+pub mod layer;
+pub mod store;
+pub mod twin;
+
+pub use index::LayerIndex;
+pub use layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
+pub use store::{Store, WriteMode};
+pub use twin::{City, TileRequest, TileOutput};
+
+/// Everything that can go wrong in the twin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No layer of that name.
+    #[error("layer {0:?} does not exist")]
+    UnknownLayer(String),
+    /// A layer name that cannot be a table name.
+    #[error("invalid layer name {0:?}: use 1 to 63 lowercase letters, digits or _, starting with a letter")]
+    InvalidLayerName(String),
+    /// An import that failed at one feature.
+    #[error("{file}: feature {feature}: {reason}")]
+    ImportFeature {
+        /// the file being imported
+        file: String,
+        /// 1-based feature number
+        feature: usize,
+        /// what is wrong
+        reason: String,
+    },
+    /// An import that failed as a whole (unreadable, unknown format or CRS).
+    #[error("{file}: {reason}")]
+    ImportFile {
+        /// the file being imported
+        file: String,
+        /// what is wrong
+        reason: String,
+    },
+    /// Input that breaks a rule of the twin.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// Tile math or encoding failed.
+    #[error(transparent)]
+    Tiles(#[from] citytwin_tiles::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// the file
+        path: String,
+        /// the cause
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the error is the caller's fault (bad input) rather than the server's.
+    #[must_use]
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownLayer(_)
+                | Error::InvalidLayerName(_)
+                | Error::ImportFeature { .. }
+                | Error::ImportFile { .. }
+                | Error::Invalid(_)
+                | Error::Tiles(_)
+        )
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,388 @@
+//! The embedded store: one OGC GeoPackage file (SQLite), readable by QGIS and GDAL.
+//!
+//! Each layer is a GeoPackage feature table (`fid`, `geom`, attribute columns) registered in
+//! `gpkg_contents` and `gpkg_geometry_columns`; citytwin's own metadata (title, zooms, source,
+//! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
+
+use super::{Store, WriteMode};
+use crate::layer::{Feature, FieldKind, GeometryKind, LayerMeta, check_layer_name, now_rfc3339};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use citytwin_tiles::Value;
+use futures_util::TryStreamExt;
+use geo::{BoundingRect, Geometry, MultiLineString, MultiPolygon};
+use geozero::{CoordDimensions, ToWkb};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool, ValueRef};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+const WGS84_WKT: &str = r#"GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],AUTHORITY["EPSG","4326"]]"#;
+
+const SCHEMA: &[&str] = &[
+    "PRAGMA application_id = 1196444487",
+    "PRAGMA user_version = 10400",
+    "CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL, organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT)",
+    "CREATE TABLE IF NOT EXISTS gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE, description TEXT DEFAULT '', last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER, CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))",
+    "CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL, CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name), CONSTRAINT uk_gc_table_name UNIQUE (table_name), CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name), CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))",
+    "CREATE TABLE IF NOT EXISTS citytwin_layers (name TEXT PRIMARY KEY, meta TEXT NOT NULL)",
+];
+
+/// A GeoPackage file holding every layer.
+#[derive(Debug, Clone)]
+pub struct GeoPackageStore {
+    path: PathBuf,
+    pool: SqlitePool,
+}
+
+impl GeoPackageStore {
+    /// Opens the GeoPackage at `path`, creating it (and its GeoPackage tables) when missing.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let mut tx = pool.begin().await?;
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        for (name, id, org, code, def) in [
+            ("Undefined cartesian SRS", -1, "NONE", -1, "undefined"),
+            ("Undefined geographic SRS", 0, "NONE", 0, "undefined"),
+            ("WGS 84 geodetic", 4326, "EPSG", 4326, WGS84_WKT),
+        ] {
+            sqlx::query(
+                "INSERT OR IGNORE INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, organization_coordsys_id, definition) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(id)
+            .bind(org)
+            .bind(code)
+            .bind(def)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            pool,
+        })
+    }
+
+    /// The file this store lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the pool, checkpointing the write-ahead log into the file.
+    pub async fn close(&self) {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
+        self.pool.close().await;
+    }
+}
+
+/// GeoPackage geometry blob: the `GP` header with an XY envelope, then little-endian WKB.
+fn gpkg_blob(g: &Geometry<f64>) -> Result<Vec<u8>> {
+    let wkb = g
+        .to_wkb(CoordDimensions::xy())
+        .map_err(|e| Error::Invalid(format!("cannot encode geometry: {e}")))?;
+    let mut out = Vec::with_capacity(8 + 32 + wkb.len());
+    out.extend_from_slice(b"GP");
+    out.push(0);
+    match g.bounding_rect() {
+        Some(r) => {
+            out.push(0b0000_0011);
+            out.extend_from_slice(&4326i32.to_le_bytes());
+            for v in [r.min().x, r.max().x, r.min().y, r.max().y] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        None => {
+            out.push(0b0001_0001);
+            out.extend_from_slice(&4326i32.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&wkb);
+    Ok(out)
+}
+
+/// Stores polygons and lines in their multi form, as the column type says.
+fn to_column_form(g: &Geometry<f64>) -> Geometry<f64> {
+    match g {
+        Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(vec![p.clone()])),
+        Geometry::LineString(l) => {
+            Geometry::MultiLineString(MultiLineString::new(vec![l.clone()]))
+        }
+        other => other.clone(),
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn bounds_of(features: &[Feature]) -> Option<[f64; 4]> {
+    features
+        .iter()
+        .filter_map(|f| f.geometry.bounding_rect())
+        .fold(None, |acc: Option<[f64; 4]>, r| {
+            Some(match acc {
+                None => [r.min().x, r.min().y, r.max().x, r.max().y],
+                Some(b) => [
+                    b[0].min(r.min().x),
+                    b[1].min(r.min().y),
+                    b[2].max(r.max().x),
+                    b[3].max(r.max().y),
+                ],
+            })
+        })
+}
+
+fn union_bounds(a: Option<[f64; 4]>, b: Option<[f64; 4]>) -> Option<[f64; 4]> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some([a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]),
+        (a, b) => a.or(b),
+    }
+}
+
+#[async_trait]
+impl Store for GeoPackageStore {
+    fn describe(&self) -> String {
+        format!("geopackage:{}", self.path.display())
+    }
+
+    async fn layers(&self) -> Result<Vec<LayerMeta>> {
+        let rows = sqlx::query("SELECT meta FROM citytwin_layers ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.try_get(0)?;
+                serde_json::from_str(&json)
+                    .map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
+            })
+            .collect()
+    }
+
+    async fn read_features(&self, layer: &str) -> Result<Vec<Feature>> {
+        check_layer_name(layer)?;
+        let meta = self
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == layer)
+            .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
+        let cols: String = meta
+            .fields
+            .iter()
+            .map(|f| format!(", {}", quote(&f.name)))
+            .collect();
+        let sql = format!("SELECT fid, geom{cols} FROM {} ORDER BY fid", quote(layer));
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        let mut out = Vec::with_capacity(meta.feature_count as usize);
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get(0)?;
+            let geom: geozero::wkb::Decode<Geometry<f64>> = row.try_get(1)?;
+            let Some(geometry) = geom.geometry else {
+                continue;
+            };
+            let mut values = Vec::with_capacity(meta.fields.len());
+            for (i, field) in meta.fields.iter().enumerate() {
+                let raw = row.try_get_raw(i + 2)?;
+                if raw.is_null() {
+                    values.push(Value::Null);
+                    continue;
+                }
+                values.push(match field.kind {
+                    FieldKind::Integer => Value::Int(row.try_get(i + 2)?),
+                    FieldKind::Real => Value::Float(row.try_get(i + 2)?),
+                    FieldKind::Boolean => Value::Bool(row.try_get(i + 2)?),
+                    FieldKind::Text => Value::from(row.try_get::<&str, _>(i + 2)?),
+                });
+            }
+            out.push(Feature {
+                id,
+                geometry,
+                values,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn write_layer(
+        &self,
+        meta: &LayerMeta,
+        features: &[Feature],
+        mode: WriteMode,
+    ) -> Result<LayerMeta> {
+        check_layer_name(&meta.name)?;
+        let existing = self.layers().await?.into_iter().find(|m| m.name == meta.name);
+        let table = quote(&meta.name);
+        let mut stored = meta.clone();
+        let mut tx = self.pool.begin().await?;
+        match (&existing, mode) {
+            (Some(old), WriteMode::Append) => {
+                if old.geometry_kind != meta.geometry_kind {
+                    return Err(Error::Invalid(format!(
+                        "layer {} holds {} geometries, not {}",
+                        meta.name,
+                        old.geometry_kind.name(),
+                        meta.geometry_kind.name()
+                    )));
+                }
+                for f in &meta.fields {
+                    match old.fields.iter().find(|o| o.name == f.name) {
+                        Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
+                            return Err(Error::Invalid(format!(
+                                "field {} of layer {} is {:?}, the new features have {:?}",
+                                f.name, meta.name, o.kind, f.kind
+                            )));
+                        }
+                        Some(_) => {}
+                        None => {
+                            sqlx::query(&format!(
+                                "ALTER TABLE {table} ADD COLUMN {} {}",
+                                quote(&f.name),
+                                f.kind.sql_type()
+                            ))
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                stored.feature_count = old.feature_count + features.len() as u64;
+                stored.bounds = union_bounds(old.bounds, bounds_of(features));
+            }
+            _ => {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let cols: String = meta
+                    .fields
+                    .iter()
+                    .map(|f| format!(", {} {}", quote(&f.name), f.kind.sql_type()))
+                    .collect();
+                sqlx::query(&format!(
+                    "CREATE TABLE {table} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom {}{cols})",
+                    meta.geometry_kind.gpkg_name()
+                ))
+                .execute(&mut *tx)
+                .await?;
+                stored.feature_count = features.len() as u64;
+                stored.bounds = bounds_of(features);
+            }
+        }
+        let columns: String = meta
+            .fields
+            .iter()
+            .map(|f| format!(", {}", quote(&f.name)))
+            .collect();
+        let per_row = meta.fields.len() + 2;
+        let rows_per_stmt = (30_000 / per_row).clamp(1, 400);
+        for chunk in features.chunks(rows_per_stmt) {
+            let placeholders = format!("({})", vec!["?"; per_row].join(","));
+            let sql = format!(
+                "INSERT INTO {table} (fid, geom{columns}) VALUES {}",
+                vec![placeholders.as_str(); chunk.len()].join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                if f.values.len() != meta.fields.len() {
+                    return Err(Error::Invalid(format!(
+                        "feature {} has {} values for {} fields",
+                        f.id,
+                        f.values.len(),
+                        meta.fields.len()
+                    )));
+                }
+                // appended features get fresh ids from the table's sequence
+                let fid = (mode == WriteMode::Replace || existing.is_none()).then_some(f.id);
+                q = q.bind(fid).bind(gpkg_blob(&to_column_form(&f.geometry))?);
+                for v in &f.values {
+                    q = match v {
+                        Value::Null => q.bind(None::<i64>),
+                        Value::Bool(b) => q.bind(*b),
+                        Value::Int(i) => q.bind(*i),
+                        Value::Float(x) => q.bind(*x),
+                        Value::Text(s) => q.bind(s.to_string()),
+                    };
+                }
+            }
+            q.execute(&mut *tx).await?;
+        }
+        stored.updated_at = now_rfc3339();
+        let b = stored.bounds.unwrap_or([0.0; 4]);
+        sqlx::query("INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, 4326)")
+            .bind(&meta.name)
+            .bind(&meta.title)
+            .bind(&meta.description)
+            .bind(b[0])
+            .bind(b[1])
+            .bind(b[2])
+            .bind(b[3])
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT OR REPLACE INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, 'geom', ?, 4326, 0, 0)")
+            .bind(&meta.name)
+            .bind(meta.geometry_kind.gpkg_name())
+            .execute(&mut *tx)
+            .await?;
+        if let (Some(old), WriteMode::Append) = (&existing, mode) {
+            // keep columns the old layer had and the new features lack
+            for f in &old.fields {
+                if !stored.fields.iter().any(|n| n.name == f.name) {
+                    stored.fields.push(f.clone());
+                }
+            }
+        }
+        let json = serde_json::to_string(&stored)
+            .map_err(|e| Error::Invalid(format!("cannot encode metadata: {e}")))?;
+        sqlx::query("INSERT OR REPLACE INTO citytwin_layers (name, meta) VALUES (?, ?)")
+            .bind(&meta.name)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn drop_layer(&self, layer: &str) -> Result<()> {
+        check_layer_name(layer)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", quote(layer)))
+            .execute(&mut *tx)
+            .await?;
+        for table in ["gpkg_geometry_columns", "gpkg_contents"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE table_name = ?"))
+                .bind(layer)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM citytwin_layers WHERE name = ?")
+            .bind(layer)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// The geometry kind GeoPackage calls a column, for reading foreign GeoPackages.
+#[must_use]
+pub fn kind_of_gpkg_type(name: &str) -> Option<GeometryKind> {
+    GeometryKind::parse(name)
+}

@@ -1,0 +1,252 @@
+//! The twin itself: the store plus an index per layer, kept in step.
+
+use crate::import::{ImportRequest, Progress};
+use crate::index::LayerIndex;
+use crate::layer::LayerMeta;
+use crate::store::Store;
+use crate::{Error, Result};
+use citytwin_tiles::{
+    LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile,
+};
+use geo::{Rect, coord};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
+
+/// Extent of every tile written.
+pub const TILE_EXTENT: u32 = 4096;
+/// Buffer around every tile, in extent units.
+pub const TILE_BUFFER: u32 = 64;
+
+/// A request for one (possibly composite) tile.
+#[derive(Debug, Clone)]
+pub struct TileRequest<'a> {
+    /// layer names, in drawing order
+    pub layers: &'a [String],
+    /// the tile
+    pub coord: TileCoord,
+    /// limits for the whole tile, split among its layers
+    pub budget: TileBudget,
+}
+
+/// An encoded tile with what each layer contributed.
+#[derive(Debug, Clone)]
+pub struct TileOutput {
+    /// MVT bytes (uncompressed); empty when no layer has features there
+    pub bytes: Vec<u8>,
+    /// per-layer statistics
+    pub stats: Vec<(String, LayerStats)>,
+}
+
+type LayerMap = BTreeMap<String, Arc<LayerIndex>>;
+
+/// The live twin: a store and the indexes built from it.
+pub struct City {
+    store: Arc<dyn Store>,
+    layers: RwLock<Arc<LayerMap>>,
+    versions: AtomicU64,
+    changes: broadcast::Sender<String>,
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for City {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("City")
+            .field("store", &self.store.describe())
+            .field("layers", &self.snapshot().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl City {
+    /// Opens the twin over a store, loading and indexing every layer.
+    pub async fn open(store: Arc<dyn Store>) -> Result<Self> {
+        let (changes, _) = broadcast::channel(256);
+        let city = Self {
+            store,
+            layers: RwLock::new(Arc::new(BTreeMap::new())),
+            versions: AtomicU64::new(1),
+            changes,
+            writes: tokio::sync::Mutex::new(()),
+        };
+        let metas = city.store.layers().await?;
+        let loads = metas.into_iter().map(|m| city.load_layer(m));
+        let loaded = futures_util::future::try_join_all(loads).await?;
+        let map: LayerMap = loaded.into_iter().map(|l| (l.meta.name.clone(), l)).collect();
+        *city.layers.write().map_err(|_| poisoned())? = Arc::new(map);
+        Ok(city)
+    }
+
+    async fn load_layer(&self, meta: LayerMeta) -> Result<Arc<LayerIndex>> {
+        let features = self.store.read_features(&meta.name).await?;
+        let version = self.versions.fetch_add(1, Ordering::Relaxed);
+        let index = tokio::task::spawn_blocking(move || LayerIndex::build(meta, features, version))
+            .await
+            .map_err(|e| Error::Invalid(format!("index build failed: {e}")))?;
+        Ok(Arc::new(index))
+    }
+
+    /// The store behind the twin.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn snapshot(&self) -> Arc<LayerMap> {
+        self.layers
+            .read()
+            .map_or_else(|p| Arc::clone(&p.into_inner()), |g| Arc::clone(&g))
+    }
+
+    /// One layer's index.
+    #[must_use]
+    pub fn layer(&self, name: &str) -> Option<Arc<LayerIndex>> {
+        self.snapshot().get(name).cloned()
+    }
+
+    /// Every layer, ordered by name.
+    #[must_use]
+    pub fn layers(&self) -> Vec<Arc<LayerIndex>> {
+        self.snapshot().values().cloned().collect()
+    }
+
+    /// Names of layers as they change (imported, appended, dropped, reloaded).
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    fn install(&self, index: Option<Arc<LayerIndex>>, name: &str) -> Result<()> {
+        {
+            let mut guard = self.layers.write().map_err(|_| poisoned())?;
+            let mut map = (**guard).clone();
+            match index {
+                Some(i) => map.insert(name.to_owned(), i),
+                None => map.remove(name),
+            };
+            *guard = Arc::new(map);
+        }
+        let _ = self.changes.send(name.to_owned());
+        Ok(())
+    }
+
+    /// Imports a file into a layer: read and validate, write atomically, rebuild the index.
+    /// On any error the layer, in the store and in the index, is as it was.
+    pub async fn import(
+        &self,
+        req: ImportRequest,
+        progress: Arc<dyn Progress>,
+    ) -> Result<LayerMeta> {
+        let _write = self.writes.lock().await;
+        let imported = crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
+        let index = match imported.features {
+            Some(features) => {
+                let version = self.versions.fetch_add(1, Ordering::Relaxed);
+                let m = imported.meta.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || LayerIndex::build(m, features, version))
+                        .await
+                        .map_err(|e| Error::Invalid(format!("index build failed: {e}")))?,
+                )
+            }
+            None => self.load_layer(imported.meta.clone()).await?,
+        };
+        self.install(Some(index), &imported.meta.name)?;
+        Ok(imported.meta)
+    }
+
+    /// Removes a layer.
+    pub async fn drop_layer(&self, name: &str) -> Result<()> {
+        let _write = self.writes.lock().await;
+        if self.layer(name).is_none() {
+            return Err(Error::UnknownLayer(name.to_owned()));
+        }
+        self.store.drop_layer(name).await?;
+        self.install(None, name)
+    }
+
+    /// Reloads layers another process changed in the store; returns their names.
+    pub async fn refresh(&self) -> Result<Vec<String>> {
+        let _write = self.writes.lock().await;
+        let metas = self.store.layers().await?;
+        let current = self.snapshot();
+        let mut changed = Vec::new();
+        for meta in &metas {
+            let stale = current
+                .get(&meta.name)
+                .is_none_or(|l| l.meta.updated_at != meta.updated_at);
+            if stale {
+                let index = self.load_layer(meta.clone()).await?;
+                self.install(Some(index), &meta.name)?;
+                changed.push(meta.name.clone());
+            }
+        }
+        for name in current.keys() {
+            if !metas.iter().any(|m| &m.name == name) {
+                self.install(None, name)?;
+                changed.push(name.clone());
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Encodes one tile from the indexes. Layers below their minimum zoom contribute nothing.
+    pub fn tile(&self, req: &TileRequest<'_>) -> Result<TileOutput> {
+        let snapshot = self.snapshot();
+        let indexes: Vec<&Arc<LayerIndex>> = req
+            .layers
+            .iter()
+            .map(|n| snapshot.get(n).ok_or_else(|| Error::UnknownLayer(n.clone())))
+            .collect::<Result<_>>()?;
+        let budget = req.budget.split(indexes.len());
+        let bounds = req.coord.bounds();
+        let pad = req.coord.span() * f64::from(TILE_BUFFER) / f64::from(TILE_EXTENT);
+        let area = Rect::new(
+            coord! { x: bounds.min().x - pad, y: bounds.min().y - pad },
+            coord! { x: bounds.max().x + pad, y: bounds.max().y + pad },
+        );
+        let mut layers = Vec::new();
+        let mut stats = Vec::new();
+        for index in indexes {
+            let meta = &index.meta;
+            if req.coord.z < meta.minzoom {
+                continue;
+            }
+            let features: Vec<SourceFeature<'_>> = index
+                .query(area)
+                .map(|f| SourceFeature {
+                    id: f.id as u64,
+                    geometry: &f.geometry,
+                    values: &f.values,
+                    size: f.size,
+                })
+                .collect();
+            if features.is_empty() {
+                continue;
+            }
+            let encoder = LayerEncoder {
+                name: &meta.name,
+                fields: meta.tile_columns(),
+                extent: TILE_EXTENT,
+                buffer: TILE_BUFFER,
+                generalise: req.coord.z < meta.maxzoom,
+            };
+            let out = encoder.encode(req.coord, &features, &budget)?;
+            stats.push((meta.name.clone(), out.stats));
+            if !out.layer.features.is_empty() {
+                layers.push(out.layer);
+            }
+        }
+        let bytes = if layers.is_empty() {
+            Vec::new()
+        } else {
+            encode_tile(layers)
+        };
+        Ok(TileOutput { bytes, stats })
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Invalid("layer table lock poisoned".into())
+}

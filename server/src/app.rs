@@ -1,0 +1,233 @@
+//! Application state, the router, and the serve loop with graceful shutdown.
+
+use crate::config::Settings;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::routes;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use bytes::Bytes;
+use citytwin_city::City;
+use moka::sync::Cache;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// A tile cache key: the layer list, the versions of those layers, and the tile.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct TileKey {
+    /// comma-joined layer names
+    pub layers: Arc<str>,
+    /// combined version of the layers; a changed layer never hits an old entry
+    pub version: u64,
+    /// zoom
+    pub z: u8,
+    /// column
+    pub x: u32,
+    /// row
+    pub y: u32,
+}
+
+/// An encoded tile, kept both raw and gzipped.
+#[derive(Debug)]
+pub struct CachedTile {
+    /// MVT bytes
+    pub raw: Bytes,
+    /// gzip of `raw`
+    pub gzip: Bytes,
+    /// strong ETag of the content
+    pub etag: String,
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// the twin
+    pub city: Arc<City>,
+    /// effective configuration
+    pub settings: Arc<Settings>,
+    /// tile cache; `None` when turned off
+    pub tiles: Option<Cache<TileKey, Arc<CachedTile>>>,
+    /// metrics
+    pub metrics: Arc<Metrics>,
+    /// start time, for `/health`
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State over an opened twin.
+    #[must_use]
+    pub fn new(city: Arc<City>, settings: Settings) -> Self {
+        let tiles = (settings.cache_mb > 0).then(|| {
+            Cache::builder()
+                .max_capacity(settings.cache_mb * 1024 * 1024)
+                .weigher(|_k: &TileKey, v: &Arc<CachedTile>| {
+                    u32::try_from(v.raw.len() + v.gzip.len() + 128).unwrap_or(u32::MAX)
+                })
+                .support_invalidation_closures()
+                .build()
+        });
+        let state = Self {
+            city,
+            settings: Arc::new(settings),
+            tiles,
+            metrics: Arc::new(Metrics::new()),
+            started: Instant::now(),
+        };
+        state.update_gauges();
+        state
+    }
+
+    /// Refreshes the layer and feature gauges.
+    pub fn update_gauges(&self) {
+        let layers = self.city.layers();
+        self.metrics.layers.set(layers.len() as i64);
+        self.metrics
+            .features
+            .set(layers.iter().map(|l| l.len() as i64).sum());
+    }
+
+    /// Drops cached tiles of a layer that changed (entries would no longer be hit anyway, as
+    /// keys carry layer versions; this frees their memory at once).
+    pub fn forget_layer(&self, name: &str) {
+        if let Some(cache) = &self.tiles {
+            let name = name.to_owned();
+            let _ = cache.invalidate_entries_if(move |k, _| k.layers.split(',').any(|l| l == name));
+        }
+        self.update_gauges();
+    }
+}
+
+/// `scheme://host` of the request, honouring reverse-proxy headers.
+#[must_use]
+pub fn base_url(headers: &HeaderMap) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let proto = get("x-forwarded-proto").unwrap_or("http");
+    let host = get("x-forwarded-host")
+        .or_else(|| get(header::HOST.as_str()))
+        .unwrap_or("localhost");
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))
+        .collect();
+    let proto = if proto == "https" { "https" } else { "http" };
+    format!("{proto}://{host}")
+}
+
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.latency.observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+        .allow_headers(Any)
+        .expose_headers([header::ETAG, header::CONTENT_ENCODING]);
+    Router::new()
+        .merge(routes::tiles::router())
+        .merge(routes::catalog::router())
+        .merge(routes::styles::router())
+        .merge(routes::ops::router())
+        .merge(routes::web::router(&state.settings))
+        .fallback(routes::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Keeps the caches in step with layer changes and picks up changes other processes made.
+pub fn spawn_watchers(state: &AppState) {
+    let mut changes = state.city.subscribe();
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(name) => s.forget_layer(&name),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(c) = &s.tiles {
+                        c.invalidate_all();
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    let secs = state.settings.refresh_secs;
+    if secs > 0 {
+        let city = Arc::clone(&state.city);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match city.refresh().await {
+                    Ok(changed) if !changed.is_empty() => {
+                        tracing::info!(?changed, "reloaded layers changed in the store");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "store refresh failed"),
+                }
+            }
+        });
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The body of a tile response, raw or gzipped as the client accepts.
+#[must_use]
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.trim().split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            (name == "gzip" || name == "*") && !q_zero
+        })
+}

@@ -1,0 +1,228 @@
+//! Configuration in three layers: command-line flags over environment variables over a TOML
+//! file, over built-in defaults. `citytwin serve --print-config` shows the effective result.
+
+use citytwin_tiles::TileBudget;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Flags of `citytwin serve`; every one also reads an environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file
+    #[arg(long, env = "CITYTWIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// address to listen on
+    #[arg(long, env = "CITYTWIN_LISTEN")]
+    pub listen: Option<String>,
+    /// the store: a GeoPackage path
+    #[arg(long, env = "CITYTWIN_STORE")]
+    pub store: Option<String>,
+    /// create the store from the demo fixtures when it is missing
+    #[arg(long, env = "CITYTWIN_DEMO")]
+    pub demo: bool,
+    /// folder with the fixture manifest used by --demo
+    #[arg(long, env = "CITYTWIN_FIXTURES")]
+    pub fixtures: Option<PathBuf>,
+    /// folder of the browser pages
+    #[arg(long, env = "CITYTWIN_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// folder of the MapLibre styles
+    #[arg(long, env = "CITYTWIN_STYLES_DIR")]
+    pub styles_dir: Option<PathBuf>,
+    /// tile cache size in MiB (0 turns the cache off)
+    #[arg(long, env = "CITYTWIN_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// largest tile layer, in bytes before compression
+    #[arg(long, env = "CITYTWIN_TILE_MAX_BYTES")]
+    pub tile_max_bytes: Option<usize>,
+    /// most features in one tile
+    #[arg(long, env = "CITYTWIN_TILE_MAX_FEATURES")]
+    pub tile_max_features: Option<usize>,
+    /// log format: human or json
+    #[arg(long, env = "CITYTWIN_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// seconds between checks for layers changed in the store by another process (0: never)
+    #[arg(long, env = "CITYTWIN_REFRESH_SECS")]
+    pub refresh_secs: Option<u64>,
+    /// print the effective configuration as TOML and exit
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The configuration file: the same keys as the flags, all optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// see [`ServeArgs::listen`]
+    pub listen: Option<String>,
+    /// see [`ServeArgs::store`]
+    pub store: Option<String>,
+    /// see [`ServeArgs::demo`]
+    pub demo: Option<bool>,
+    /// see [`ServeArgs::fixtures`]
+    pub fixtures: Option<PathBuf>,
+    /// see [`ServeArgs::web_dir`]
+    pub web_dir: Option<PathBuf>,
+    /// see [`ServeArgs::styles_dir`]
+    pub styles_dir: Option<PathBuf>,
+    /// see [`ServeArgs::cache_mb`]
+    pub cache_mb: Option<u64>,
+    /// see [`ServeArgs::tile_max_bytes`]
+    pub tile_max_bytes: Option<usize>,
+    /// see [`ServeArgs::tile_max_features`]
+    pub tile_max_features: Option<usize>,
+    /// see [`ServeArgs::log_format`]
+    pub log_format: Option<String>,
+    /// see [`ServeArgs::refresh_secs`]
+    pub refresh_secs: Option<u64>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Settings {
+    /// address to listen on
+    pub listen: String,
+    /// GeoPackage path
+    pub store: String,
+    /// create the store from fixtures when missing
+    pub demo: bool,
+    /// fixture manifest folder
+    pub fixtures: PathBuf,
+    /// browser pages
+    pub web_dir: PathBuf,
+    /// MapLibre styles
+    pub styles_dir: PathBuf,
+    /// tile cache size in MiB
+    pub cache_mb: u64,
+    /// tile byte budget
+    pub tile_max_bytes: usize,
+    /// tile feature budget
+    pub tile_max_features: usize,
+    /// human or json
+    pub log_format: String,
+    /// seconds between store change checks
+    pub refresh_secs: u64,
+}
+
+/// A folder of the repository: relative to the working directory when it exists there,
+/// otherwise beside the source tree this binary was built from.
+#[must_use]
+pub fn repo_dir(rel: &str) -> PathBuf {
+    let here = PathBuf::from(rel);
+    if here.exists() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+impl Settings {
+    /// Merges flags/env over the file over defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("invalid config {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let log_format = args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "human".into());
+        if log_format != "human" && log_format != "json" {
+            return Err(format!("log format {log_format:?}: use human or json"));
+        }
+        let defaults = TileBudget::default();
+        Ok(Self {
+            listen: args
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            store: args
+                .store
+                .clone()
+                .or(file.store)
+                .unwrap_or_else(|| "data/citytwin.gpkg".into()),
+            demo: args.demo || file.demo.unwrap_or(false),
+            fixtures: args
+                .fixtures
+                .clone()
+                .or(file.fixtures)
+                .unwrap_or_else(|| repo_dir("fixtures/nanjing")),
+            web_dir: args
+                .web_dir
+                .clone()
+                .or(file.web_dir)
+                .unwrap_or_else(|| repo_dir("web")),
+            styles_dir: args
+                .styles_dir
+                .clone()
+                .or(file.styles_dir)
+                .unwrap_or_else(|| repo_dir("styles")),
+            cache_mb: args.cache_mb.or(file.cache_mb).unwrap_or(256),
+            tile_max_bytes: args
+                .tile_max_bytes
+                .or(file.tile_max_bytes)
+                .unwrap_or(defaults.max_bytes),
+            tile_max_features: args
+                .tile_max_features
+                .or(file.tile_max_features)
+                .unwrap_or(defaults.max_features),
+            log_format,
+            refresh_secs: args.refresh_secs.or(file.refresh_secs).unwrap_or(5),
+        })
+    }
+
+    /// The tile budget configured.
+    #[must_use]
+    pub fn budget(&self) -> TileBudget {
+        TileBudget {
+            max_bytes: self.tile_max_bytes,
+            max_features: self.tile_max_features,
+        }
+    }
+
+    /// The effective configuration as TOML.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\ncache_mb = 7\nstore = \"x.gpkg\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            store: Some("flag.gpkg".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.store, "flag.gpkg");
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.cache_mb, 7);
+        assert_eq!(s.refresh_secs, 5);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_formats_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        assert!(Settings::resolve(&args).unwrap_err().contains("lissten"));
+        let args = ServeArgs { log_format: Some("xml".into()), ..ServeArgs::default() };
+        assert!(Settings::resolve(&args).is_err());
+    }
+}

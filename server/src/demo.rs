@@ -1,0 +1,44 @@
+//! `--demo`: builds the embedded store from the committed Nanjing fixtures when it is missing.
+
+use citytwin_city::generate::read_manifest;
+use citytwin_city::import::{ImportRequest, Progress, import};
+use citytwin_city::store::gpkg::GeoPackageStore;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Creates the GeoPackage at `store` from the fixture manifest in `fixtures`, unless it exists.
+/// The file appears only once complete: it is built beside the target and renamed.
+pub async fn ensure_demo_store(
+    store: &Path,
+    fixtures: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<bool, String> {
+    if store.exists() {
+        return Ok(false);
+    }
+    let manifest = read_manifest(fixtures).map_err(|e| e.to_string())?;
+    if let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let partial = store.with_extension("gpkg.partial");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    let gpkg = GeoPackageStore::open(&partial).await.map_err(|e| e.to_string())?;
+    for entry in &manifest {
+        tracing::info!(layer = %entry.meta.name, file = %entry.file, "importing demo layer");
+        let mut req = ImportRequest::new(fixtures.join(&entry.file), &entry.meta.name);
+        req.title = Some(entry.meta.title.clone());
+        req.description = Some(entry.meta.description.clone());
+        req.minzoom = Some(entry.meta.minzoom);
+        req.maxzoom = Some(entry.meta.maxzoom);
+        req.source = Some(entry.meta.source.clone());
+        req.acquired.clone_from(&entry.meta.acquired);
+        import(&gpkg, req, Arc::clone(&progress))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    gpkg.close().await;
+    std::fs::rename(&partial, store).map_err(|e| format!("{}: {e}", store.display()))?;
+    Ok(true)
+}

@@ -1,0 +1,13 @@
+//! citytwin's server: CLI, configuration, HTTP adapters and wiring. Domain logic lives in
+//! `citytwin-city`; this crate only translates between HTTP and the twin.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod problem;
+pub mod progress;
+pub mod routes;
+
+pub use app::{AppState, router};
+pub use config::Settings;

@@ -1,0 +1,247 @@
+//! The `citytwin` command: serve, import, fixtures, layers.
+
+use citytwin::app::{AppState, router, shutdown_signal, spawn_watchers};
+use citytwin::config::{ServeArgs, Settings, repo_dir};
+use citytwin::progress::Bar;
+use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
+use citytwin_city::import::{ImportRequest, import};
+use citytwin_city::store::gpkg::GeoPackageStore;
+use citytwin_city::{City, Store, WriteMode};
+use citytwin_tiles::Crs;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "citytwin", version, about = "A live digital twin of a city: vector tiles, APIs and dashboards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve tiles, styles, the catalogue and the viewer over HTTP.
+    Serve(ServeArgs),
+    /// Import a GeoJSON, GeoPackage, FlatGeobuf, Shapefile or CSV file into a layer.
+    Import(ImportArgs),
+    /// Generate the Nanjing fixture data set (deterministic for a seed).
+    Fixtures(FixturesArgs),
+    /// List the layers of a store.
+    Layers {
+        /// the store: a GeoPackage path
+        #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
+        store: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// the file to import
+    file: PathBuf,
+    /// the target layer (lowercase letters, digits, _)
+    #[arg(long)]
+    layer: String,
+    /// the file's CRS: EPSG:4326, EPSG:4490, GCJ-02 or EPSG:3857 (default: what the file says, else EPSG:4326)
+    #[arg(long)]
+    crs: Option<String>,
+    /// add to the layer instead of replacing it
+    #[arg(long)]
+    append: bool,
+    /// the store: a GeoPackage path
+    #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
+    store: String,
+    /// the table to read from a GeoPackage that holds several
+    #[arg(long)]
+    source_layer: Option<String>,
+    /// title for the catalogue
+    #[arg(long)]
+    title: Option<String>,
+    /// lowest zoom of the layer's tiles
+    #[arg(long)]
+    minzoom: Option<u8>,
+    /// zoom of full detail
+    #[arg(long)]
+    maxzoom: Option<u8>,
+    /// where the data came from
+    #[arg(long)]
+    source: Option<String>,
+    /// when the source data was acquired (YYYY-MM-DD)
+    #[arg(long)]
+    acquired: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct FixturesArgs {
+    /// small (the committed demo set) or city (≥ 1M buildings, for benches)
+    #[arg(long, default_value = "small")]
+    scale: String,
+    /// random seed
+    #[arg(long, default_value_t = 20_250_101)]
+    seed: u64,
+    /// output folder (GeoJSON files and manifest.json)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// folder with the real reference data
+    #[arg(long)]
+    reference: Option<PathBuf>,
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn open_store_path(spec: &str) -> Result<PathBuf, String> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Err("the PostGIS store is not available in this build; use a .gpkg path".into());
+    }
+    Ok(PathBuf::from(spec.strip_prefix("geopackage:").unwrap_or(spec)))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let settings = Settings::resolve(&args)?;
+    if args.print_config {
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{}", settings.to_toml());
+        }
+        return Ok(());
+    }
+    init_logging(&settings.log_format);
+    let started = std::time::Instant::now();
+    let path = open_store_path(&settings.store)?;
+    if settings.demo {
+        let created = citytwin::demo::ensure_demo_store(&path, &settings.fixtures, Arc::new(Bar::new())).await?;
+        if created {
+            tracing::info!(store = %path.display(), "created the demo store from fixtures");
+        }
+    } else if !path.exists() {
+        return Err(format!(
+            "store {} does not exist: import data into it first, or run with --demo",
+            path.display()
+        ));
+    }
+    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
+    let city = Arc::new(City::open(Arc::new(store)).await.map_err(|e| e.to_string())?);
+    let state = AppState::new(Arc::clone(&city), settings.clone());
+    spawn_watchers(&state);
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        layers = city.layers().len(),
+        features = city.layers().iter().map(|l| l.len()).sum::<usize>(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "citytwin is serving; open http://{addr}/"
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn run_import(a: ImportArgs) -> Result<(), String> {
+    init_logging("human");
+    let path = open_store_path(&a.store)?;
+    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
+    let mut req = ImportRequest::new(a.file, &a.layer);
+    req.crs = a.crs.as_deref().map(Crs::parse).transpose().map_err(|e| e.to_string())?;
+    req.mode = if a.append { WriteMode::Append } else { WriteMode::Replace };
+    req.source_layer = a.source_layer;
+    req.title = a.title;
+    req.minzoom = a.minzoom;
+    req.maxzoom = a.maxzoom;
+    req.source = a.source;
+    req.acquired = a.acquired;
+    let started = std::time::Instant::now();
+    let imported = import(&store, req, Arc::new(Bar::new())).await;
+    store.close().await;
+    let imported = imported.map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        layer = %imported.meta.name,
+        features = imported.meta.feature_count,
+        seconds = format!("{secs:.2}"),
+        "imported"
+    );
+    Ok(())
+}
+
+fn run_fixtures(a: FixturesArgs) -> Result<(), String> {
+    init_logging("human");
+    let scale = Scale::parse(&a.scale).map_err(|e| e.to_string())?;
+    let reference_dir = a.reference.unwrap_or_else(|| repo_dir("fixtures/reference"));
+    let out = a.out.unwrap_or_else(|| match scale {
+        Scale::Small => repo_dir("fixtures/nanjing"),
+        Scale::City => PathBuf::from("data/fixtures-city"),
+    });
+    let reference = Reference::load(&reference_dir).map_err(|e| e.to_string())?;
+    let layers = generate(&reference, scale, a.seed, &Bar::new());
+    write_fixtures(&layers, &out).map_err(|e| e.to_string())?;
+    for l in &layers {
+        tracing::info!(layer = %l.meta.name, features = l.features.len(), "generated");
+    }
+    tracing::info!(out = %out.display(), "fixtures written");
+    Ok(())
+}
+
+async fn list_layers(store: &str) -> Result<(), String> {
+    let path = open_store_path(store)?;
+    if !path.exists() {
+        return Err(format!("store {} does not exist", path.display()));
+    }
+    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
+    let layers = store.layers().await.map_err(|e| e.to_string())?;
+    #[allow(clippy::print_stdout)]
+    for m in layers {
+        println!(
+            "{:<14} {:<10} {:>9} features  z{}-{}  {}",
+            m.name,
+            m.geometry_kind.name(),
+            m.feature_count,
+            m.minzoom,
+            m.maxzoom,
+            m.title
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("citytwin: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+            Command::Import(a) => run_import(a).await,
+            Command::Fixtures(a) => tokio::task::spawn_blocking(move || run_fixtures(a))
+                .await
+                .map_err(|e| e.to_string())?,
+            Command::Layers { store } => list_layers(&store).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("citytwin: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

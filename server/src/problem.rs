@@ -1,0 +1,91 @@
+//! RFC 9457 problem details: every error the HTTP layer returns, mapped in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use citytwin_city::Error as CityError;
+use serde::Serialize;
+
+/// An HTTP error with a problem+json body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// a URI naming the kind of problem
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// short summary of the kind
+    pub title: String,
+    /// HTTP status
+    pub status: u16,
+    /// what exactly is wrong with this request
+    pub detail: String,
+    /// the request parameter at fault, when one is
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+impl Problem {
+    /// A problem with a status, a short kind slug and a detail.
+    #[must_use]
+    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("https://citytwin.dev/problems/{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            parameter: None,
+        }
+    }
+
+    /// 400 naming the parameter at fault.
+    #[must_use]
+    pub fn bad_parameter(parameter: &str, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(StatusCode::BAD_REQUEST, "invalid-parameter", detail);
+        p.parameter = Some(parameter.to_owned());
+        p
+    }
+
+    /// 404 for a missing resource.
+    #[must_use]
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+}
+
+impl From<CityError> for Problem {
+    fn from(e: CityError) -> Self {
+        match &e {
+            CityError::UnknownLayer(name) => {
+                Problem::bad_parameter("layer", format!("unknown layer {name:?}"))
+            }
+            CityError::Tiles(citytwin_tiles::Error::TileOutOfRange { .. }) => {
+                Problem::bad_parameter("z/x/y", e.to_string())
+            }
+            _ if e.is_client_error() => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-request", e.to_string())
+            }
+            _ => {
+                tracing::error!(error = %e, "internal error");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "the store could not answer; try again",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, Problem>;

@@ -1,0 +1,59 @@
+//! The catalogue of layers: `/catalog` and `/catalog/{layer}`.
+
+use crate::app::{AppState, base_url};
+use crate::problem::{ApiResult, Problem};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Json;
+use citytwin_city::LayerIndex;
+use serde_json::{Value, json};
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/catalog", get(list))
+        .route("/catalog/{layer}", get(one))
+}
+
+fn entry(l: &LayerIndex, base: &str) -> Value {
+    let m = &l.meta;
+    json!({
+        "name": m.name,
+        "title": m.title,
+        "description": m.description,
+        "geometry_type": m.geometry_kind.name(),
+        "fields": m.fields.iter().map(|f| json!({"name": f.name, "type": f.kind})).collect::<Vec<_>>(),
+        "tile_fields": m.tile_columns().iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        "minzoom": m.minzoom,
+        "maxzoom": m.maxzoom,
+        "source": m.source,
+        "acquired": m.acquired,
+        "updated_at": m.updated_at,
+        "bounds": m.bounds,
+        "feature_count": m.feature_count,
+        "links": {
+            "tilejson": format!("{base}/tiles/{}", m.name),
+            "tiles": format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", m.name),
+        },
+    })
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    let layers: Vec<Value> = state.city.layers().iter().map(|l| entry(l, &base)).collect();
+    Json(json!({ "layers": layers }))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Path(layer): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let l = state
+        .city
+        .layer(&layer)
+        .ok_or_else(|| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
+    Ok(Json(entry(&l, &base_url(&headers))))
+}

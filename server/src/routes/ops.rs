@@ -1,0 +1,41 @@
+//! Operations: `/health` and `/metrics`.
+
+use crate::app::AppState;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+}
+
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let store_up = tokio::time::timeout(std::time::Duration::from_secs(2), state.city.store().ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let layers = state.city.layers();
+    Json(json!({
+        "status": if store_up { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": { "backend": state.city.store().describe(), "status": if store_up { "up" } else { "down" } },
+        "layers": layers.len(),
+        "features": layers.iter().map(|l| l.len()).sum::<usize>(),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut resp = state.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

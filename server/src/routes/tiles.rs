@@ -1,0 +1,206 @@
+//! Vector tiles and their TileJSON: `/tiles/{layers}/{z}/{x}/{y}.mvt`, `/tiles/{layers}`.
+
+use crate::app::{AppState, CachedTile, TileKey, accepts_gzip, base_url};
+use crate::metrics::TileLabels;
+use crate::problem::{ApiResult, Problem};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use citytwin_city::{LayerIndex, TileRequest};
+use citytwin_tiles::TileCoord;
+use serde_json::{Value, json};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tiles/{layers}", get(tilejson))
+        .route("/tiles/{layers}/tilejson.json", get(tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
+}
+
+/// Resolves a comma-separated layer list against the twin.
+fn resolve_layers(state: &AppState, spec: &str) -> ApiResult<Vec<Arc<LayerIndex>>> {
+    let mut out: Vec<Arc<LayerIndex>> = Vec::new();
+    for name in spec.split(',') {
+        let name = name.trim();
+        let Some(layer) = state.city.layer(name) else {
+            let known: Vec<String> = state.city.layers().iter().map(|l| l.meta.name.clone()).collect();
+            return Err(Problem::bad_parameter(
+                "layers",
+                format!("unknown layer {name:?}; known layers: {}", known.join(", ")),
+            ));
+        };
+        if out.iter().any(|l| l.meta.name == name) {
+            return Err(Problem::bad_parameter("layers", format!("layer {name:?} is listed twice")));
+        }
+        out.push(layer);
+    }
+    Ok(out)
+}
+
+fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
+    let y = y
+        .strip_suffix(".mvt")
+        .or_else(|| y.strip_suffix(".pbf"))
+        .ok_or_else(|| Problem::bad_parameter("y", format!("{y:?}: tile URLs end in .mvt or .pbf")))?;
+    let num = |name: &str, v: &str| {
+        v.parse::<u64>()
+            .map_err(|_| Problem::bad_parameter(name, format!("{name} must be a non-negative integer, not {v:?}")))
+    };
+    TileCoord::new(num("z", z)?, num("x", x)?, num("y", y)?)
+        .map_err(|e| Problem::bad_parameter("z/x/y", e.to_string()))
+}
+
+fn gzip(raw: &[u8]) -> Bytes {
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::fast());
+    let _ = enc.write_all(raw);
+    Bytes::from(enc.finish().unwrap_or_default())
+}
+
+async fn tile(
+    State(state): State<AppState>,
+    Path((layers, z, x, y)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let coord = parse_coord(&z, &x, &y)?;
+    let indexes = resolve_layers(&state, &layers)?;
+    let names: Vec<String> = indexes.iter().map(|l| l.meta.name.clone()).collect();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for l in &indexes {
+        l.version.hash(&mut hasher);
+    }
+    let key = TileKey {
+        layers: Arc::from(names.join(",")),
+        version: hasher.finish(),
+        z: coord.z,
+        x: coord.x,
+        y: coord.y,
+    };
+    let cached = state.tiles.as_ref().and_then(|c| c.get(&key));
+    let tile = if let Some(t) = cached {
+        state.metrics.tiles.get_or_create(&TileLabels { cache: "hit" }).inc();
+        t
+    } else {
+        state.metrics.tiles.get_or_create(&TileLabels { cache: "miss" }).inc();
+        let city = Arc::clone(&state.city);
+        let budget = state.settings.budget();
+        let start = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || {
+            city.tile(&TileRequest {
+                layers: &names,
+                coord,
+                budget,
+            })
+        })
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "tile-task", e.to_string()))??;
+        state.metrics.tile_encode.observe(start.elapsed().as_secs_f64());
+        state.metrics.tile_bytes.observe(out.bytes.len() as f64);
+        let thinned: usize = out
+            .stats
+            .iter()
+            .map(|(_, s)| s.merged_tiny + s.dropped_budget)
+            .sum();
+        state.metrics.tile_thinned.inc_by(thinned as u64);
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        out.bytes.hash(&mut h);
+        let etag = format!("\"{:016x}{:04x}\"", h.finish(), out.bytes.len() & 0xffff);
+        let gz = if out.bytes.is_empty() { Bytes::new() } else { gzip(&out.bytes) };
+        let t = Arc::new(CachedTile {
+            raw: Bytes::from(out.bytes),
+            gzip: gz,
+            etag,
+        });
+        if let Some(c) = &state.tiles {
+            c.insert(key, Arc::clone(&t));
+        }
+        t
+    };
+    let etag = HeaderValue::from_str(&tile.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    let mut resp = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tile.etag || t.trim() == "*"))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if tile.raw.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else if accepts_gzip(&headers) {
+        let mut r = tile.gzip.clone().into_response();
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        tile.raw.clone().into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.mapbox-vector-tile"));
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    Ok(resp)
+}
+
+/// The `vector_layers` entry of one layer.
+#[must_use]
+pub fn vector_layer(l: &LayerIndex) -> Value {
+    let fields: serde_json::Map<String, Value> = l
+        .meta
+        .tile_columns()
+        .into_iter()
+        .map(|(i, name)| (name.to_owned(), json!(l.meta.fields[i].kind.tilejson_type())))
+        .collect();
+    json!({
+        "id": l.meta.name,
+        "description": if l.meta.description.is_empty() { l.meta.title.clone() } else { l.meta.description.clone() },
+        "minzoom": l.meta.minzoom,
+        "maxzoom": l.meta.maxzoom,
+        "fields": fields,
+        "geometry_type": l.meta.geometry_kind.name(),
+    })
+}
+
+async fn tilejson(
+    State(state): State<AppState>,
+    Path(layers): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let indexes = resolve_layers(&state, &layers)?;
+    let names: Vec<&str> = indexes.iter().map(|l| l.meta.name.as_str()).collect();
+    let base = base_url(&headers);
+    let minzoom = indexes.iter().map(|l| l.meta.minzoom).min().unwrap_or(0);
+    let maxzoom = indexes.iter().map(|l| l.meta.maxzoom).max().unwrap_or(14);
+    let bounds = indexes
+        .iter()
+        .filter_map(|l| l.meta.bounds)
+        .reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])
+        .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
+    let center_zoom = minzoom.max(10).min(maxzoom);
+    let attribution: Vec<String> = indexes
+        .iter()
+        .map(|l| match &l.meta.acquired {
+            Some(d) => format!("{}: {} (acquired {d})", l.meta.title, l.meta.source),
+            None => format!("{}: {}", l.meta.title, l.meta.source),
+        })
+        .collect();
+    let body = json!({
+        "tilejson": "3.0.0",
+        "name": names.join(","),
+        "description": indexes.iter().map(|l| l.meta.title.clone()).collect::<Vec<_>>().join(", "),
+        "version": "1.0.0",
+        "attribution": attribution.join("; "),
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names.join(","))],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": bounds,
+        "center": [ (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom ],
+        "vector_layers": indexes.iter().map(|l| vector_layer(l)).collect::<Vec<_>>(),
+    });
+    Ok(axum::Json(body).into_response())
+}
