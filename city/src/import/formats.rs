@@ -92,6 +92,11 @@ fn geojson_crs(head: &[u8]) -> Result<Option<Crs>> {
         return Ok(None);
     };
     let rest = &head[at..];
+    // the name inside "properties", not the `"type": "name"` before it
+    let Some(props_at) = rest.find("\"properties\"") else {
+        return Ok(None);
+    };
+    let rest = &rest[props_at..];
     let Some(name_at) = rest.find("\"name\"") else {
         return Ok(None);
     };

@@ -6,13 +6,14 @@
 //! layer is left as it was.
 
 mod formats;
+pub mod validity;
 
 use crate::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta, check_field_name, check_layer_name};
 use crate::store::{Store, WriteMode};
 use std::sync::Arc;
 use crate::{Error, Result};
 use citytwin_tiles::{Crs, Value};
-use geo::{Geometry, MapCoords, Validation};
+use geo::{Geometry, MapCoords};
 use std::path::{Path, PathBuf};
 
 pub use formats::Format;
@@ -263,7 +264,7 @@ fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Res
         if let Some(reason) = bad.into_inner() {
             return Err(fail(n, reason));
         }
-        if let Err(e) = g.check_validation() {
+        if let Err(e) = validity::check(&g) {
             return Err(fail(n, format!("invalid geometry: {e}")));
         }
         let mut values = vec![Value::Null; fields.len()];

@@ -181,19 +181,18 @@ async fn tilejson(
         .reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])
         .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
     let center_zoom = minzoom.max(10).min(maxzoom);
-    let attribution: Vec<String> = indexes
-        .iter()
-        .map(|l| match &l.meta.acquired {
-            Some(d) => format!("{}: {} (acquired {d})", l.meta.title, l.meta.source),
-            None => format!("{}: {}", l.meta.title, l.meta.source),
-        })
-        .collect();
+    let mut attribution: Vec<&str> = Vec::new();
+    for l in &indexes {
+        if !l.meta.source.is_empty() && !attribution.contains(&l.meta.source.as_str()) {
+            attribution.push(&l.meta.source);
+        }
+    }
     let body = json!({
         "tilejson": "3.0.0",
         "name": names.join(","),
         "description": indexes.iter().map(|l| l.meta.title.clone()).collect::<Vec<_>>().join(", "),
         "version": "1.0.0",
-        "attribution": attribution.join("; "),
+        "attribution": attribution.join(" · "),
         "scheme": "xyz",
         "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names.join(","))],
         "minzoom": minzoom,

@@ -1,0 +1,83 @@
+// The citytwin map viewer: MapLibre GL JS served by citytwin itself (no CDN), a layer list,
+// and feature information on click. `window.citytwin` exposes the map for tests.
+import * as maplibregl from '/vendor/maplibre-gl/maplibre-gl.mjs';
+
+const statusEl = document.getElementById('status');
+const styleSelect = document.getElementById('style');
+const layerList = document.getElementById('layers');
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+async function loadStyles() {
+  const res = await fetch('/styles');
+  if (!res.ok) throw new Error(`styles: HTTP ${res.status}`);
+  const { styles } = await res.json();
+  for (const s of styles) {
+    const opt = document.createElement('option');
+    opt.value = s.url;
+    opt.textContent = s.name;
+    styleSelect.appendChild(opt);
+  }
+  return styles;
+}
+
+function buildLayerList(map) {
+  layerList.replaceChildren();
+  for (const layer of map.getStyle().layers) {
+    if (layer.type === 'background') continue;
+    const li = document.createElement('li');
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.checked = map.getLayoutProperty(layer.id, 'visibility') !== 'none';
+    box.addEventListener('change', () => {
+      map.setLayoutProperty(layer.id, 'visibility', box.checked ? 'visible' : 'none');
+    });
+    label.append(box, document.createTextNode(layer.id));
+    li.appendChild(label);
+    layerList.appendChild(li);
+  }
+}
+
+function featureInfo(map, e) {
+  const features = map.queryRenderedFeatures(e.point);
+  if (features.length === 0) return;
+  const f = features[0];
+  const rows = Object.entries(f.properties)
+    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+    .join('');
+  const html = `<div class="feature-info"><table><caption>${escapeHtml(f.sourceLayer)} #${escapeHtml(f.id ?? '')}</caption>${rows}</table></div>`;
+  new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(e.lngLat).setHTML(html).addTo(map);
+}
+
+async function main() {
+  const styles = await loadStyles();
+  if (styles.length === 0) throw new Error('the server has no styles');
+  const params = new URLSearchParams(location.search);
+  const map = new maplibregl.Map({
+    container: 'map',
+    style: styles[0].url,
+    center: [Number(params.get('lon') ?? 118.784), Number(params.get('lat') ?? 32.041)],
+    zoom: Number(params.get('zoom') ?? 13.5),
+    pitch: Number(params.get('pitch') ?? 40),
+    hash: true,
+  });
+  map.addControl(new maplibregl.NavigationControl(), 'top-right');
+  map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
+  window.citytwin = { map };
+  map.on('style.load', () => buildLayerList(map));
+  map.on('click', (e) => featureInfo(map, e));
+  map.on('error', (e) => { statusEl.textContent = `error: ${e.error?.message ?? e}`; });
+  map.on('idle', () => {
+    const z = map.getZoom().toFixed(1);
+    statusEl.textContent = `zoom ${z} · ${map.getCenter().lng.toFixed(4)}, ${map.getCenter().lat.toFixed(4)}`;
+  });
+  styleSelect.addEventListener('change', () => map.setStyle(styleSelect.value));
+}
+
+main().catch((err) => {
+  statusEl.textContent = `failed: ${err.message}`;
+  window.citytwinError = err.message;
+});
