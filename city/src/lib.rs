@@ -14,7 +14,7 @@ pub mod twin;
 pub use index::LayerIndex;
 pub use layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
 pub use store::{Store, WriteMode};
-pub use twin::{City, TileRequest, TileOutput};
+pub use twin::{City, TileOutput, TileRequest};
 
 /// Everything that can go wrong in the twin.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,9 @@ pub enum Error {
     #[error("layer {0:?} does not exist")]
     UnknownLayer(String),
     /// A layer name that cannot be a table name.
-    #[error("invalid layer name {0:?}: use 1 to 63 lowercase letters, digits or _, starting with a letter")]
+    #[error(
+        "invalid layer name {0:?}: use 1 to 63 lowercase letters, digits or _, starting with a letter"
+    )]
     InvalidLayerName(String),
     /// An import that failed at one feature.
     #[error("{file}: feature {feature}: {reason}")]

@@ -5,9 +5,7 @@ use crate::index::LayerIndex;
 use crate::layer::LayerMeta;
 use crate::store::Store;
 use crate::{Error, Result};
-use citytwin_tiles::{
-    LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile,
-};
+use citytwin_tiles::{LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile};
 use geo::{Rect, coord};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +71,10 @@ impl City {
         let metas = city.store.layers().await?;
         let loads = metas.into_iter().map(|m| city.load_layer(m));
         let loaded = futures_util::future::try_join_all(loads).await?;
-        let map: LayerMap = loaded.into_iter().map(|l| (l.meta.name.clone(), l)).collect();
+        let map: LayerMap = loaded
+            .into_iter()
+            .map(|l| (l.meta.name.clone(), l))
+            .collect();
         *city.layers.write().map_err(|_| poisoned())? = Arc::new(map);
         Ok(city)
     }
@@ -139,7 +140,8 @@ impl City {
         progress: Arc<dyn Progress>,
     ) -> Result<LayerMeta> {
         let _write = self.writes.lock().await;
-        let imported = crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
+        let imported =
+            crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
         let index = match imported.features {
             Some(features) => {
                 let version = self.versions.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +199,11 @@ impl City {
         let indexes: Vec<&Arc<LayerIndex>> = req
             .layers
             .iter()
-            .map(|n| snapshot.get(n).ok_or_else(|| Error::UnknownLayer(n.clone())))
+            .map(|n| {
+                snapshot
+                    .get(n)
+                    .ok_or_else(|| Error::UnknownLayer(n.clone()))
+            })
             .collect::<Result<_>>()?;
         let budget = req.budget.split(indexes.len());
         let bounds = req.coord.bounds();

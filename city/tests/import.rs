@@ -24,8 +24,13 @@ async fn city_in(dir: &Path) -> City {
     City::open(Arc::new(store)).await.unwrap()
 }
 
-async fn import(city: &City, path: &Path, layer: &str) -> citytwin_city::Result<citytwin_city::LayerMeta> {
-    city.import(ImportRequest::new(path, layer), Arc::new(NoProgress)).await
+async fn import(
+    city: &City,
+    path: &Path,
+    layer: &str,
+) -> citytwin_city::Result<citytwin_city::LayerMeta> {
+    city.import(ImportRequest::new(path, layer), Arc::new(NoProgress))
+        .await
 }
 
 const SAMPLE: &str = r#"{"type":"FeatureCollection","features":[
@@ -45,7 +50,11 @@ fn ogr2ogr(args: &[&str]) {
         .args(args)
         .output()
         .expect("ogr2ogr (Debian gdal-bin) must be installed: run scripts/setup-test-deps");
-    assert!(out.status.success(), "ogr2ogr failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ogr2ogr failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn text(v: &Value) -> &str {
@@ -59,11 +68,25 @@ fn text(v: &Value) -> &str {
 async fn geojson_round_trips_with_types_and_chinese_text() {
     let dir = tempfile::tempdir().unwrap();
     let city = city_in(dir.path()).await;
-    let meta = import(&city, &write(dir.path(), "b.geojson", SAMPLE), "sample").await.unwrap();
+    let meta = import(&city, &write(dir.path(), "b.geojson", SAMPLE), "sample")
+        .await
+        .unwrap();
     assert_eq!(meta.feature_count, 3);
-    let kinds: Vec<_> = meta.fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+    let kinds: Vec<_> = meta
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind))
+        .collect();
     use citytwin_city::FieldKind::*;
-    assert_eq!(kinds, vec![("name", Text), ("floors", Integer), ("height", Real), ("open", Boolean)]);
+    assert_eq!(
+        kinds,
+        vec![
+            ("name", Text),
+            ("floors", Integer),
+            ("height", Real),
+            ("open", Boolean)
+        ]
+    );
     let back = city.store().read_features("sample").await.unwrap();
     assert_eq!(text(&back[0].values[0]), "新街口");
     assert_eq!(back[1].values[1], Value::Int(12));
@@ -79,27 +102,67 @@ async fn geopackage_flatgeobuf_shapefile_and_csv_import_alike() {
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "src.geojson", SAMPLE);
     let d = dir.path().display().to_string();
-    ogr2ogr(&["-f", "GPKG", &format!("{d}/in.gpkg"), src.to_str().unwrap(), "-nln", "blocks"]);
-    ogr2ogr(&["-f", "FlatGeobuf", &format!("{d}/in.fgb"), src.to_str().unwrap()]);
-    ogr2ogr(&["-f", "ESRI Shapefile", &format!("{d}/in.shp"), src.to_str().unwrap(), "-lco", "ENCODING=UTF-8"]);
-    let csv = write(dir.path(), "in.csv", "name,lon,lat,kind\n雨花台,118.779,31.995,park\n玄武湖,118.795,32.074,lake\n");
+    ogr2ogr(&[
+        "-f",
+        "GPKG",
+        &format!("{d}/in.gpkg"),
+        src.to_str().unwrap(),
+        "-nln",
+        "blocks",
+    ]);
+    ogr2ogr(&[
+        "-f",
+        "FlatGeobuf",
+        &format!("{d}/in.fgb"),
+        src.to_str().unwrap(),
+    ]);
+    ogr2ogr(&[
+        "-f",
+        "ESRI Shapefile",
+        &format!("{d}/in.shp"),
+        src.to_str().unwrap(),
+        "-lco",
+        "ENCODING=UTF-8",
+    ]);
+    let csv = write(
+        dir.path(),
+        "in.csv",
+        "name,lon,lat,kind\n雨花台,118.779,31.995,park\n玄武湖,118.795,32.074,lake\n",
+    );
     let city = city_in(dir.path()).await;
-    for (file, layer) in [("in.gpkg", "from_gpkg"), ("in.fgb", "from_fgb"), ("in.shp", "from_shp")] {
-        let meta = import(&city, &dir.path().join(file), layer).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    for (file, layer) in [
+        ("in.gpkg", "from_gpkg"),
+        ("in.fgb", "from_fgb"),
+        ("in.shp", "from_shp"),
+    ] {
+        let meta = import(&city, &dir.path().join(file), layer)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(meta.feature_count, 3, "{file}");
-        let idx = meta.field_index("name").unwrap_or_else(|| panic!("{file}: no name field in {:?}", meta.fields));
+        let idx = meta
+            .field_index("name")
+            .unwrap_or_else(|| panic!("{file}: no name field in {:?}", meta.fields));
         let back = city.store().read_features(layer).await.unwrap();
-        let mut names: Vec<String> = back.iter().map(|f| text(&f.values[idx]).to_owned()).collect();
+        let mut names: Vec<String> = back
+            .iter()
+            .map(|f| text(&f.values[idx]).to_owned())
+            .collect();
         names.sort();
         assert_eq!(names, vec!["新街口", "河西", "鼓楼"], "{file}");
         let c = back[0].geometry.centroid().unwrap();
-        assert!((c.x() - 118.7705).abs() < 0.02 && (c.y() - 32.04).abs() < 0.03, "{file}: {c:?}");
+        assert!(
+            (c.x() - 118.7705).abs() < 0.02 && (c.y() - 32.04).abs() < 0.03,
+            "{file}: {c:?}"
+        );
     }
     let meta = import(&city, &csv, "from_csv").await.unwrap();
     assert_eq!(meta.feature_count, 2);
     assert_eq!(meta.geometry_kind, citytwin_city::GeometryKind::Point);
     let back = city.store().read_features("from_csv").await.unwrap();
-    assert_eq!(back[0].geometry, Geometry::Point(geo::Point::new(118.779, 31.995)));
+    assert_eq!(
+        back[0].geometry,
+        Geometry::Point(geo::Point::new(118.779, 31.995))
+    );
 }
 
 #[tokio::test]
@@ -110,14 +173,22 @@ async fn web_mercator_input_is_converted_to_wgs84() {
         r#"{{"type":"FeatureCollection","crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::3857"}}}},"features":[{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":[{x},{y}]}}}}]}}"#
     );
     let city = city_in(dir.path()).await;
-    let meta = import(&city, &write(dir.path(), "m.geojson", &text), "merc").await.unwrap();
+    let meta = import(&city, &write(dir.path(), "m.geojson", &text), "merc")
+        .await
+        .unwrap();
     assert!(meta.source.contains("EPSG:3857"), "{}", meta.source);
     let back = city.store().read_features("merc").await.unwrap();
-    let Geometry::Point(p) = back[0].geometry else { panic!() };
+    let Geometry::Point(p) = back[0].geometry else {
+        panic!()
+    };
     assert!((p.x() - 118.78).abs() < 1e-9 && (p.y() - 32.04).abs() < 1e-9);
 }
 
-fn centroids(features: &[citytwin_city::Feature], code_field: usize, strip: &str) -> Vec<(String, (f64, f64))> {
+fn centroids(
+    features: &[citytwin_city::Feature],
+    code_field: usize,
+    strip: &str,
+) -> Vec<(String, (f64, f64))> {
     let mut v: Vec<_> = features
         .iter()
         .map(|f| {
@@ -139,14 +210,38 @@ fn centroids(features: &[citytwin_city::Feature], code_field: usize, strip: &str
 async fn gcj02_amap_districts_land_on_tianditu_districts() {
     let dir = tempfile::tempdir().unwrap();
     let city = city_in(dir.path()).await;
-    let t = import(&city, &reference("nanjing_districts_tianditu_cgcs2000.geojson"), "tianditu").await.unwrap();
+    let t = import(
+        &city,
+        &reference("nanjing_districts_tianditu_cgcs2000.geojson"),
+        "tianditu",
+    )
+    .await
+    .unwrap();
     let mut req = ImportRequest::new(reference("nanjing_districts_amap_gcj02.geojson"), "amap");
     req.crs = Some(Crs::Gcj02);
     let a = city.import(req, Arc::new(NoProgress)).await.unwrap();
-    let raw = import(&city, &reference("nanjing_districts_amap_gcj02.geojson"), "amap_raw").await.unwrap();
-    let tc = centroids(&city.store().read_features("tianditu").await.unwrap(), t.field_index("gb").unwrap(), "156");
-    let ac = centroids(&city.store().read_features("amap").await.unwrap(), a.field_index("adcode").unwrap(), "");
-    let rc = centroids(&city.store().read_features("amap_raw").await.unwrap(), raw.field_index("adcode").unwrap(), "");
+    let raw = import(
+        &city,
+        &reference("nanjing_districts_amap_gcj02.geojson"),
+        "amap_raw",
+    )
+    .await
+    .unwrap();
+    let tc = centroids(
+        &city.store().read_features("tianditu").await.unwrap(),
+        t.field_index("gb").unwrap(),
+        "156",
+    );
+    let ac = centroids(
+        &city.store().read_features("amap").await.unwrap(),
+        a.field_index("adcode").unwrap(),
+        "",
+    );
+    let rc = centroids(
+        &city.store().read_features("amap_raw").await.unwrap(),
+        raw.field_index("adcode").unwrap(),
+        "",
+    );
     assert_eq!(tc.len(), 11);
     // The two sets are different surveys (Amap's is finer, and draws Jiangning in two parts and
     // Lishui in three), so single districts differ by up to a few hundred metres whatever the
@@ -159,8 +254,14 @@ async fn gcj02_amap_districts_land_on_tianditu_districts() {
         let after = haversine_m(*tp, *ap);
         let before = haversine_m(*tp, *rp);
         eprintln!("district {tcode}: {before:.0} m apart before conversion, {after:.0} m after");
-        assert!(before > 300.0, "district {tcode}: only {before:.1} m apart before conversion");
-        assert!(after < before, "district {tcode}: {after:.1} m after vs {before:.1} m before");
+        assert!(
+            before > 300.0,
+            "district {tcode}: only {before:.1} m apart before conversion"
+        );
+        assert!(
+            after < before,
+            "district {tcode}: {after:.1} m after vs {before:.1} m before"
+        );
         afters.push(after);
         before_e += (rp.0 - tp.0) * 94_400.0 / 11.0;
         before_n += (rp.1 - tp.1) * 110_570.0 / 11.0;
@@ -170,12 +271,22 @@ async fn gcj02_amap_districts_land_on_tianditu_districts() {
     let before = f64::hypot(before_e, before_n);
     let after = f64::hypot(after_e, after_n);
     eprintln!("mean offset: {before:.0} m before conversion, {after:.0} m after");
-    assert!(before > 450.0, "mean offset before conversion {before:.0} m");
+    assert!(
+        before > 450.0,
+        "mean offset before conversion {before:.0} m"
+    );
     assert!(after < 50.0, "mean offset after conversion {after:.0} m");
     afters.sort_by(f64::total_cmp);
-    assert!(afters[5] < 100.0, "median district distance after conversion {:.0} m", afters[5]);
+    assert!(
+        afters[5] < 100.0,
+        "median district distance after conversion {:.0} m",
+        afters[5]
+    );
     // and the shapes overlap better: intersection over union per district
-    let shapes = |fs: Vec<citytwin_city::Feature>, idx: usize, strip: &str| -> Vec<(String, MultiPolygon<f64>)> {
+    let shapes = |fs: Vec<citytwin_city::Feature>,
+                  idx: usize,
+                  strip: &str|
+     -> Vec<(String, MultiPolygon<f64>)> {
         let mut v: Vec<_> = fs
             .into_iter()
             .map(|f| {
@@ -195,15 +306,32 @@ async fn gcj02_amap_districts_land_on_tianditu_districts() {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    let ts = shapes(city.store().read_features("tianditu").await.unwrap(), t.field_index("gb").unwrap(), "156");
-    let as_ = shapes(city.store().read_features("amap").await.unwrap(), a.field_index("adcode").unwrap(), "");
-    let rs = shapes(city.store().read_features("amap_raw").await.unwrap(), raw.field_index("adcode").unwrap(), "");
+    let ts = shapes(
+        city.store().read_features("tianditu").await.unwrap(),
+        t.field_index("gb").unwrap(),
+        "156",
+    );
+    let as_ = shapes(
+        city.store().read_features("amap").await.unwrap(),
+        a.field_index("adcode").unwrap(),
+        "",
+    );
+    let rs = shapes(
+        city.store().read_features("amap_raw").await.unwrap(),
+        raw.field_index("adcode").unwrap(),
+        "",
+    );
     for ((code, tshape), ((_, ashape), (_, rshape))) in ts.iter().zip(as_.iter().zip(&rs)) {
         use geo::{Area, BooleanOps};
-        let iou = |o: &MultiPolygon<f64>| tshape.intersection(o).unsigned_area() / tshape.union(o).unsigned_area();
+        let iou = |o: &MultiPolygon<f64>| {
+            tshape.intersection(o).unsigned_area() / tshape.union(o).unsigned_area()
+        };
         let (after, before) = (iou(ashape), iou(rshape));
         eprintln!("district {code}: overlap {before:.3} before conversion, {after:.3} after");
-        assert!(after > before && after > 0.92, "district {code}: overlap {after:.3} after, {before:.3} before");
+        assert!(
+            after > before && after > 0.92,
+            "district {code}: overlap {after:.3} after, {before:.3} before"
+        );
     }
 }
 
@@ -226,10 +354,22 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing() {
         "[[[118.770,32.060],[118.772,32.062],[118.772,32.060],[118.770,32.062],[118.770,32.060]]]",
         1,
     );
-    let err = import(&city, &write(dir.path(), "bowtie.geojson", &bowtie), "blocks").await.unwrap_err();
+    let err = import(
+        &city,
+        &write(dir.path(), "bowtie.geojson", &bowtie),
+        "blocks",
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::ImportFeature { feature: 2, .. }), "{msg}");
-    assert!(msg.contains("bowtie.geojson") && msg.contains("self-intersection"), "{msg}");
+    assert!(
+        matches!(err, Error::ImportFeature { feature: 2, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("bowtie.geojson") && msg.contains("self-intersection"),
+        "{msg}"
+    );
     assert_unchanged(&city, "blocks", &before).await;
 
     // a point among polygons
@@ -238,49 +378,98 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing() {
         r#"{"type":"Point","coordinates":[118.72,32.0]}"#,
         1,
     );
-    let err = import(&city, &write(dir.path(), "mixed.geojson", &mixed), "blocks").await.unwrap_err();
-    assert!(matches!(err, Error::ImportFeature { feature: 3, .. }), "{err}");
+    let err = import(&city, &write(dir.path(), "mixed.geojson", &mixed), "blocks")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ImportFeature { feature: 3, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("wrong geometry type"), "{err}");
     assert_unchanged(&city, "blocks", &before).await;
 
     // a file cut off in the middle of its third feature
     let cut = &SAMPLE[..SAMPLE.rfind("118.721").unwrap()];
-    let err = import(&city, &write(dir.path(), "cut.geojson", cut), "blocks").await.unwrap_err();
-    assert!(matches!(err, Error::ImportFeature { feature: 3, .. }), "{err}");
+    let err = import(&city, &write(dir.path(), "cut.geojson", cut), "blocks")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ImportFeature { feature: 3, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("truncated"), "{err}");
     assert_unchanged(&city, "blocks", &before).await;
 
     // coordinates that are not longitude/latitude
     let projected = SAMPLE.replace("118.780,32.040", "500000,3500000");
-    let err = import(&city, &write(dir.path(), "proj.geojson", &projected), "blocks").await.unwrap_err();
-    assert!(matches!(err, Error::ImportFeature { feature: 1, .. }), "{err}");
+    let err = import(
+        &city,
+        &write(dir.path(), "proj.geojson", &projected),
+        "blocks",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::ImportFeature { feature: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("--crs"), "{err}");
     assert_unchanged(&city, "blocks", &before).await;
 
     // an unknown CRS declared by a shapefile's .prj
     let d = dir.path().display().to_string();
-    ogr2ogr(&["-f", "ESRI Shapefile", &format!("{d}/utm.shp"), good.to_str().unwrap(), "-t_srs", "EPSG:32650"]);
-    let err = import(&city, &dir.path().join("utm.shp"), "blocks").await.unwrap_err();
+    ogr2ogr(&[
+        "-f",
+        "ESRI Shapefile",
+        &format!("{d}/utm.shp"),
+        good.to_str().unwrap(),
+        "-t_srs",
+        "EPSG:32650",
+    ]);
+    let err = import(&city, &dir.path().join("utm.shp"), "blocks")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ImportFile { .. }), "{err}");
-    assert!(err.to_string().contains("utm.shp") && err.to_string().contains("CRS"), "{err}");
+    assert!(
+        err.to_string().contains("utm.shp") && err.to_string().contains("CRS"),
+        "{err}"
+    );
     assert_unchanged(&city, "blocks", &before).await;
 
     // an unknown CRS named by the operator
     assert!(Crs::parse("EPSG:32650").is_err());
 
     // a truncated FlatGeobuf
-    ogr2ogr(&["-f", "FlatGeobuf", &format!("{d}/whole.fgb"), good.to_str().unwrap()]);
+    ogr2ogr(&[
+        "-f",
+        "FlatGeobuf",
+        &format!("{d}/whole.fgb"),
+        good.to_str().unwrap(),
+    ]);
     let bytes = std::fs::read(dir.path().join("whole.fgb")).unwrap();
     std::fs::write(dir.path().join("half.fgb"), &bytes[..bytes.len() - 60]).unwrap();
-    let err = import(&city, &dir.path().join("half.fgb"), "blocks").await.unwrap_err();
+    let err = import(&city, &dir.path().join("half.fgb"), "blocks")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("half.fgb"), "{err}");
     assert_unchanged(&city, "blocks", &before).await;
 
     // an unknown extension and a missing file
-    assert!(import(&city, &write(dir.path(), "x.kml", "<kml/>"), "blocks").await.is_err());
-    assert!(import(&city, &dir.path().join("nope.geojson"), "blocks").await.is_err());
+    assert!(
+        import(&city, &write(dir.path(), "x.kml", "<kml/>"), "blocks")
+            .await
+            .is_err()
+    );
+    assert!(
+        import(&city, &dir.path().join("nope.geojson"), "blocks")
+            .await
+            .is_err()
+    );
     // a bad layer name
-    assert!(matches!(import(&city, &good, "Bad-Name").await, Err(Error::InvalidLayerName(_))));
+    assert!(matches!(
+        import(&city, &good, "Bad-Name").await,
+        Err(Error::InvalidLayerName(_))
+    ));
     assert_unchanged(&city, "blocks", &before).await;
 }
 
@@ -294,7 +483,14 @@ async fn append_adds_features_with_fresh_ids() {
     req.mode = WriteMode::Append;
     let meta = city.import(req, Arc::new(NoProgress)).await.unwrap();
     assert_eq!(meta.feature_count, 6);
-    let ids: Vec<i64> = city.store().read_features("blocks").await.unwrap().iter().map(|f| f.id).collect();
+    let ids: Vec<i64> = city
+        .store()
+        .read_features("blocks")
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(city.layer("blocks").unwrap().len(), 6);
 }
@@ -307,8 +503,16 @@ async fn ogrinfo_reads_the_store() {
     {
         let store = GeoPackageStore::open(&path).await.unwrap();
         let city = City::open(Arc::new(store.clone())).await.unwrap();
-        import(&city, &reference("nanjing_districts_tianditu_cgcs2000.geojson"), "districts").await.unwrap();
-        import(&city, &write(dir.path(), "s.geojson", SAMPLE), "sample").await.unwrap();
+        import(
+            &city,
+            &reference("nanjing_districts_tianditu_cgcs2000.geojson"),
+            "districts",
+        )
+        .await
+        .unwrap();
+        import(&city, &write(dir.path(), "s.geojson", SAMPLE), "sample")
+            .await
+            .unwrap();
         store.close().await;
     }
     let out = Command::new("ogrinfo")
@@ -317,11 +521,21 @@ async fn ogrinfo_reads_the_store() {
         .output()
         .expect("ogrinfo (Debian gdal-bin) must be installed: run scripts/setup-test-deps");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("driver `GPKG'"), "{text}");
-    assert!(text.contains("Layer name: districts") && text.contains("Feature Count: 11"), "{text}");
+    assert!(
+        text.contains("Layer name: districts") && text.contains("Feature Count: 11"),
+        "{text}"
+    );
     assert!(text.contains("Geometry: Multi Polygon"), "{text}");
-    assert!(text.contains("EPSG\",4326") || text.contains("WGS 84"), "{text}");
+    assert!(
+        text.contains("EPSG\",4326") || text.contains("WGS 84"),
+        "{text}"
+    );
     let out = Command::new("ogrinfo")
         .args(["-ro", "-q"])
         .arg(&path)
@@ -332,7 +546,11 @@ async fn ogrinfo_reads_the_store() {
     assert!(text.contains("name (String) = 鼓楼"), "{text}");
     assert!(text.contains("MULTIPOLYGON (((118.77 32.06"), "{text}");
     // GDAL's own validation of the file structure
-    let out = Command::new("ogrinfo").args(["-ro", "--config", "OGR_GPKG_INTEGRITY_CHECK", "YES"]).arg(&path).output().unwrap();
+    let out = Command::new("ogrinfo")
+        .args(["-ro", "--config", "OGR_GPKG_INTEGRITY_CHECK", "YES"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("ERROR"), "{err}");
 }
@@ -343,14 +561,19 @@ fn reference_outline_covers_the_districts() {
     let read = |name: &str| -> MultiPolygon<f64> {
         let text = std::fs::read_to_string(reference(name)).unwrap();
         let fc: geojson::FeatureCollection = text.parse().unwrap();
-        let polys = fc.features.into_iter().flat_map(|f| match Geometry::<f64>::try_from(f.geometry.unwrap()).unwrap() {
-            Geometry::Polygon(p) => vec![p],
-            Geometry::MultiPolygon(mp) => mp.0,
-            _ => vec![],
+        let polys = fc.features.into_iter().flat_map(|f| {
+            match Geometry::<f64>::try_from(f.geometry.unwrap()).unwrap() {
+                Geometry::Polygon(p) => vec![p],
+                Geometry::MultiPolygon(mp) => mp.0,
+                _ => vec![],
+            }
         });
         MultiPolygon::new(polys.collect())
     };
     let city = read("nanjing_city_tianditu_cgcs2000.geojson").unsigned_area();
     let districts = read("nanjing_districts_tianditu_cgcs2000.geojson").unsigned_area();
-    assert!((city - districts).abs() / city < 0.01, "city {city} vs districts {districts}");
+    assert!(
+        (city - districts).abs() / city < 0.01,
+        "city {city} vs districts {districts}"
+    );
 }

@@ -19,7 +19,12 @@ struct Unit {
 }
 
 fn load(layer: &str) -> Vec<Unit> {
-    let text = std::fs::read_to_string(repo().join("fixtures/nanjing").join(format!("{layer}.geojson"))).unwrap();
+    let text = std::fs::read_to_string(
+        repo()
+            .join("fixtures/nanjing")
+            .join(format!("{layer}.geojson")),
+    )
+    .unwrap();
     let fc: geojson::FeatureCollection = text.parse().unwrap();
     fc.features
         .into_iter()
@@ -58,11 +63,23 @@ fn assert_partition(parents: &[Unit], children: &[Unit], code_digits: usize) {
     let mut bands: HashMap<&str, f64> = HashMap::new();
     for c in children {
         assert_eq!(c.code.len(), code_digits, "code {}", c.code);
-        assert!(c.code.starts_with(&c.parent), "{} does not extend {}", c.code, c.parent);
-        let parent = by_code.get(c.parent.as_str()).unwrap_or_else(|| panic!("no parent {}", c.parent));
+        assert!(
+            c.code.starts_with(&c.parent),
+            "{} does not extend {}",
+            c.code,
+            c.parent
+        );
+        let parent = by_code
+            .get(c.parent.as_str())
+            .unwrap_or_else(|| panic!("no parent {}", c.parent));
         let outside = c.shape.difference(&parent.shape).unsigned_area();
         // coordinates are written to 1e-7° (1 cm): allow that much along the boundary
-        assert!(outside < band(&c.shape), "{} sticks out of {} by {outside}", c.code, c.parent);
+        assert!(
+            outside < band(&c.shape),
+            "{} sticks out of {} by {outside}",
+            c.code,
+            c.parent
+        );
         *sums.entry(c.parent.as_str()).or_default() += c.shape.unsigned_area();
         *bands.entry(c.parent.as_str()).or_default() += band(&c.shape);
     }
@@ -70,7 +87,11 @@ fn assert_partition(parents: &[Unit], children: &[Unit], code_digits: usize) {
         let sum = sums.get(p.code.as_str()).copied().unwrap_or(0.0);
         let area = p.shape.unsigned_area();
         let tolerance = bands.get(p.code.as_str()).copied().unwrap_or(0.0);
-        assert!((sum - area).abs() < tolerance, "children of {} cover {sum} of {area}", p.code);
+        assert!(
+            (sum - area).abs() < tolerance,
+            "children of {} cover {sum} of {area}",
+            p.code
+        );
     }
     // siblings and cousins touching each other overlap by nothing
     let tree = RTree::bulk_load(
@@ -79,17 +100,28 @@ fn assert_partition(parents: &[Unit], children: &[Unit], code_digits: usize) {
             .enumerate()
             .map(|(i, c)| {
                 let r = c.shape.bounding_rect().unwrap();
-                GeomWithData::new(Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]), i)
+                GeomWithData::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    i,
+                )
             })
             .collect(),
     );
     for (i, c) in children.iter().enumerate() {
         let r = c.shape.bounding_rect().unwrap();
-        for other in tree.locate_in_envelope_intersecting(&AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])) {
+        for other in tree.locate_in_envelope_intersecting(&AABB::from_corners(
+            [r.min().x, r.min().y],
+            [r.max().x, r.max().y],
+        )) {
             if other.data > i {
                 let o = &children[other.data].shape;
                 let overlap = c.shape.intersection(o).unsigned_area();
-                assert!(overlap < band(&c.shape).min(band(o)), "{} and {} overlap by {overlap}", c.code, children[other.data].code);
+                assert!(
+                    overlap < band(&c.shape).min(band(o)),
+                    "{} and {} overlap by {overlap}",
+                    c.code,
+                    children[other.data].code
+                );
             }
         }
     }
@@ -102,9 +134,21 @@ fn five_levels_partition_their_parents() {
     let communities = load("communities");
     let grids = load("grids");
     assert_eq!(districts.len(), 11);
-    assert!((90..=110).contains(&streets.len()), "{} streets", streets.len());
-    assert!((1100..=1300).contains(&communities.len()), "{} communities", communities.len());
-    assert!((9500..=10500).contains(&grids.len()), "{} grids", grids.len());
+    assert!(
+        (90..=110).contains(&streets.len()),
+        "{} streets",
+        streets.len()
+    );
+    assert!(
+        (1100..=1300).contains(&communities.len()),
+        "{} communities",
+        communities.len()
+    );
+    assert!(
+        (9500..=10500).contains(&grids.len()),
+        "{} grids",
+        grids.len()
+    );
     assert_partition(&districts, &streets, 9);
     assert_partition(&streets, &communities, 12);
     assert_partition(&communities, &grids, 15);
@@ -120,10 +164,19 @@ fn the_generator_reproduces_the_committed_fixtures() {
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(&layers, dir.path()).unwrap();
     assert_eq!(manifest.len(), layers.len());
+    let fresh_manifest = std::fs::read(dir.path().join("manifest.json")).unwrap();
+    assert!(
+        fresh_manifest == std::fs::read(committed.join("manifest.json")).unwrap(),
+        "manifest.json differs from a fresh generation"
+    );
     for entry in manifest {
         let a = std::fs::read(committed.join(&entry.file)).unwrap();
         let b = std::fs::read(dir.path().join(&entry.file)).unwrap();
-        assert!(a == b, "{} differs from a fresh generation: run `citytwin fixtures`", entry.file);
+        assert!(
+            a == b,
+            "{} differs from a fresh generation: run `citytwin fixtures`",
+            entry.file
+        );
     }
     let buildings = layers.iter().find(|l| l.meta.name == "buildings").unwrap();
     assert_eq!(buildings.features.len(), 50_000);

@@ -202,7 +202,11 @@ mod tests {
     fn flags_win_over_file_and_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\ncache_mb = 7\nstore = \"x.gpkg\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\ncache_mb = 7\nstore = \"x.gpkg\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path),
             store: Some("flag.gpkg".into()),
@@ -220,9 +224,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lissten = \"x\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), ..ServeArgs::default() };
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
         assert!(Settings::resolve(&args).unwrap_err().contains("lissten"));
-        let args = ServeArgs { log_format: Some("xml".into()), ..ServeArgs::default() };
+        let args = ServeArgs {
+            log_format: Some("xml".into()),
+            ..ServeArgs::default()
+        };
         assert!(Settings::resolve(&args).is_err());
     }
 }

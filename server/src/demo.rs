@@ -24,7 +24,9 @@ pub async fn ensure_demo_store(
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
     }
-    let gpkg = GeoPackageStore::open(&partial).await.map_err(|e| e.to_string())?;
+    let gpkg = GeoPackageStore::open(&partial)
+        .await
+        .map_err(|e| e.to_string())?;
     for entry in &manifest {
         tracing::info!(layer = %entry.meta.name, file = %entry.file, "importing demo layer");
         let mut req = ImportRequest::new(fixtures.join(&entry.file), &entry.meta.name);

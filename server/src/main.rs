@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "citytwin", version, about = "A live digital twin of a city: vector tiles, APIs and dashboards")]
+#[command(
+    name = "citytwin",
+    version,
+    about = "A live digital twin of a city: vector tiles, APIs and dashboards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +95,9 @@ struct FixturesArgs {
 fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -103,7 +109,9 @@ fn open_store_path(spec: &str) -> Result<PathBuf, String> {
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Err("the PostGIS store is not available in this build; use a .gpkg path".into());
     }
-    Ok(PathBuf::from(spec.strip_prefix("geopackage:").unwrap_or(spec)))
+    Ok(PathBuf::from(
+        spec.strip_prefix("geopackage:").unwrap_or(spec),
+    ))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -119,7 +127,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let started = std::time::Instant::now();
     let path = open_store_path(&settings.store)?;
     if settings.demo {
-        let created = citytwin::demo::ensure_demo_store(&path, &settings.fixtures, Arc::new(Bar::new())).await?;
+        let created =
+            citytwin::demo::ensure_demo_store(&path, &settings.fixtures, Arc::new(Bar::new()))
+                .await?;
         if created {
             tracing::info!(store = %path.display(), "created the demo store from fixtures");
         }
@@ -129,8 +139,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             path.display()
         ));
     }
-    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
-    let city = Arc::new(City::open(Arc::new(store)).await.map_err(|e| e.to_string())?);
+    let store = GeoPackageStore::open(&path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let city = Arc::new(
+        City::open(Arc::new(store))
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let state = AppState::new(Arc::clone(&city), settings.clone());
     spawn_watchers(&state);
     let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -154,10 +170,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 async fn run_import(a: ImportArgs) -> Result<(), String> {
     init_logging("human");
     let path = open_store_path(&a.store)?;
-    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
+    let store = GeoPackageStore::open(&path)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut req = ImportRequest::new(a.file, &a.layer);
-    req.crs = a.crs.as_deref().map(Crs::parse).transpose().map_err(|e| e.to_string())?;
-    req.mode = if a.append { WriteMode::Append } else { WriteMode::Replace };
+    req.crs = a
+        .crs
+        .as_deref()
+        .map(Crs::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    req.mode = if a.append {
+        WriteMode::Append
+    } else {
+        WriteMode::Replace
+    };
     req.source_layer = a.source_layer;
     req.title = a.title;
     req.minzoom = a.minzoom;
@@ -181,7 +208,9 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
 fn run_fixtures(a: FixturesArgs) -> Result<(), String> {
     init_logging("human");
     let scale = Scale::parse(&a.scale).map_err(|e| e.to_string())?;
-    let reference_dir = a.reference.unwrap_or_else(|| repo_dir("fixtures/reference"));
+    let reference_dir = a
+        .reference
+        .unwrap_or_else(|| repo_dir("fixtures/reference"));
     let out = a.out.unwrap_or_else(|| match scale {
         Scale::Small => repo_dir("fixtures/nanjing"),
         Scale::City => PathBuf::from("data/fixtures-city"),
@@ -201,7 +230,9 @@ async fn list_layers(store: &str) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("store {} does not exist", path.display()));
     }
-    let store = GeoPackageStore::open(&path).await.map_err(|e| e.to_string())?;
+    let store = GeoPackageStore::open(&path)
+        .await
+        .map_err(|e| e.to_string())?;
     let layers = store.layers().await.map_err(|e| e.to_string())?;
     #[allow(clippy::print_stdout)]
     for m in layers {
@@ -220,7 +251,10 @@ async fn list_layers(store: &str) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("citytwin: cannot start the runtime: {e}");

@@ -61,14 +61,42 @@ impl Metrics {
             features: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", m.latency.clone());
-        registry.register("tile_requests", "Tile requests by cache outcome", m.tiles.clone());
-        registry.register("tile_encode_seconds", "Time to encode an uncached tile", m.tile_encode.clone());
-        registry.register("tile_size_bytes", "Encoded tile size before compression", m.tile_bytes.clone());
-        registry.register("tile_features_thinned", "Features merged or dropped by tile budgets", m.tile_thinned.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            m.latency.clone(),
+        );
+        registry.register(
+            "tile_requests",
+            "Tile requests by cache outcome",
+            m.tiles.clone(),
+        );
+        registry.register(
+            "tile_encode_seconds",
+            "Time to encode an uncached tile",
+            m.tile_encode.clone(),
+        );
+        registry.register(
+            "tile_size_bytes",
+            "Encoded tile size before compression",
+            m.tile_bytes.clone(),
+        );
+        registry.register(
+            "tile_features_thinned",
+            "Features merged or dropped by tile budgets",
+            m.tile_thinned.clone(),
+        );
         registry.register("layers", "Layers loaded", m.layers.clone());
-        registry.register("indexed_features", "Features in the spatial index", m.features.clone());
+        registry.register(
+            "indexed_features",
+            "Features in the spatial index",
+            m.features.clone(),
+        );
         Self { registry, ..m }
     }
 

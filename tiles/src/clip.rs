@@ -38,7 +38,11 @@ impl ClipBox {
     /// Points inside the box.
     #[must_use]
     pub fn points(&self, points: &MultiPoint<f64>) -> MultiPoint<f64> {
-        points.iter().filter(|p| self.contains(p.0)).copied().collect()
+        points
+            .iter()
+            .filter(|p| self.contains(p.0))
+            .copied()
+            .collect()
     }
 
     /// The pieces of each line inside the box.
@@ -108,7 +112,10 @@ impl ClipBox {
             x: a.x + t * dx,
             y: a.y + t * dy,
         };
-        Some((if t0 > 0.0 { at(t0) } else { a }, if t1 < 1.0 { at(t1) } else { b }))
+        Some((
+            if t0 > 0.0 { at(t0) } else { a },
+            if t1 < 1.0 { at(t1) } else { b },
+        ))
     }
 
     /// Each polygon clipped to the box; polygons whose exterior vanishes are dropped.
@@ -119,7 +126,11 @@ impl ClipBox {
             let Some(exterior) = self.ring(poly.exterior()) else {
                 continue;
             };
-            let interiors = poly.interiors().iter().filter_map(|r| self.ring(r)).collect();
+            let interiors = poly
+                .interiors()
+                .iter()
+                .filter_map(|r| self.ring(r))
+                .collect();
             out.push(Polygon::new(exterior, interiors));
         }
         MultiPolygon::new(out)
@@ -205,13 +216,17 @@ mod tests {
         let l = line_string![(x: -5.0, y: 5.0), (x: 15.0, y: 5.0)];
         let out = b.lines(&MultiLineString::new(vec![l]));
         assert_eq!(out.0.len(), 1);
-        assert_eq!(out.0[0].0, vec![Coord { x: 0.0, y: 5.0 }, Coord { x: 10.0, y: 5.0 }]);
+        assert_eq!(
+            out.0[0].0,
+            vec![Coord { x: 0.0, y: 5.0 }, Coord { x: 10.0, y: 5.0 }]
+        );
     }
 
     #[test]
     fn line_leaving_and_reentering_gives_two_pieces() {
         let b = ClipBox::tile(10.0, 0.0);
-        let l = line_string![(x: 2.0, y: 2.0), (x: 2.0, y: 20.0), (x: 8.0, y: 20.0), (x: 8.0, y: 2.0)];
+        let l =
+            line_string![(x: 2.0, y: 2.0), (x: 2.0, y: 20.0), (x: 8.0, y: 20.0), (x: 8.0, y: 2.0)];
         let out = b.lines(&MultiLineString::new(vec![l]));
         assert_eq!(out.0.len(), 2);
     }

@@ -181,12 +181,10 @@ impl LayerEncoder<'_> {
         let mut tiny_acc = 0.0;
         for &i in order {
             let f = &features[i];
-            let px = f
-                .geometry
-                .map_coords(|c| Coord {
-                    x: (c.x - left) * scale,
-                    y: (top - c.y) * scale,
-                });
+            let px = f.geometry.map_coords(|c| Coord {
+                x: (c.x - left) * scale,
+                y: (top - c.y) * scale,
+            });
             let Some(shape) = prepare(&px, &clip, tolerance) else {
                 stats.dropped_tiny += 1;
                 continue;
@@ -267,7 +265,10 @@ impl Shape {
 fn pixel_square(c: Point<f64>, side: f64) -> Polygon<f64> {
     let h = (side / 2.0).max(0.5);
     let (x0, y0) = ((c.x() - h).round(), (c.y() - h).round());
-    let (x1, y1) = ((c.x() + h).round().max(x0 + 1.0), (c.y() + h).round().max(y0 + 1.0));
+    let (x1, y1) = (
+        (c.x() + h).round().max(x0 + 1.0),
+        (c.y() + h).round().max(y0 + 1.0),
+    );
     // clockwise on screen (y down): positive shoelace area, as MVT wants for exteriors
     Polygon::new(
         LineString::from(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]),
@@ -405,8 +406,15 @@ mod tests {
         let (x, y) = lonlat_to_mercator(118.7969, 32.0603);
         let t = TileCoord::containing(x, y, 16);
         let values = [Value::Int(42)];
-        let f = SourceFeature { id: 7, geometry: &g, values: &values, size: 1600.0 };
-        let out = encoder(false).encode(t, &[f], &TileBudget::default()).unwrap();
+        let f = SourceFeature {
+            id: 7,
+            geometry: &g,
+            values: &values,
+            size: 1600.0,
+        };
+        let out = encoder(false)
+            .encode(t, &[f], &TileBudget::default())
+            .unwrap();
         assert_eq!(out.stats.written, 1);
         let bytes = encode_tile(vec![out.layer]);
         let back = Tile::decode(bytes.as_slice()).unwrap();
@@ -424,8 +432,15 @@ mod tests {
         let g = square_at(118.7969, 32.0603, 20.0);
         let (x, y) = lonlat_to_mercator(118.7969, 32.0603);
         let t = TileCoord::containing(x, y, 16);
-        let f = SourceFeature { id: 1, geometry: &g, values: &[], size: 1.0 };
-        let out = encoder(false).encode(t, &[f], &TileBudget::default()).unwrap();
+        let f = SourceFeature {
+            id: 1,
+            geometry: &g,
+            values: &[],
+            size: 1.0,
+        };
+        let out = encoder(false)
+            .encode(t, &[f], &TileBudget::default())
+            .unwrap();
         let mut poly = Vec::new();
         let geom = &out.layer.features[0].geometry;
         let (mut cx, mut cy) = (0i32, 0i32);
@@ -437,25 +452,45 @@ mod tests {
         }
         poly.push(poly[0]);
         let area = Polygon::new(LineString::from(poly), vec![]).signed_area();
-        assert!(area > 0.0, "exterior area {area} must be positive in y-down space");
+        assert!(
+            area > 0.0,
+            "exterior area {area} must be positive in y-down space"
+        );
     }
 
     #[test]
     fn tiny_buildings_merge_into_pixels_at_low_zoom() {
         // 400 buildings of 10 m at z10, where a pixel is ~150 m: each alone is invisible
         let shapes: Vec<Geometry<f64>> = (0..400)
-            .map(|i| square_at(118.70 + f64::from(i % 20) * 0.002, 32.00 + f64::from(i / 20) * 0.002, 5.0))
+            .map(|i| {
+                square_at(
+                    118.70 + f64::from(i % 20) * 0.002,
+                    32.00 + f64::from(i / 20) * 0.002,
+                    5.0,
+                )
+            })
             .collect();
         let feats: Vec<SourceFeature<'_>> = shapes
             .iter()
             .enumerate()
-            .map(|(i, g)| SourceFeature { id: i as u64, geometry: g, values: &[], size: 100.0 })
+            .map(|(i, g)| SourceFeature {
+                id: i as u64,
+                geometry: g,
+                values: &[],
+                size: 100.0,
+            })
             .collect();
         let (x, y) = lonlat_to_mercator(118.72, 32.02);
         let t = TileCoord::containing(x, y, 10);
-        let out = encoder(true).encode(t, &feats, &TileBudget::default()).unwrap();
+        let out = encoder(true)
+            .encode(t, &feats, &TileBudget::default())
+            .unwrap();
         assert_eq!(out.stats.merged_tiny, 400);
-        assert!(out.stats.written > 0 && out.stats.written < 400, "{:?}", out.stats);
+        assert!(
+            out.stats.written > 0 && out.stats.written < 400,
+            "{:?}",
+            out.stats
+        );
     }
 
     #[test]
@@ -466,11 +501,19 @@ mod tests {
         let feats: Vec<SourceFeature<'_>> = shapes
             .iter()
             .enumerate()
-            .map(|(i, g)| SourceFeature { id: i as u64, geometry: g, values: &[], size: (i * i) as f64 })
+            .map(|(i, g)| SourceFeature {
+                id: i as u64,
+                geometry: g,
+                values: &[],
+                size: (i * i) as f64,
+            })
             .collect();
         let (x, y) = lonlat_to_mercator(118.80, 32.06);
         let t = TileCoord::containing(x, y, 14);
-        let budget = TileBudget { max_bytes: 1 << 20, max_features: 10 };
+        let budget = TileBudget {
+            max_bytes: 1 << 20,
+            max_features: 10,
+        };
         let out = encoder(false).encode(t, &feats, &budget).unwrap();
         assert!(out.stats.written <= 10);
         assert!(out.layer.features.iter().all(|f| f.id.unwrap() >= 40));
@@ -479,18 +522,34 @@ mod tests {
     #[test]
     fn byte_budget_is_respected() {
         let shapes: Vec<Geometry<f64>> = (0..2000)
-            .map(|i| square_at(118.79 + f64::from(i % 50) * 0.0003, 32.06 + f64::from(i / 50) * 0.0003, 10.0))
+            .map(|i| {
+                square_at(
+                    118.79 + f64::from(i % 50) * 0.0003,
+                    32.06 + f64::from(i / 50) * 0.0003,
+                    10.0,
+                )
+            })
             .collect();
-        let vals: Vec<[Value; 1]> = (0..2000).map(|i| [Value::from(format!("building number {i}"))]).collect();
+        let vals: Vec<[Value; 1]> = (0..2000)
+            .map(|i| [Value::from(format!("building number {i}"))])
+            .collect();
         let feats: Vec<SourceFeature<'_>> = shapes
             .iter()
             .zip(&vals)
             .enumerate()
-            .map(|(i, (g, v))| SourceFeature { id: i as u64, geometry: g, values: v, size: 1.0 })
+            .map(|(i, (g, v))| SourceFeature {
+                id: i as u64,
+                geometry: g,
+                values: v,
+                size: 1.0,
+            })
             .collect();
         let (x, y) = lonlat_to_mercator(118.80, 32.065);
         let t = TileCoord::containing(x, y, 13);
-        let budget = TileBudget { max_bytes: 20_000, max_features: 100_000 };
+        let budget = TileBudget {
+            max_bytes: 20_000,
+            max_features: 100_000,
+        };
         let out = encoder(false).encode(t, &feats, &budget).unwrap();
         assert!(out.stats.bytes <= 20_000, "{:?}", out.stats);
         assert!(out.stats.dropped_budget > 0);
@@ -502,8 +561,15 @@ mod tests {
         let g = square_at(10.0, 10.0, 20.0);
         let (x, y) = lonlat_to_mercator(118.7969, 32.0603);
         let t = TileCoord::containing(x, y, 14);
-        let f = SourceFeature { id: 1, geometry: &g, values: &[], size: 1.0 };
-        let out = encoder(false).encode(t, &[f], &TileBudget::default()).unwrap();
+        let f = SourceFeature {
+            id: 1,
+            geometry: &g,
+            values: &[],
+            size: 1.0,
+        };
+        let out = encoder(false)
+            .encode(t, &[f], &TileBudget::default())
+            .unwrap();
         assert_eq!(out.stats.written, 0);
     }
 }

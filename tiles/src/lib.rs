@@ -32,7 +32,9 @@ pub enum Error {
         reason: String,
     },
     /// A coordinate reference system this crate does not know.
-    #[error("unknown coordinate reference system {0:?}; use EPSG:4326, EPSG:4490, GCJ-02 or EPSG:3857")]
+    #[error(
+        "unknown coordinate reference system {0:?}; use EPSG:4326, EPSG:4490, GCJ-02 or EPSG:3857"
+    )]
     UnknownCrs(String),
     /// The MVT writer refused a geometry.
     #[error("MVT encoding failed: {0}")]

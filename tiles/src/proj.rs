@@ -217,6 +217,9 @@ mod tests {
         assert_eq!(Crs::parse("EPSG:4326").unwrap(), Crs::Wgs84);
         assert_eq!(Crs::parse("epsg:3857").unwrap(), Crs::WebMercator);
         assert_eq!(Crs::parse("GCJ02").unwrap(), Crs::Gcj02);
-        assert!(matches!(Crs::parse("EPSG:27700"), Err(Error::UnknownCrs(_))));
+        assert!(matches!(
+            Crs::parse("EPSG:27700"),
+            Err(Error::UnknownCrs(_))
+        ));
     }
 }

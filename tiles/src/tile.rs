@@ -69,8 +69,12 @@ impl TileCoord {
         let n = f64::from(1u32 << z);
         let span = 2.0 * WEB_MERCATOR_MAX / n;
         let max = (1u32 << z) - 1;
-        let col = ((x + WEB_MERCATOR_MAX) / span).floor().clamp(0.0, f64::from(max));
-        let row = ((WEB_MERCATOR_MAX - y) / span).floor().clamp(0.0, f64::from(max));
+        let col = ((x + WEB_MERCATOR_MAX) / span)
+            .floor()
+            .clamp(0.0, f64::from(max));
+        let row = ((WEB_MERCATOR_MAX - y) / span)
+            .floor()
+            .clamp(0.0, f64::from(max));
         Self {
             z,
             x: col as u32,

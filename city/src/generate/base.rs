@@ -32,8 +32,14 @@ fn river_band(line: &[(f64, f64)], half_m: f64) -> Polygon<f64> {
         let (dx, dy) = ((b.0 - a.0) / M_LON, (b.1 - a.1) / M_LAT);
         let len = dx.hypot(dy).max(1e-9);
         let (nx, ny) = (-dy / len * half_m, dx / len * half_m);
-        left.push(Coord { x: line[i].0 + nx * M_LON, y: line[i].1 + ny * M_LAT });
-        right.push(Coord { x: line[i].0 - nx * M_LON, y: line[i].1 - ny * M_LAT });
+        left.push(Coord {
+            x: line[i].0 + nx * M_LON,
+            y: line[i].1 + ny * M_LAT,
+        });
+        right.push(Coord {
+            x: line[i].0 - nx * M_LON,
+            y: line[i].1 - ny * M_LAT,
+        });
     }
     right.reverse();
     left.extend(right);
@@ -47,7 +53,10 @@ fn ellipse(cx: f64, cy: f64, rx_m: f64, ry_m: f64, wobble: f64) -> Polygon<f64> 
         .map(|i| {
             let t = std::f64::consts::TAU * f64::from(i) / f64::from(n);
             let r = 1.0 + wobble * (3.0 * t).sin() * (2.0 * t).cos();
-            Coord { x: cx + rx_m * r * t.cos() * M_LON, y: cy + ry_m * r * t.sin() * M_LAT }
+            Coord {
+                x: cx + rx_m * r * t.cos() * M_LON,
+                y: cy + ry_m * r * t.sin() * M_LAT,
+            }
         })
         .collect();
     pts.push(pts[0]);
@@ -58,24 +67,65 @@ fn ellipse(cx: f64, cy: f64, rx_m: f64, ry_m: f64, wobble: f64) -> Polygon<f64> 
 #[must_use]
 pub fn water(reference: &super::Reference) -> Vec<(String, String, MultiPolygon<f64>)> {
     let yangtze = [
-        (118.40, 31.66), (118.46, 31.76), (118.52, 31.85), (118.59, 31.93), (118.65, 31.98),
-        (118.690, 32.030), (118.725, 32.080), (118.745, 32.105), (118.780, 32.135),
-        (118.830, 32.160), (118.900, 32.165), (118.980, 32.160), (119.060, 32.190),
-        (119.140, 32.230), (119.260, 32.260),
+        (118.40, 31.66),
+        (118.46, 31.76),
+        (118.52, 31.85),
+        (118.59, 31.93),
+        (118.65, 31.98),
+        (118.690, 32.030),
+        (118.725, 32.080),
+        (118.745, 32.105),
+        (118.780, 32.135),
+        (118.830, 32.160),
+        (118.900, 32.165),
+        (118.980, 32.160),
+        (119.060, 32.190),
+        (119.140, 32.230),
+        (119.260, 32.260),
     ];
     let qinhuai = [
-        (118.86, 31.80), (118.84, 31.88), (118.81, 31.95), (118.79, 31.99), (118.77, 32.01),
-        (118.74, 32.02), (118.72, 32.04), (118.705, 32.055),
+        (118.86, 31.80),
+        (118.84, 31.88),
+        (118.81, 31.95),
+        (118.79, 31.99),
+        (118.77, 32.01),
+        (118.74, 32.02),
+        (118.72, 32.04),
+        (118.705, 32.055),
     ];
     let shapes = vec![
         ("长江", "river", river_band(&yangtze, 900.0)),
         ("秦淮河", "river", river_band(&qinhuai, 45.0)),
-        ("玄武湖", "lake", ellipse(118.795, 32.074, 1200.0, 1050.0, 0.08)),
-        ("莫愁湖", "lake", ellipse(118.760, 32.037, 300.0, 220.0, 0.1)),
-        ("石臼湖", "lake", ellipse(118.880, 31.480, 9000.0, 5000.0, 0.12)),
-        ("固城湖", "lake", ellipse(118.920, 31.280, 3200.0, 4200.0, 0.1)),
-        ("金牛湖", "lake", ellipse(118.945, 32.480, 1300.0, 1000.0, 0.15)),
-        ("百家湖", "lake", ellipse(118.828, 31.923, 450.0, 350.0, 0.1)),
+        (
+            "玄武湖",
+            "lake",
+            ellipse(118.795, 32.074, 1200.0, 1050.0, 0.08),
+        ),
+        (
+            "莫愁湖",
+            "lake",
+            ellipse(118.760, 32.037, 300.0, 220.0, 0.1),
+        ),
+        (
+            "石臼湖",
+            "lake",
+            ellipse(118.880, 31.480, 9000.0, 5000.0, 0.12),
+        ),
+        (
+            "固城湖",
+            "lake",
+            ellipse(118.920, 31.280, 3200.0, 4200.0, 0.1),
+        ),
+        (
+            "金牛湖",
+            "lake",
+            ellipse(118.945, 32.480, 1300.0, 1000.0, 0.15),
+        ),
+        (
+            "百家湖",
+            "lake",
+            ellipse(118.828, 31.923, 450.0, 350.0, 0.1),
+        ),
     ];
     shapes
         .into_iter()
@@ -87,10 +137,36 @@ pub fn water(reference: &super::Reference) -> Vec<(String, String, MultiPolygon<
 }
 
 const ROAD_NAMES: &[&str] = &[
-    "中山路", "汉中路", "北京东路", "北京西路", "龙蟠路", "江东路", "虎踞路", "应天大街",
-    "龙蟠中路", "卡子门大街", "双龙大道", "宁溧路", "宁六路", "浦珠路", "江北大道",
-    "仙林大道", "雨花大道", "凤台路", "集庆路", "建康路", "长江路", "珠江路", "广州路",
-    "上海路", "汉口路", "湖南路", "中央路", "黑龙江路", "草场门大街", "清凉门大街",
+    "中山路",
+    "汉中路",
+    "北京东路",
+    "北京西路",
+    "龙蟠路",
+    "江东路",
+    "虎踞路",
+    "应天大街",
+    "龙蟠中路",
+    "卡子门大街",
+    "双龙大道",
+    "宁溧路",
+    "宁六路",
+    "浦珠路",
+    "江北大道",
+    "仙林大道",
+    "雨花大道",
+    "凤台路",
+    "集庆路",
+    "建康路",
+    "长江路",
+    "珠江路",
+    "广州路",
+    "上海路",
+    "汉口路",
+    "湖南路",
+    "中央路",
+    "黑龙江路",
+    "草场门大街",
+    "清凉门大街",
 ];
 
 fn road(points: Vec<Coord<f64>>) -> MultiLineString<f64> {
@@ -108,7 +184,12 @@ pub fn roads(reference: &super::Reference, scale: super::Scale, rng: &mut Rng) -
         (11000.0, 12000.0, "motorway", "南京绕城公路", 8),
     ] {
         let ring = ellipse(cx, cy, rx, ry, 0.05);
-        lines.push((road(ring.exterior().0.clone()), class, name.to_owned(), lanes));
+        lines.push((
+            road(ring.exterior().0.clone()),
+            class,
+            name.to_owned(),
+            lanes,
+        ));
     }
     // radials from the centre and expressways from the centre to every town
     for (i, &(tx, ty, _, _)) in CENTRES.iter().enumerate().skip(1) {
@@ -118,7 +199,12 @@ pub fn roads(reference: &super::Reference, scale: super::Scale, rng: &mut Rng) -
         };
         let class = if i < 9 { "trunk" } else { "motorway" };
         let name = ROAD_NAMES[i % ROAD_NAMES.len()].to_owned();
-        lines.push((road(vec![Coord { x: cx, y: cy }, mid, Coord { x: tx, y: ty }]), class, name, 6));
+        lines.push((
+            road(vec![Coord { x: cx, y: cy }, mid, Coord { x: tx, y: ty }]),
+            class,
+            name,
+            6,
+        ));
     }
     // local grids around every centre
     let spacing = match scale {
@@ -134,15 +220,34 @@ pub fn roads(reference: &super::Reference, scale: super::Scale, rng: &mut Rng) -
         for k in 0..=n {
             let off = -half + f64::from(k) * spacing;
             for dir in 0..2 {
-                let (a, b) = if dir == 0 { ((off, -half), (off, half)) } else { ((-half, off), (half, off)) };
+                let (a, b) = if dir == 0 {
+                    ((off, -half), (off, half))
+                } else {
+                    ((-half, off), (half, off))
+                };
                 let rot = |(x, y): (f64, f64)| Coord {
                     x: tx + (x * ca - y * sa) * M_LON,
                     y: ty + (x * sa + y * ca) * M_LAT,
                 };
-                let class = if k % 6 == 0 { "secondary" } else if k % 2 == 0 { "tertiary" } else { "residential" };
-                let lanes = match class { "secondary" => 4, "tertiary" => 2, _ => 1 };
+                let class = if k % 6 == 0 {
+                    "secondary"
+                } else if k % 2 == 0 {
+                    "tertiary"
+                } else {
+                    "residential"
+                };
+                let lanes = match class {
+                    "secondary" => 4,
+                    "tertiary" => 2,
+                    _ => 1,
+                };
                 serial += 1;
-                let name = format!("{}{}", ROAD_NAMES[serial % ROAD_NAMES.len()].trim_end_matches(['路', '街', '道', '大']), ["一路", "二路", "三路", "街", "巷"][serial % 5]);
+                let name = format!(
+                    "{}{}",
+                    ROAD_NAMES[serial % ROAD_NAMES.len()]
+                        .trim_end_matches(['路', '街', '道', '大']),
+                    ["一路", "二路", "三路", "街", "巷"][serial % 5]
+                );
                 lines.push((road(vec![rot(a), rot(b)]), class, name, lanes));
             }
         }
@@ -223,7 +328,10 @@ pub fn buildings(
     const CELL: f64 = 30.0;
     let city = Lookup::new(reference.districts.iter().map(|d| &d.shape));
     let wet = Lookup::new(water.iter().map(|w| &w.2));
-    let bb = reference.city.bounding_rect().unwrap_or(Rect::new((118.3, 31.2), (119.3, 32.7)));
+    let bb = reference
+        .city
+        .bounding_rect()
+        .unwrap_or(Rect::new((118.3, 31.2), (119.3, 32.7)));
     let total_w: f64 = CENTRES.iter().map(|c| c.2).sum::<f64>() + 0.25;
     let mut taken: HashSet<(i32, i32)> = HashSet::with_capacity(n * 2);
     let mut features = Vec::with_capacity(n);
@@ -241,13 +349,21 @@ pub fn buildings(
         }
         let (lon, lat) = match centre {
             Some(&(x, y, _, s)) => {
+                // buildings cluster tighter than the wider urban area around each centre
                 let (gx, gy) = gaussian_pair(rng);
-                (x + gx * s * 1000.0 * M_LON, y + gy * s * 1000.0 * M_LAT)
+                let s = s * 600.0;
+                (x + gx * s * M_LON, y + gy * s * M_LAT)
             }
             // villages scattered over the countryside
-            None => (rng.random_range(bb.min().x..bb.max().x), rng.random_range(bb.min().y..bb.max().y)),
+            None => (
+                rng.random_range(bb.min().x..bb.max().x),
+                rng.random_range(bb.min().y..bb.max().y),
+            ),
         };
-        let key = ((lon / (CELL * M_LON)).floor() as i32, (lat / (CELL * M_LAT)).floor() as i32);
+        let key = (
+            (lon / (CELL * M_LON)).floor() as i32,
+            (lat / (CELL * M_LAT)).floor() as i32,
+        );
         if taken.contains(&key) {
             continue;
         }
@@ -286,7 +402,9 @@ pub fn buildings(
             u -= p;
         }
         let t: f64 = rng.random_range(0.0..1.0);
-        let floors = (1.0 + intensity * 30.0 * t.powf(1.6) + rng.random_range(0.0..2.0)).round().max(1.0);
+        let floors = (1.0 + intensity * 30.0 * t.powf(1.6) + rng.random_range(0.0..2.0))
+            .round()
+            .max(1.0);
         let height = (floors * 3.1 + rng.random_range(0.0..2.5)).round();
         let year = 1950 + (rng.random_range(0.0..1.0f64).powf(0.6) * 75.0) as i64;
         features.push(Feature {
@@ -366,7 +484,12 @@ pub fn pois(
     }
     for c in communities {
         if let Some(p) = c.shape.interior_point() {
-            push(p, format!("{}服务中心", c.name), "community_centre", &c.code);
+            push(
+                p,
+                format!("{}服务中心", c.name),
+                "community_centre",
+                &c.code,
+            );
         }
     }
     let city = Lookup::new(reference.districts.iter().map(|d| &d.shape));
@@ -383,7 +506,10 @@ pub fn pois(
             pick -= cc.2;
         }
         let (gx, gy) = gaussian_pair(rng);
-        let p = Point::new(c.0 + gx * c.3 * 1200.0 * M_LON, c.1 + gy * c.3 * 1200.0 * M_LAT);
+        let p = Point::new(
+            c.0 + gx * c.3 * 1200.0 * M_LON,
+            c.1 + gy * c.3 * 1200.0 * M_LAT,
+        );
         if !city.any(&p) {
             continue;
         }
@@ -405,7 +531,11 @@ pub fn pois(
         "兴趣点 Points of interest",
         "Government offices, community centres, schools, hospitals, stations, shops",
         GeometryKind::Point,
-        &[("name", FieldKind::Text), ("category", FieldKind::Text), ("territory", FieldKind::Text)],
+        &[
+            ("name", FieldKind::Text),
+            ("category", FieldKind::Text),
+            ("territory", FieldKind::Text),
+        ],
         (10, 14),
         GENERATED,
     );
@@ -415,7 +545,12 @@ pub fn pois(
 /// City components (部件) along the roads: manhole covers, lamp posts, hydrants, bins.
 #[must_use]
 pub fn components(roads: &GeneratedLayer, n: usize, rng: &mut Rng) -> GeneratedLayer {
-    let kinds = [("manhole", "MH"), ("lamp_post", "LP"), ("hydrant", "HY"), ("trash_bin", "TB")];
+    let kinds = [
+        ("manhole", "MH"),
+        ("lamp_post", "LP"),
+        ("hydrant", "HY"),
+        ("trash_bin", "TB"),
+    ];
     let segments: Vec<(Coord<f64>, Coord<f64>)> = roads
         .features
         .iter()
@@ -445,7 +580,11 @@ pub fn components(roads: &GeneratedLayer, n: usize, rng: &mut Rng) -> GeneratedL
                 values: vec![
                     Value::from(kind),
                     Value::from(format!("{prefix}{:07}", i + 1)),
-                    Value::from(if rng.random_bool(0.97) { "normal" } else { "damaged" }),
+                    Value::from(if rng.random_bool(0.97) {
+                        "normal"
+                    } else {
+                        "damaged"
+                    }),
                     Value::Int(rng.random_range(1995..2026)),
                 ],
             });

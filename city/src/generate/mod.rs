@@ -38,7 +38,9 @@ impl Scale {
         match s {
             "small" => Ok(Self::Small),
             "city" => Ok(Self::City),
-            _ => Err(Error::Invalid(format!("unknown scale {s:?}: use small or city"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown scale {s:?}: use small or city"
+            ))),
         }
     }
 
@@ -66,21 +68,21 @@ impl Scale {
 
 /// Urban centres of Nanjing: (lon, lat, weight, sigma in km).
 pub const CENTRES: &[(f64, f64, f64, f64)] = &[
-    (118.784, 32.041, 1.00, 4.0),  // 新街口
-    (118.775, 32.066, 0.60, 3.0),  // 鼓楼
-    (118.728, 32.005, 0.60, 3.5),  // 河西
-    (118.785, 31.990, 0.40, 3.0),  // 雨花
-    (118.915, 32.105, 0.35, 4.0),  // 仙林
-    (118.805, 32.105, 0.30, 3.0),  // 迈皋桥
-    (118.845, 31.950, 0.45, 4.5),  // 东山
-    (118.820, 31.895, 0.25, 3.5),  // 九龙湖
-    (118.635, 32.060, 0.35, 4.5),  // 江北
-    (118.750, 32.220, 0.20, 3.0),  // 大厂
-    (118.835, 32.340, 0.15, 3.0),  // 雄州
-    (119.025, 31.655, 0.12, 3.0),  // 溧水
-    (118.880, 31.330, 0.10, 3.0),  // 高淳
-    (118.870, 31.740, 0.08, 2.5),  // 禄口
-    (119.050, 32.060, 0.06, 2.5),  // 汤山
+    (118.784, 32.041, 1.00, 4.0), // 新街口
+    (118.775, 32.066, 0.60, 3.0), // 鼓楼
+    (118.728, 32.005, 0.60, 3.5), // 河西
+    (118.785, 31.990, 0.40, 3.0), // 雨花
+    (118.915, 32.105, 0.35, 4.0), // 仙林
+    (118.805, 32.105, 0.30, 3.0), // 迈皋桥
+    (118.845, 31.950, 0.45, 4.5), // 东山
+    (118.820, 31.895, 0.25, 3.5), // 九龙湖
+    (118.635, 32.060, 0.35, 4.5), // 江北
+    (118.750, 32.220, 0.20, 3.0), // 大厂
+    (118.835, 32.340, 0.15, 3.0), // 雄州
+    (119.025, 31.655, 0.12, 3.0), // 溧水
+    (118.880, 31.330, 0.10, 3.0), // 高淳
+    (118.870, 31.740, 0.08, 2.5), // 禄口
+    (119.050, 32.060, 0.06, 2.5), // 汤山
 ];
 
 /// How built-up a place is: 0 in the countryside, about 1 at Xinjiekou.
@@ -106,7 +108,14 @@ pub struct Reference {
     pub districts: Vec<Territory>,
 }
 
-fn read_polygons(path: &Path) -> Result<Vec<(serde_json::Map<String, serde_json::Value>, MultiPolygon<f64>)>> {
+fn read_polygons(
+    path: &Path,
+) -> Result<
+    Vec<(
+        serde_json::Map<String, serde_json::Value>,
+        MultiPolygon<f64>,
+    )>,
+> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
         source: e,
@@ -117,9 +126,9 @@ fn read_polygons(path: &Path) -> Result<Vec<(serde_json::Map<String, serde_json:
     fc.features
         .into_iter()
         .map(|f| {
-            let g = f
-                .geometry
-                .ok_or_else(|| Error::Invalid(format!("{}: feature without geometry", path.display())))?;
+            let g = f.geometry.ok_or_else(|| {
+                Error::Invalid(format!("{}: feature without geometry", path.display()))
+            })?;
             let g = Geometry::<f64>::try_from(g)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
             let mp = match g {
@@ -287,18 +296,27 @@ pub fn generate(
         format!("{}街道", names.get(i).copied().unwrap_or("新城"))
     });
     progress.phase("communities", None);
-    let w: Vec<f64> = streets.iter().map(|s| weight(s) * base::area_km2(&s.shape).powf(0.35)).collect();
-    let communities = subdivide(&streets, &apportion(&w, 1200, 3), &mut rng, |_, _, serial| {
-        community_name(serial)
-    });
+    let w: Vec<f64> = streets
+        .iter()
+        .map(|s| weight(s) * base::area_km2(&s.shape).powf(0.35))
+        .collect();
+    let communities = subdivide(
+        &streets,
+        &apportion(&w, 1200, 3),
+        &mut rng,
+        |_, _, serial| community_name(serial),
+    );
     progress.phase("grids", None);
     let w: Vec<f64> = communities
         .iter()
         .map(|c| weight(c) * base::area_km2(&c.shape).powf(0.35))
         .collect();
-    let grids = subdivide(&communities, &apportion(&w, 10_000, 2), &mut rng, |p, i, _| {
-        format!("{}第{}网格", p.name.trim_end_matches("社区"), i + 1)
-    });
+    let grids = subdivide(
+        &communities,
+        &apportion(&w, 10_000, 2),
+        &mut rng,
+        |p, i, _| format!("{}第{}网格", p.name.trim_end_matches("社区"), i + 1),
+    );
     let city = Territory {
         code: "320100".into(),
         name: "南京市".into(),
@@ -307,10 +325,38 @@ pub fn generate(
     };
     let mut layers = vec![
         territory_layer("city", "南京市 City", "city", &[city], (0, 10), TIANDITU),
-        territory_layer("districts", "区 Districts", "district", &reference.districts, (0, 12), TIANDITU),
-        territory_layer("streets", "街道 Streets and towns", "street", &streets, (8, 13), GENERATED),
-        territory_layer("communities", "社区 Communities", "community", &communities, (10, 14), GENERATED),
-        territory_layer("grids", "网格 Management grids", "grid", &grids, (12, 15), GENERATED),
+        territory_layer(
+            "districts",
+            "区 Districts",
+            "district",
+            &reference.districts,
+            (0, 12),
+            TIANDITU,
+        ),
+        territory_layer(
+            "streets",
+            "街道 Streets and towns",
+            "street",
+            &streets,
+            (8, 13),
+            GENERATED,
+        ),
+        territory_layer(
+            "communities",
+            "社区 Communities",
+            "community",
+            &communities,
+            (10, 14),
+            GENERATED,
+        ),
+        territory_layer(
+            "grids",
+            "网格 Management grids",
+            "grid",
+            &grids,
+            (12, 15),
+            GENERATED,
+        ),
     ];
     layers.push(jiangbei(reference));
     progress.phase("water", None);
@@ -380,7 +426,11 @@ fn water_layer(water: Vec<(String, String, MultiPolygon<f64>)>) -> GeneratedLaye
         "水系 Water",
         "The Yangtze, the Qinhuai and the lakes",
         GeometryKind::Polygon,
-        &[("name", FieldKind::Text), ("kind", FieldKind::Text), ("area_km2", FieldKind::Real)],
+        &[
+            ("name", FieldKind::Text),
+            ("kind", FieldKind::Text),
+            ("area_km2", FieldKind::Real),
+        ],
         (0, 14),
         GENERATED,
     );
@@ -392,7 +442,9 @@ fn water_layer(water: Vec<(String, String, MultiPolygon<f64>)>) -> GeneratedLaye
             values: vec![
                 Value::from(name),
                 Value::from(kind),
-                Value::Float((shape.unsigned_area() * 111.32 * 0.848 * 110.57 * 100.0).round() / 100.0),
+                Value::Float(
+                    (shape.unsigned_area() * 111.32 * 0.848 * 110.57 * 100.0).round() / 100.0,
+                ),
             ],
             geometry: Geometry::MultiPolygon(shape),
         })
@@ -413,7 +465,10 @@ pub struct ManifestEntry {
 pub fn write_fixtures(layers: &[GeneratedLayer], dir: &Path) -> Result<()> {
     let io = |p: &Path| {
         let p = p.display().to_string();
-        move |e| Error::Io { path: p.clone(), source: e }
+        move |e| Error::Io {
+            path: p.clone(),
+            source: e,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut manifest = Vec::new();
@@ -429,8 +484,8 @@ pub fn write_fixtures(layers: &[GeneratedLayer], dir: &Path) -> Result<()> {
         manifest.push(ManifestEntry { file, meta });
     }
     let path = dir.join("manifest.json");
-    let json = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&manifest).map_err(|e| Error::Invalid(e.to_string()))?;
     std::fs::write(&path, json + "\n").map_err(io(&path))
 }
 
@@ -471,7 +526,12 @@ fn write_polygon(w: &mut impl Write, p: &geo::Polygon<f64>) -> std::io::Result<(
 
 fn write_geometry(w: &mut impl Write, g: &Geometry<f64>) -> std::io::Result<()> {
     match g {
-        Geometry::Point(p) => write!(w, r#"{{"type":"Point","coordinates":[{},{}]}}"#, round7(p.x()), round7(p.y())),
+        Geometry::Point(p) => write!(
+            w,
+            r#"{{"type":"Point","coordinates":[{},{}]}}"#,
+            round7(p.x()),
+            round7(p.y())
+        ),
         Geometry::LineString(l) => {
             w.write_all(br#"{"type":"LineString","coordinates":"#)?;
             write_coords(w, l)?;
@@ -523,7 +583,12 @@ pub fn write_geojson(layer: &GeneratedLayer, w: &mut impl Write) -> std::io::Res
                 w.write_all(b",")?;
             }
             first = false;
-            write!(w, "{}:{}", citytwin_tiles::value::json_string(&field.name), v.to_json())?;
+            write!(
+                w,
+                "{}:{}",
+                citytwin_tiles::value::json_string(&field.name),
+                v.to_json()
+            )?;
         }
         w.write_all(b"},\"geometry\":")?;
         write_geometry(w, &f.geometry)?;

@@ -27,28 +27,101 @@ pub struct Territory {
 /// Real street/town counts of Nanjing's districts, with names.
 pub fn street_names(district: &str) -> &'static [&'static str] {
     match district {
-        "320102" => &["玄武门", "新街口", "梅园新村", "锁金村", "孝陵卫", "红山", "玄武湖"],
-        "320104" => &["秋湖", "夫子庙", "双塘", "中华门", "五老村", "洪武路", "大光路", "瑞金路", "月牙湖", "光华路", "朝天宫", "红花"],
+        "320102" => &[
+            "玄武门",
+            "新街口",
+            "梅园新村",
+            "锁金村",
+            "孝陵卫",
+            "红山",
+            "玄武湖",
+        ],
+        "320104" => &[
+            "秋湖",
+            "夫子庙",
+            "双塘",
+            "中华门",
+            "五老村",
+            "洪武路",
+            "大光路",
+            "瑞金路",
+            "月牙湖",
+            "光华路",
+            "朝天宫",
+            "红花",
+        ],
         "320105" => &["南苑", "兴隆", "沙洲", "双闸", "江心洲", "莫愁湖"],
-        "320106" => &["宁海路", "华侨路", "湖南路", "中央门", "挹江门", "江东", "凤凰", "阅江楼", "热河南路", "幕府山", "建宁路", "宝塔桥", "小市"],
-        "320111" => &["泰山", "顶山", "沿江", "江浦", "桥林", "汤泉", "盘城", "星甸", "永宁"],
-        "320113" => &["尧化", "马群", "迈皋桥", "燕子矶", "栖霞", "龙潭", "仙林", "八卦洲", "西岗"],
+        "320106" => &[
+            "宁海路",
+            "华侨路",
+            "湖南路",
+            "中央门",
+            "挹江门",
+            "江东",
+            "凤凰",
+            "阅江楼",
+            "热河南路",
+            "幕府山",
+            "建宁路",
+            "宝塔桥",
+            "小市",
+        ],
+        "320111" => &[
+            "泰山", "顶山", "沿江", "江浦", "桥林", "汤泉", "盘城", "星甸", "永宁",
+        ],
+        "320113" => &[
+            "尧化",
+            "马群",
+            "迈皋桥",
+            "燕子矶",
+            "栖霞",
+            "龙潭",
+            "仙林",
+            "八卦洲",
+            "西岗",
+        ],
         "320114" => &["雨花", "赛虹桥", "西善桥", "板桥", "铁心桥", "梅山"],
-        "320115" => &["东山", "秣陵", "汤山", "淳化", "禄口", "江宁", "谷里", "湖熟", "横溪", "麒麟"],
-        "320116" => &["雄州", "龙池", "程桥", "金牛湖", "横梁", "龙袍", "马鞍", "冶山", "竹镇"],
-        "320117" => &["永阳", "柘塘", "白马", "东屏", "石湫", "洪蓝", "晶桥", "和凤"],
-        "320118" => &["淳溪", "古柏", "阳江", "砖墙", "东坝", "固城", "桠溪", "漆桥"],
+        "320115" => &[
+            "东山", "秣陵", "汤山", "淳化", "禄口", "江宁", "谷里", "湖熟", "横溪", "麒麟",
+        ],
+        "320116" => &[
+            "雄州",
+            "龙池",
+            "程桥",
+            "金牛湖",
+            "横梁",
+            "龙袍",
+            "马鞍",
+            "冶山",
+            "竹镇",
+        ],
+        "320117" => &[
+            "永阳", "柘塘", "白马", "东屏", "石湫", "洪蓝", "晶桥", "和凤",
+        ],
+        "320118" => &[
+            "淳溪", "古柏", "阳江", "砖墙", "东坝", "固城", "桠溪", "漆桥",
+        ],
         _ => &["新城", "东城", "西城"],
     }
 }
 
-const NAME_A: &[&str] = &["新", "东", "西", "南", "北", "中", "翠", "金", "银", "华", "兴", "和", "安", "康", "丰", "瑞", "云", "星", "明", "清", "春", "秀", "宁", "长", "福"];
-const NAME_B: &[&str] = &["苑", "园", "村", "湾", "桥", "坊", "里", "城", "岗", "塘", "庄", "街", "门", "山", "湖", "河", "林", "花", "港", "井"];
+const NAME_A: &[&str] = &[
+    "新", "东", "西", "南", "北", "中", "翠", "金", "银", "华", "兴", "和", "安", "康", "丰", "瑞",
+    "云", "星", "明", "清", "春", "秀", "宁", "长", "福",
+];
+const NAME_B: &[&str] = &[
+    "苑", "园", "村", "湾", "桥", "坊", "里", "城", "岗", "塘", "庄", "街", "门", "山", "湖", "河",
+    "林", "花", "港", "井",
+];
 
 /// A community name from its index.
 #[must_use]
 pub fn community_name(i: usize) -> String {
-    format!("{}{}社区", NAME_A[i % NAME_A.len()], NAME_B[(i / NAME_A.len()) % NAME_B.len()])
+    format!(
+        "{}{}社区",
+        NAME_A[i % NAME_A.len()],
+        NAME_B[(i / NAME_A.len()) % NAME_B.len()]
+    )
 }
 
 /// Points inside `parent`, spread by best-candidate sampling, denser where the city is.
@@ -88,8 +161,14 @@ fn seeds(parent: &MultiPolygon<f64>, n: usize, rng: &mut Rng) -> Vec<Point<f64>>
 
 /// Clips a convex polygon (local coords) to the half-plane closer to `a` than to `b`.
 fn clip_half_plane(poly: &[Coord<f64>], a: Coord<f64>, b: Coord<f64>) -> Vec<Coord<f64>> {
-    let m = Coord { x: (a.x + b.x) / 2.0, y: (a.y + b.y) / 2.0 };
-    let n = Coord { x: b.x - a.x, y: b.y - a.y };
+    let m = Coord {
+        x: (a.x + b.x) / 2.0,
+        y: (a.y + b.y) / 2.0,
+    };
+    let n = Coord {
+        x: b.x - a.x,
+        y: b.y - a.y,
+    };
     let side = |p: Coord<f64>| (p.x - m.x) * n.x + (p.y - m.y) * n.y;
     let mut out = Vec::with_capacity(poly.len() + 1);
     for i in 0..poly.len() {
@@ -101,7 +180,10 @@ fn clip_half_plane(poly: &[Coord<f64>], a: Coord<f64>, b: Coord<f64>) -> Vec<Coo
         }
         if (sp <= 0.0) != (sq <= 0.0) {
             let t = sp / (sp - sq);
-            out.push(Coord { x: p.x + t * (q.x - p.x), y: p.y + t * (q.y - p.y) });
+            out.push(Coord {
+                x: p.x + t * (q.x - p.x),
+                y: p.y + t * (q.y - p.y),
+            });
         }
     }
     out
@@ -117,13 +199,31 @@ pub fn partition(parent: &MultiPolygon<f64>, n: usize, rng: &mut Rng) -> Vec<Mul
     if pts.len() <= 1 {
         return vec![parent.clone()];
     }
-    let local: Vec<Coord<f64>> = pts.iter().map(|p| Coord { x: p.x() * KX, y: p.y() }).collect();
+    let local: Vec<Coord<f64>> = pts
+        .iter()
+        .map(|p| Coord {
+            x: p.x() * KX,
+            y: p.y(),
+        })
+        .collect();
     let pad = 0.01;
     let frame = vec![
-        Coord { x: (bb.min().x - pad) * KX, y: bb.min().y - pad },
-        Coord { x: (bb.max().x + pad) * KX, y: bb.min().y - pad },
-        Coord { x: (bb.max().x + pad) * KX, y: bb.max().y + pad },
-        Coord { x: (bb.min().x - pad) * KX, y: bb.max().y + pad },
+        Coord {
+            x: (bb.min().x - pad) * KX,
+            y: bb.min().y - pad,
+        },
+        Coord {
+            x: (bb.max().x + pad) * KX,
+            y: bb.min().y - pad,
+        },
+        Coord {
+            x: (bb.max().x + pad) * KX,
+            y: bb.max().y + pad,
+        },
+        Coord {
+            x: (bb.min().x - pad) * KX,
+            y: bb.max().y + pad,
+        },
     ];
     let mut out = Vec::with_capacity(pts.len());
     for (i, &a) in local.iter().enumerate() {
@@ -136,7 +236,13 @@ pub fn partition(parent: &MultiPolygon<f64>, n: usize, rng: &mut Rng) -> Vec<Mul
         if cell.len() < 3 {
             continue;
         }
-        let mut ring: Vec<Coord<f64>> = cell.iter().map(|c| Coord { x: c.x / KX, y: c.y }).collect();
+        let mut ring: Vec<Coord<f64>> = cell
+            .iter()
+            .map(|c| Coord {
+                x: c.x / KX,
+                y: c.y,
+            })
+            .collect();
         ring.push(ring[0]);
         let cell = Polygon::new(LineString::new(ring), vec![]);
         let piece = parent.intersection(&MultiPolygon::new(vec![cell]));

@@ -122,11 +122,13 @@ fn read_geojson(file: &str, bytes: &[u8], progress: &dyn Progress) -> Result<Raw
     let mut features = Vec::new();
     let mut push = |f: geojson::Feature, n: usize| -> Result<()> {
         let geometry = match f.geometry {
-            Some(g) => Some(Geometry::<f64>::try_from(g).map_err(|e| Error::ImportFeature {
-                file: file.to_owned(),
-                feature: n,
-                reason: format!("unreadable geometry: {e}"),
-            })?),
+            Some(g) => Some(
+                Geometry::<f64>::try_from(g).map_err(|e| Error::ImportFeature {
+                    file: file.to_owned(),
+                    feature: n,
+                    reason: format!("unreadable geometry: {e}"),
+                })?,
+            ),
             None => None,
         };
         let properties = f
@@ -296,9 +298,9 @@ fn read_fgb<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
         .map_err(|e| ferr(format!("not a FlatGeobuf file: {e}")))?;
     let header = fgb.header();
     let crs = match header.crs() {
-        Some(c) if c.code() != 0 => Some(
-            Crs::parse(&c.code().to_string()).map_err(|e| ferr(e.to_string()))?,
-        ),
+        Some(c) if c.code() != 0 => {
+            Some(Crs::parse(&c.code().to_string()).map_err(|e| ferr(e.to_string()))?)
+        }
         _ => None,
     };
     let fields = header
@@ -309,7 +311,13 @@ fn read_fgb<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
                     use flatgeobuf::ColumnType as T;
                     let kind = match c.type_() {
                         T::Bool => FieldKind::Boolean,
-                        T::Byte | T::UByte | T::Short | T::UShort | T::Int | T::UInt | T::Long
+                        T::Byte
+                        | T::UByte
+                        | T::Short
+                        | T::UShort
+                        | T::Int
+                        | T::UInt
+                        | T::Long
                         | T::ULong => FieldKind::Integer,
                         T::Float | T::Double => FieldKind::Real,
                         _ => FieldKind::Text,
@@ -337,13 +345,13 @@ fn read_fgb<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
         })?;
         let Some(feature) = next else { break };
         n += 1;
-        feature.process(&mut collector, n as u64).map_err(|e| {
-            Error::ImportFeature {
+        feature
+            .process(&mut collector, n as u64)
+            .map_err(|e| Error::ImportFeature {
                 file: file.to_owned(),
                 feature: n,
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         if n % 10_000 == 0 {
             progress.advance(10_000);
         }
@@ -419,14 +427,20 @@ fn csv_value(s: &str) -> Value {
     } else if let Ok(i) = s.parse::<i64>() {
         Value::Int(i)
     } else if let Ok(f) = s.parse::<f64>() {
-        if f.is_finite() { Value::Float(f) } else { Value::from(s) }
+        if f.is_finite() {
+            Value::Float(f)
+        } else {
+            Value::from(s)
+        }
     } else {
         Value::from(s)
     }
 }
 
 fn read_csv<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<RawLayer> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
     let headers = rdr
         .headers()
         .map_err(|e| Error::ImportFile {
@@ -544,7 +558,10 @@ async fn read_gpkg_async(
             .into_iter()
             .find(|t| t.0 == name)
             .ok_or_else(|| ferr(format!("no feature table {name:?} in the GeoPackage")))?,
-        None if tables.len() == 1 => tables.into_iter().next().ok_or_else(|| ferr("empty".into()))?,
+        None if tables.len() == 1 => tables
+            .into_iter()
+            .next()
+            .ok_or_else(|| ferr("empty".into()))?,
         None => {
             let names: Vec<_> = tables.iter().map(|t| t.0.as_str()).collect();
             return Err(ferr(format!(
@@ -653,7 +670,10 @@ mod tests {
     fn geojson_crs_member_is_read() {
         let head = br#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::3857"}},"features":[]}"#;
         assert_eq!(geojson_crs(head).unwrap(), Some(Crs::WebMercator));
-        assert_eq!(geojson_crs(br#"{"type":"FeatureCollection"}"#).unwrap(), None);
+        assert_eq!(
+            geojson_crs(br#"{"type":"FeatureCollection"}"#).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -8,13 +8,15 @@
 mod formats;
 pub mod validity;
 
-use crate::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta, check_field_name, check_layer_name};
+use crate::layer::{
+    Feature, Field, FieldKind, GeometryKind, LayerMeta, check_field_name, check_layer_name,
+};
 use crate::store::{Store, WriteMode};
-use std::sync::Arc;
 use crate::{Error, Result};
 use citytwin_tiles::{Crs, Value};
 use geo::{Geometry, MapCoords};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use formats::Format;
 
@@ -219,7 +221,10 @@ fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Res
             .geometry
             .ok_or_else(|| fail(n, "the feature has no geometry".into()))?;
         let k = GeometryKind::of(&g).ok_or_else(|| {
-            fail(n, "geometry collections are not supported; split them into layers".into())
+            fail(
+                n,
+                "geometry collections are not supported; split them into layers".into(),
+            )
         })?;
         match kind {
             None => kind = Some(k),
@@ -316,7 +321,11 @@ pub async fn import(
     {
         return Err(Error::Invalid(format!("minzoom {a} is above maxzoom {b}")));
     }
-    let existing = store.layers().await?.into_iter().find(|m| m.name == req.layer);
+    let existing = store
+        .layers()
+        .await?
+        .into_iter()
+        .find(|m| m.name == req.layer);
     let p = Arc::clone(&progress);
     let (req, valid) = tokio::task::spawn_blocking(move || {
         let v = read_and_validate(&req, p.as_ref());
@@ -336,8 +345,14 @@ pub async fn import(
     })
 }
 
-fn merge_meta(existing: Option<&LayerMeta>, req: &ImportRequest, valid: &ValidLayer) -> Result<LayerMeta> {
-    let mut meta = existing.cloned().unwrap_or_else(|| LayerMeta::new(&req.layer, valid.kind));
+fn merge_meta(
+    existing: Option<&LayerMeta>,
+    req: &ImportRequest,
+    valid: &ValidLayer,
+) -> Result<LayerMeta> {
+    let mut meta = existing
+        .cloned()
+        .unwrap_or_else(|| LayerMeta::new(&req.layer, valid.kind));
     meta.geometry_kind = valid.kind;
     meta.fields.clone_from(&valid.fields);
     if let Some(t) = &req.title {
@@ -373,6 +388,8 @@ fn merge_meta(existing: Option<&LayerMeta>, req: &ImportRequest, valid: &ValidLa
 /// The file name without directories, for metadata.
 #[must_use]
 pub fn file_label(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

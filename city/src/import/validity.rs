@@ -20,7 +20,10 @@ fn finite(c: &Coord<f64>) -> bool {
 pub fn ring_self_intersects(ring: &LineString<f64>) -> bool {
     let lines: Vec<Line<f64>> = ring.lines().filter(|l| l.start != l.end).collect();
     Intersections::from_iter(lines).any(|(a, b, hit)| match hit {
-        LineIntersection::SinglePoint { intersection, is_proper } => {
+        LineIntersection::SinglePoint {
+            intersection,
+            is_proper,
+        } => {
             if is_proper {
                 return true;
             }
@@ -49,7 +52,8 @@ fn check_polygon(p: &Polygon<f64>, part: Option<usize>) -> Result<(), String> {
     for (i, r) in p.interiors().iter().enumerate() {
         check_ring(r, &format!("{prefix}interior ring {i}"))?;
     }
-    let vertices: usize = p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>();
+    let vertices: usize =
+        p.exterior().0.len() + p.interiors().iter().map(|r| r.0.len()).sum::<usize>();
     if !p.interiors().is_empty() && vertices <= QUADRATIC_LIMIT {
         p.check_validation().map_err(|e| format!("{prefix}{e}"))?;
     }
@@ -90,7 +94,11 @@ mod tests {
         let sq = polygon![(x: 0., y: 0.), (x: 1., y: 0.), (x: 1., y: 1.), (x: 0., y: 1.)];
         assert!(check(&Geometry::Polygon(sq)).is_ok());
         let bowtie = polygon![(x: 0., y: 0.), (x: 1., y: 1.), (x: 1., y: 0.), (x: 0., y: 1.)];
-        assert!(check(&Geometry::Polygon(bowtie)).unwrap_err().contains("self-intersection"));
+        assert!(
+            check(&Geometry::Polygon(bowtie))
+                .unwrap_err()
+                .contains("self-intersection")
+        );
     }
 
     #[test]
@@ -103,7 +111,12 @@ mod tests {
     fn hole_outside_its_shell_is_invalid() {
         let p = Polygon::new(
             LineString::from(vec![(0., 0.), (4., 0.), (4., 4.), (0., 4.), (0., 0.)]),
-            vec![LineString::from(vec![(5., 5.), (6., 5.), (6., 6.), (5., 5.)])],
+            vec![LineString::from(vec![
+                (5., 5.),
+                (6., 5.),
+                (6., 6.),
+                (5., 5.),
+            ])],
         );
         assert!(check(&Geometry::Polygon(p)).is_err());
     }

@@ -119,9 +119,7 @@ fn gpkg_blob(g: &Geometry<f64>) -> Result<Vec<u8>> {
 fn to_column_form(g: &Geometry<f64>) -> Geometry<f64> {
     match g {
         Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(vec![p.clone()])),
-        Geometry::LineString(l) => {
-            Geometry::MultiLineString(MultiLineString::new(vec![l.clone()]))
-        }
+        Geometry::LineString(l) => Geometry::MultiLineString(MultiLineString::new(vec![l.clone()])),
         other => other.clone(),
     }
 }
@@ -149,7 +147,12 @@ fn bounds_of(features: &[Feature]) -> Option<[f64; 4]> {
 
 fn union_bounds(a: Option<[f64; 4]>, b: Option<[f64; 4]>) -> Option<[f64; 4]> {
     match (a, b) {
-        (Some(a), Some(b)) => Some([a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]),
+        (Some(a), Some(b)) => Some([
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]),
         (a, b) => a.or(b),
     }
 }
@@ -225,7 +228,11 @@ impl Store for GeoPackageStore {
         mode: WriteMode,
     ) -> Result<LayerMeta> {
         check_layer_name(&meta.name)?;
-        let existing = self.layers().await?.into_iter().find(|m| m.name == meta.name);
+        let existing = self
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == meta.name);
         let table = quote(&meta.name);
         let mut stored = meta.clone();
         let mut tx = self.pool.begin().await?;

@@ -2,11 +2,11 @@
 
 use crate::app::{AppState, base_url};
 use crate::problem::{ApiResult, Problem};
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
-use axum::Json;
 use citytwin_city::LayerIndex;
 use serde_json::{Value, json};
 
@@ -42,7 +42,12 @@ fn entry(l: &LayerIndex, base: &str) -> Value {
 
 async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
-    let layers: Vec<Value> = state.city.layers().iter().map(|l| entry(l, &base)).collect();
+    let layers: Vec<Value> = state
+        .city
+        .layers()
+        .iter()
+        .map(|l| entry(l, &base))
+        .collect();
     Json(json!({ "layers": layers }))
 }
 

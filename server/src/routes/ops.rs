@@ -17,9 +17,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let store_up = tokio::time::timeout(std::time::Duration::from_secs(2), state.city.store().ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let store_up =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.city.store().ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
     let layers = state.city.layers();
     Json(json!({
         "status": if store_up { "ok" } else { "degraded" },

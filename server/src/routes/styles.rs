@@ -48,19 +48,28 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Js
     let base = base_url(&headers);
     let dir = &state.settings.styles_dir;
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "styles-missing", format!("styles folder {}: {e}", dir.display()))
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "styles-missing",
+            format!("styles folder {}: {e}", dir.display()),
+        )
     })?;
     let mut styles = Vec::new();
     for e in entries.flatten() {
         let path = e.path();
         if path.extension().is_some_and(|x| x == "json") {
-            let id = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let id = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let name = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok())
                 .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| id.clone());
-            styles.push(json!({ "id": id, "name": name, "url": format!("{base}/styles/{id}.json") }));
+            styles
+                .push(json!({ "id": id, "name": name, "url": format!("{base}/styles/{id}.json") }));
         }
     }
     styles.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -73,14 +82,25 @@ async fn one(
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let id = file.strip_suffix(".json").unwrap_or(&file);
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(Problem::bad_parameter("style", format!("invalid style name {id:?}")));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Problem::bad_parameter(
+            "style",
+            format!("invalid style name {id:?}"),
+        ));
     }
     let path = state.settings.styles_dir.join(format!("{id}.json"));
     let text = std::fs::read_to_string(&path)
         .map_err(|_| Problem::not_found(format!("no style {id:?}")))?;
     let style: Value = serde_json::from_str(&text).map_err(|e| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "style-broken", format!("style {id} is not valid JSON: {e}"))
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "style-broken",
+            format!("style {id} is not valid JSON: {e}"),
+        )
     })?;
     Ok(Json(absolutize(style, &base_url(&headers))))
 }
@@ -99,7 +119,10 @@ mod tests {
         });
         let out = absolutize(style, "http://h:1");
         assert_eq!(out["sources"]["a"]["url"], "http://h:1/tiles/districts");
-        assert_eq!(out["sources"]["b"]["tiles"][0], "http://h:1/tiles/x/{z}/{x}/{y}.mvt");
+        assert_eq!(
+            out["sources"]["b"]["tiles"][0],
+            "http://h:1/tiles/x/{z}/{x}/{y}.mvt"
+        );
         assert_eq!(out["sources"]["b"]["tiles"][1], "https://other/{z}");
     }
 }

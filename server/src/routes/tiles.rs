@@ -30,14 +30,22 @@ fn resolve_layers(state: &AppState, spec: &str) -> ApiResult<Vec<Arc<LayerIndex>
     for name in spec.split(',') {
         let name = name.trim();
         let Some(layer) = state.city.layer(name) else {
-            let known: Vec<String> = state.city.layers().iter().map(|l| l.meta.name.clone()).collect();
+            let known: Vec<String> = state
+                .city
+                .layers()
+                .iter()
+                .map(|l| l.meta.name.clone())
+                .collect();
             return Err(Problem::bad_parameter(
                 "layers",
                 format!("unknown layer {name:?}; known layers: {}", known.join(", ")),
             ));
         };
         if out.iter().any(|l| l.meta.name == name) {
-            return Err(Problem::bad_parameter("layers", format!("layer {name:?} is listed twice")));
+            return Err(Problem::bad_parameter(
+                "layers",
+                format!("layer {name:?} is listed twice"),
+            ));
         }
         out.push(layer);
     }
@@ -48,17 +56,26 @@ fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
     let y = y
         .strip_suffix(".mvt")
         .or_else(|| y.strip_suffix(".pbf"))
-        .ok_or_else(|| Problem::bad_parameter("y", format!("{y:?}: tile URLs end in .mvt or .pbf")))?;
+        .ok_or_else(|| {
+            Problem::bad_parameter("y", format!("{y:?}: tile URLs end in .mvt or .pbf"))
+        })?;
     let num = |name: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| Problem::bad_parameter(name, format!("{name} must be a non-negative integer, not {v:?}")))
+        v.parse::<u64>().map_err(|_| {
+            Problem::bad_parameter(
+                name,
+                format!("{name} must be a non-negative integer, not {v:?}"),
+            )
+        })
     };
     TileCoord::new(num("z", z)?, num("x", x)?, num("y", y)?)
         .map_err(|e| Problem::bad_parameter("z/x/y", e.to_string()))
 }
 
 fn gzip(raw: &[u8]) -> Bytes {
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::fast(),
+    );
     let _ = enc.write_all(raw);
     Bytes::from(enc.finish().unwrap_or_default())
 }
@@ -84,10 +101,18 @@ async fn tile(
     };
     let cached = state.tiles.as_ref().and_then(|c| c.get(&key));
     let tile = if let Some(t) = cached {
-        state.metrics.tiles.get_or_create(&TileLabels { cache: "hit" }).inc();
+        state
+            .metrics
+            .tiles
+            .get_or_create(&TileLabels { cache: "hit" })
+            .inc();
         t
     } else {
-        state.metrics.tiles.get_or_create(&TileLabels { cache: "miss" }).inc();
+        state
+            .metrics
+            .tiles
+            .get_or_create(&TileLabels { cache: "miss" })
+            .inc();
         let city = Arc::clone(&state.city);
         let budget = state.settings.budget();
         let start = std::time::Instant::now();
@@ -99,8 +124,17 @@ async fn tile(
             })
         })
         .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "tile-task", e.to_string()))??;
-        state.metrics.tile_encode.observe(start.elapsed().as_secs_f64());
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "tile-task",
+                e.to_string(),
+            )
+        })??;
+        state
+            .metrics
+            .tile_encode
+            .observe(start.elapsed().as_secs_f64());
         state.metrics.tile_bytes.observe(out.bytes.len() as f64);
         let thinned: usize = out
             .stats
@@ -111,7 +145,11 @@ async fn tile(
         let mut h = std::collections::hash_map::DefaultHasher::new();
         out.bytes.hash(&mut h);
         let etag = format!("\"{:016x}{:04x}\"", h.finish(), out.bytes.len() & 0xffff);
-        let gz = if out.bytes.is_empty() { Bytes::new() } else { gzip(&out.bytes) };
+        let gz = if out.bytes.is_empty() {
+            Bytes::new()
+        } else {
+            gzip(&out.bytes)
+        };
         let t = Arc::new(CachedTile {
             raw: Bytes::from(out.bytes),
             gzip: gz,
@@ -122,24 +160,31 @@ async fn tile(
         }
         t
     };
-    let etag = HeaderValue::from_str(&tile.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    let etag =
+        HeaderValue::from_str(&tile.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
     let mut resp = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tile.etag || t.trim() == "*"))
-    {
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == tile.etag || t.trim() == "*")
+        }) {
         StatusCode::NOT_MODIFIED.into_response()
     } else if tile.raw.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else if accepts_gzip(&headers) {
         let mut r = tile.gzip.clone().into_response();
-        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
         tile.raw.clone().into_response()
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.mapbox-vector-tile"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.mapbox-vector-tile"),
+    );
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -153,7 +198,12 @@ pub fn vector_layer(l: &LayerIndex) -> Value {
         .meta
         .tile_columns()
         .into_iter()
-        .map(|(i, name)| (name.to_owned(), json!(l.meta.fields[i].kind.tilejson_type())))
+        .map(|(i, name)| {
+            (
+                name.to_owned(),
+                json!(l.meta.fields[i].kind.tilejson_type()),
+            )
+        })
         .collect();
     json!({
         "id": l.meta.name,
@@ -178,7 +228,14 @@ async fn tilejson(
     let bounds = indexes
         .iter()
         .filter_map(|l| l.meta.bounds)
-        .reduce(|a, b| [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])])
+        .reduce(|a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        })
         .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
     let center_zoom = minzoom.max(10).min(maxzoom);
     let mut attribution: Vec<&str> = Vec::new();

@@ -1,0 +1,174 @@
+//! The `citytwin` binary as an operator runs it: import errors, configuration layering, and
+//! `serve --demo` from nothing to serving to a graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_citytwin"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn import_reports_file_feature_and_reason_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.gpkg");
+    let bad = dir.path().join("bad.geojson");
+    std::fs::write(
+        &bad,
+        r#"{"type":"FeatureCollection","features":[
+      {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[118.7,32.0]}},
+      {"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1e400,32.0]}}]}"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["import"])
+        .arg(&bad)
+        .args(["--layer", "pts", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.geojson") && err.contains("feature 2"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args(["import"])
+        .arg(&bad)
+        .args(["--layer", "pts", "--crs", "EPSG:27700", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EPSG:27700"));
+
+    let good = repo().join("fixtures/nanjing/districts.geojson");
+    let out = bin()
+        .args(["import"])
+        .arg(&good)
+        .args(["--layer", "districts", "--minzoom", "2", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bin()
+        .args(["layers", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("districts") && text.contains("11 features") && text.contains("z2-14"),
+        "{text}"
+    );
+}
+
+#[test]
+fn flags_override_env_which_overrides_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:7000\"\ncache_mb = 9\nstore = \"file.gpkg\"\nrefresh_secs = 30\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["serve", "--print-config", "--config"])
+        .arg(&cfg)
+        .args(["--store", "flag.gpkg"])
+        .env("CITYTWIN_STORE", "env.gpkg")
+        .env("CITYTWIN_CACHE_MB", "11")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("store = \"flag.gpkg\""), "{text}");
+    assert!(text.contains("cache_mb = 11"), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:7000\""), "{text}");
+    assert!(text.contains("refresh_secs = 30"), "{text}");
+}
+
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The README's first command, on an empty folder: the demo store is created, the server
+/// answers, and SIGTERM stops it cleanly.
+#[test]
+fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data/demo.gpkg");
+    let mut child = bin()
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--store",
+        ])
+        .arg(&store)
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut addr = None;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(a) = v["fields"]["addr"].as_str()
+        {
+            addr = Some(a.to_owned());
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+    }
+    let addr = addr.expect("no start-up log line with addr");
+    assert!(store.exists(), "demo store not created");
+    let health = get(&addr, "/health");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.contains("\"status\":\"ok\""),
+        "{health}"
+    );
+    let page = get(&addr, "/");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("maplibre-gl"),
+        "{page}"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+}

@@ -1,0 +1,78 @@
+//! One demo server shared by every test of a binary: built once from the committed fixtures,
+//! served on its own runtime and port.
+
+#![allow(dead_code)]
+
+use citytwin::app::{AppState, router, spawn_watchers};
+use citytwin::config::{ServeArgs, Settings};
+use citytwin::demo::ensure_demo_store;
+use citytwin_city::City;
+use citytwin_city::import::NoProgress;
+use citytwin_city::store::gpkg::GeoPackageStore;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub handle: tokio::runtime::Handle,
+    pub dir: PathBuf,
+}
+
+static SERVER: OnceLock<TestServer> = OnceLock::new();
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn server() -> &'static TestServer {
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().unwrap().keep();
+                let path = dir.join("demo.gpkg");
+                ensure_demo_store(
+                    &path,
+                    &repo().join("fixtures/nanjing"),
+                    Arc::new(NoProgress),
+                )
+                .await
+                .unwrap();
+                let store = GeoPackageStore::open(&path).await.unwrap();
+                let city = Arc::new(City::open(Arc::new(store)).await.unwrap());
+                let settings = Settings::resolve(&ServeArgs {
+                    store: Some(path.display().to_string()),
+                    cache_mb: Some(64),
+                    refresh_secs: Some(0),
+                    web_dir: Some(repo().join("web")),
+                    styles_dir: Some(repo().join("styles")),
+                    ..ServeArgs::default()
+                })
+                .unwrap();
+                let state = AppState::new(city, settings);
+                spawn_watchers(&state);
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                tx.send(TestServer {
+                    base: format!("http://{addr}"),
+                    state: state.clone(),
+                    handle: tokio::runtime::Handle::current(),
+                    dir: dir.clone(),
+                })
+                .unwrap();
+                axum::serve(listener, router(state)).await.unwrap();
+            });
+        });
+        rx.recv().expect("test server failed to start")
+    })
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_gzip().build().unwrap()
+}

@@ -1,0 +1,479 @@
+//! The HTTP surface against a real demo store: tiles, TileJSON, catalogue, styles, viewer,
+//! operations, and every kind of bad request.
+
+mod common;
+
+use common::{client, repo, server};
+use geozero::mvt::{Message, Tile};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::Read;
+use std::sync::Arc;
+
+/// z14 tile over Xinjiekou, the densest part of the city.
+const CENTRE: (u32, u32, u32) = (14, 13598, 6650);
+
+fn tile_url(layers: &str, (z, x, y): (u32, u32, u32)) -> String {
+    format!("{}/tiles/{layers}/{z}/{x}/{y}.mvt", server().base)
+}
+
+async fn problem(url: &str) -> (StatusCode, Value) {
+    let resp = client().get(url).send().await.unwrap();
+    let status = resp.status();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/problem+json",
+        "{url} answered {status} without problem+json"
+    );
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn tiles_are_mvt_with_the_layers_asked_for() {
+    let resp = client()
+        .get(tile_url("buildings", CENTRE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
+    let tile = Tile::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(tile.layers.len(), 1);
+    let layer = &tile.layers[0];
+    assert_eq!(layer.name, "buildings");
+    assert_eq!(layer.extent, Some(4096));
+    assert!(
+        layer.features.len() > 100,
+        "{} buildings",
+        layer.features.len()
+    );
+    for key in ["use", "height", "floors", "year"] {
+        assert!(layer.keys.iter().any(|k| k == key), "missing {key}");
+    }
+    let resp = client()
+        .get(tile_url("districts,roads,buildings", CENTRE))
+        .send()
+        .await
+        .unwrap();
+    let tile = Tile::decode(resp.bytes().await.unwrap()).unwrap();
+    let names: Vec<&str> = tile.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, vec!["districts", "roads", "buildings"]);
+    // .pbf is accepted as well
+    let resp = client()
+        .get(tile_url("buildings", CENTRE).replace(".mvt", ".pbf"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn gzip_etag_not_modified_and_cors() {
+    let url = tile_url("buildings,pois", CENTRE);
+    let plain = client().get(&url).send().await.unwrap();
+    let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+    let resp = client()
+        .get(&url)
+        .header("accept-encoding", "gzip, deflate")
+        .header("origin", "http://example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert_eq!(resp.headers()["etag"].to_str().unwrap(), etag);
+    let gz = resp.bytes().await.unwrap();
+    assert!(gz.len() < plain.len());
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain);
+    let resp = client()
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = client()
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // a CORS preflight
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://example.org")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn tiles_outside_the_data_or_zoom_range_are_empty() {
+    // the middle of the Pacific
+    let resp = client()
+        .get(tile_url("buildings", (10, 10, 400)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    // buildings start at z10
+    let resp = client()
+        .get(tile_url("buildings", (8, 212, 104)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // overzoom past the layer's maxzoom still carries the features
+    let resp = client()
+        .get(tile_url("buildings", (17, 13598 * 8 + 4, 6650 * 8 + 4)))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
+#[tokio::test]
+async fn bad_tile_requests_are_400_problems_naming_the_parameter() {
+    let base = &server().base;
+    for (path, param) in [
+        ("/tiles/buildings/3/8/1.mvt", "z/x/y"),
+        ("/tiles/buildings/3/1/9.mvt", "z/x/y"),
+        ("/tiles/buildings/25/0/0.mvt", "z/x/y"),
+        ("/tiles/buildings/a/0/0.mvt", "z"),
+        ("/tiles/buildings/1/-1/0.mvt", "x"),
+        ("/tiles/buildings/1/0/0.png", "y"),
+        ("/tiles/nosuch/1/0/0.mvt", "layers"),
+        ("/tiles/buildings,nosuch/1/0/0.mvt", "layers"),
+        ("/tiles/buildings,buildings/1/0/0.mvt", "layers"),
+        ("/tiles/nosuch", "layers"),
+        ("/styles/..%2Fsecret", "style"),
+    ] {
+        let (status, body) = problem(&format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["parameter"], param, "{path}: {body}");
+        assert_eq!(body["status"], 400);
+        assert!(
+            body["detail"].as_str().unwrap().len() > 10,
+            "{path}: {body}"
+        );
+    }
+    for path in ["/nothing/here", "/catalog/nosuch", "/styles/nosuch.json"] {
+        let (status, body) = problem(&format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn tilejson_describes_layers_and_composites_for_the_asking_host() {
+    let base = &server().base;
+    let resp = client()
+        .get(format!("{base}/tiles/districts,buildings"))
+        .header("host", "maps.example.org:8443")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let tj: Value = resp.json().await.unwrap();
+    assert_eq!(tj["tilejson"], "3.0.0");
+    assert_eq!(
+        tj["tiles"][0],
+        "https://maps.example.org:8443/tiles/districts,buildings/{z}/{x}/{y}.mvt"
+    );
+    assert_eq!(tj["minzoom"], 0);
+    assert_eq!(tj["maxzoom"], 14);
+    let layers = tj["vector_layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[1]["id"], "buildings");
+    assert_eq!(layers[1]["fields"]["height"], "Number");
+    assert_eq!(layers[1]["fields"]["use"], "String");
+    assert_eq!(layers[1]["minzoom"], 10);
+    let b = tj["bounds"].as_array().unwrap();
+    assert!(b[0].as_f64().unwrap() > 118.3 && b[2].as_f64().unwrap() < 119.3);
+    let tj: Value = client()
+        .get(format!("{base}/tiles/grids/tilejson.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tj["vector_layers"][0]["id"], "grids");
+    assert!(tj["tiles"][0].as_str().unwrap().starts_with(base));
+}
+
+#[tokio::test]
+async fn catalogue_lists_every_layer_with_its_metadata() {
+    let cat: Value = client()
+        .get(format!("{}/catalog", server().base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let layers = cat["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    for want in [
+        "city",
+        "districts",
+        "streets",
+        "communities",
+        "grids",
+        "jiangbei",
+        "buildings",
+        "roads",
+        "water",
+        "pois",
+        "components",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let grids = layers.iter().find(|l| l["name"] == "grids").unwrap();
+    assert!(grids["feature_count"].as_u64().unwrap() > 9000);
+    assert_eq!(grids["geometry_type"], "Polygon");
+    assert!(
+        grids["acquired"].is_string()
+            && grids["updated_at"].is_string()
+            && grids["source"].is_string()
+    );
+    assert_eq!(grids["fields"][0]["name"], "code");
+    let one: Value = client()
+        .get(format!("{}/catalog/districts", server().base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["feature_count"], 11);
+}
+
+/// Every style in `styles/`, as served, passes MapLibre's own validator.
+#[tokio::test]
+async fn styles_are_served_absolute_and_pass_the_maplibre_validator() {
+    let base = &server().base;
+    let list: Value = client()
+        .get(format!("{base}/styles"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let styles = list["styles"].as_array().unwrap();
+    let on_disk = std::fs::read_dir(repo().join("styles"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(styles.len(), on_disk);
+    let validator = repo().join("web/node_modules/.bin/gl-style-validate");
+    assert!(
+        validator.exists(),
+        "run scripts/setup-test-deps to install the style validator"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for s in styles {
+        let style: Value = client()
+            .get(s["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (name, source) in style["sources"].as_object().unwrap() {
+            let url = source["url"].as_str().unwrap();
+            assert!(url.starts_with(base), "source {name}: {url}");
+            let tj = client().get(url).send().await.unwrap();
+            assert_eq!(tj.status(), StatusCode::OK, "source {name} points at {url}");
+        }
+        let path = dir
+            .path()
+            .join(format!("{}.json", s["id"].as_str().unwrap()));
+        std::fs::write(&path, serde_json::to_vec_pretty(&style).unwrap()).unwrap();
+        let out = std::process::Command::new(&validator)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "style {} is invalid: {}{}",
+            s["id"],
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let base = &server().base;
+    let h: Value = client()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["store"]["status"], "up");
+    assert!(h["layers"].as_u64().unwrap() >= 11);
+    client()
+        .get(tile_url("water", (10, 852, 415)))
+        .send()
+        .await
+        .unwrap();
+    client()
+        .get(tile_url("water", (10, 852, 415)))
+        .send()
+        .await
+        .unwrap();
+    let resp = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("citytwin_tile_requests_total{cache=\"hit\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "citytwin_http_requests_total{route=\"/tiles/{layers}/{z}/{x}/{y}\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("citytwin_indexed_features"), "{text}");
+}
+
+/// At low zoom the whole centre's buildings must not make a giant tile.
+#[tokio::test]
+async fn low_zoom_tiles_stay_inside_the_budget() {
+    let budget = server().state.settings.tile_max_bytes;
+    for (z, x, y) in [(10, 849, 415), (11, 1699, 831), (12, 3399, 1662)] {
+        let resp = client()
+            .get(tile_url("buildings", (z, x, y)))
+            .send()
+            .await
+            .unwrap();
+        let bytes = resp.bytes().await.unwrap();
+        assert!(bytes.len() <= budget, "z{z}: {} bytes", bytes.len());
+        let tile = Tile::decode(bytes).unwrap();
+        assert!(
+            !tile.layers[0].features.is_empty(),
+            "z{z} lost every building"
+        );
+    }
+    let text = client()
+        .get(format!("{}/metrics", server().base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let thinned: f64 = text
+        .lines()
+        .find(|l| l.starts_with("citytwin_tile_features_thinned_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(thinned > 0.0);
+}
+
+/// A layer changed by an import is fresh on the very next request, cache or not.
+#[tokio::test]
+async fn cache_follows_layer_changes() {
+    let srv = server();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, lon: f64| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!(r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{"v":1}},"geometry":{{"type":"Point","coordinates":[{lon},32.0603]}}}}]}}"#)).unwrap();
+        p
+    };
+    let import = |path: std::path::PathBuf| {
+        let city = Arc::clone(&srv.state.city);
+        srv.handle.spawn(async move {
+            let mut req = citytwin_city::import::ImportRequest::new(path, "scratch");
+            req.minzoom = Some(0);
+            city.import(req, Arc::new(citytwin_city::import::NoProgress))
+                .await
+                .unwrap()
+        })
+    };
+    import(write("a.geojson", 118.7969)).await.unwrap();
+    let url = tile_url("scratch", CENTRE);
+    let first = client().get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let first_tag = first.headers()["etag"].clone();
+    let again = client().get(&url).send().await.unwrap();
+    assert_eq!(again.headers()["etag"], first_tag);
+    // move the point out of the tile
+    import(write("b.geojson", 119.1)).await.unwrap();
+    let after = client().get(&url).send().await.unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::NO_CONTENT,
+        "stale tile after the layer changed"
+    );
+}
+
+/// The viewer in headless Chromium draws districts and buildings, offline.
+#[tokio::test]
+async fn viewer_draws_nanjing_in_headless_chromium() {
+    let base = server().base.clone();
+    let shot = repo().join("target/test-artifacts/viewer.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(repo().join("web/tests/viewer.mjs"))
+        .arg(&base)
+        .arg(&shot)
+        .output()
+        .await
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "viewer test failed:\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert!(
+        report["counts"]["districts"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["counts"]["buildings"].as_u64().unwrap() > 100,
+        "{report}"
+    );
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
