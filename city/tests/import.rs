@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
 //! Import from every supported format and CRS into a real GeoPackage, its failure modes, and
 //! the GeoPackage's validity as GDAL sees it.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
 //! The committed fixture set: the five-level tree partitions each parent exactly, codes extend
 //! their parents' codes, and the generator reproduces the committed files byte for byte.
 

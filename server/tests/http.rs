@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
 //! The HTTP surface against a real demo store: tiles, TileJSON, catalogue, styles, viewer,
 //! operations, and every kind of bad request.
 

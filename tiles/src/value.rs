@@ -1,5 +1,6 @@
 //! Attribute values carried by features into tiles.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// One attribute value of a feature.
@@ -22,11 +23,10 @@ impl Value {
     #[must_use]
     pub fn to_json(&self) -> String {
         match self {
-            Value::Null => "null".to_owned(),
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) if f.is_finite() => f.to_string(),
-            Value::Float(_) => "null".to_owned(),
+            Value::Null | Value::Float(_) => "null".to_owned(),
             Value::Text(s) => json_string(s),
         }
     }
@@ -60,7 +60,9 @@ pub fn json_string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }

@@ -194,8 +194,8 @@ pub fn roads(reference: &super::Reference, scale: super::Scale, rng: &mut Rng) -
     // radials from the centre and expressways from the centre to every town
     for (i, &(tx, ty, _, _)) in CENTRES.iter().enumerate().skip(1) {
         let mid = Coord {
-            x: (cx + tx) / 2.0 + rng.random_range(-0.01..0.01),
-            y: (cy + ty) / 2.0 + rng.random_range(-0.01..0.01),
+            x: f64::midpoint(cx, tx) + rng.random_range(-0.01..0.01),
+            y: f64::midpoint(cy, ty) + rng.random_range(-0.01..0.01),
         };
         let class = if i < 9 { "trunk" } else { "motorway" };
         let name = ROAD_NAMES[i % ROAD_NAMES.len()].to_owned();
@@ -295,7 +295,7 @@ impl<'a> Lookup<'a> {
     fn new(shapes: impl Iterator<Item = &'a MultiPolygon<f64>>) -> Self {
         Self {
             items: shapes
-                .flat_map(|s| s.bounding_rect().map(|r| (r, s)))
+                .filter_map(|s| s.bounding_rect().map(|r| (r, s)))
                 .collect(),
         }
     }

@@ -108,14 +108,13 @@ pub struct Reference {
     pub districts: Vec<Territory>,
 }
 
-fn read_polygons(
-    path: &Path,
-) -> Result<
-    Vec<(
-        serde_json::Map<String, serde_json::Value>,
-        MultiPolygon<f64>,
-    )>,
-> {
+/// Properties and shape of each feature of a polygon file.
+type PolygonFeatures = Vec<(
+    serde_json::Map<String, serde_json::Value>,
+    MultiPolygon<f64>,
+)>;
+
+fn read_polygons(path: &Path) -> Result<PolygonFeatures> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
         source: e,

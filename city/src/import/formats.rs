@@ -352,7 +352,7 @@ fn read_fgb<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
                 feature: n,
                 reason: e.to_string(),
             })?;
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             progress.advance(10_000);
         }
     }
@@ -409,7 +409,7 @@ fn read_shp(file: &str, path: &Path, progress: &dyn Progress) -> Result<RawLayer
             feature: n,
             reason: format!("truncated or corrupt shapefile: {e}"),
         })?;
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             progress.advance(10_000);
         }
     }
@@ -651,7 +651,7 @@ async fn read_gpkg_async(
             geometry: g.geometry,
             properties,
         });
-        if n % 10_000 == 0 {
+        if n.is_multiple_of(10_000) {
             progress.advance(10_000);
         }
     }

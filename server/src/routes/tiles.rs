@@ -255,7 +255,7 @@ async fn tilejson(
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": bounds,
-        "center": [ (bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom ],
+        "center": [ f64::midpoint(bounds[0], bounds[2]), f64::midpoint(bounds[1], bounds[3]), center_zoom ],
         "vector_layers": indexes.iter().map(|l| vector_layer(l)).collect::<Vec<_>>(),
     });
     Ok(axum::Json(body).into_response())

@@ -1,4 +1,3 @@
-//! One demo server shared by every test of a binary: built once from the committed fixtures,
 //! served on its own runtime and port.
 
 #![allow(dead_code)]
