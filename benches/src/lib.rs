@@ -1,1 +1,49 @@
-//! benches
+//! Shared pieces of citytwin's benches: the city-scale buildings layer and the fixed list of
+//! 1,000 tile coordinates over z10–z16 that every tile benchmark uses.
+
+use citytwin_city::LayerIndex;
+use citytwin_city::generate::{Reference, Rng, base};
+use citytwin_city::import::NoProgress;
+use citytwin_tiles::TileCoord;
+use geo::{BoundingRect, Centroid};
+use rand::{Rng as _, SeedableRng};
+use std::path::Path;
+
+/// Number of buildings in the city-scale set.
+pub const CITY_BUILDINGS: usize = 1_050_000;
+
+/// Generates the city-scale buildings (the same generator as `citytwin fixtures --scale city`)
+/// and indexes them.
+#[must_use]
+pub fn city_buildings(repo: &Path) -> LayerIndex {
+    let reference = Reference::load(&repo.join("fixtures/reference")).expect("reference data");
+    let water = base::water(&reference);
+    let mut rng = Rng::seed_from_u64(20_250_101);
+    let layer = base::buildings(&reference, &water, CITY_BUILDINGS, &mut rng, &NoProgress);
+    LayerIndex::build(layer.meta, layer.features, 1)
+}
+
+/// `n` tiles at zooms drawn from `zooms`, each over a randomly chosen feature, so the set
+/// follows the data's density the way map users do. Deterministic for a seed.
+#[must_use]
+pub fn tile_list(
+    index: &LayerIndex,
+    n: usize,
+    zooms: std::ops::RangeInclusive<u8>,
+    seed: u64,
+) -> Vec<TileCoord> {
+    let mut rng = Rng::seed_from_u64(seed);
+    let features = index.features();
+    (0..n)
+        .map(|_| {
+            let f = &features[rng.random_range(0..features.len())];
+            let c = f
+                .geometry
+                .centroid()
+                .or_else(|| f.geometry.bounding_rect().map(|r| r.center().into()))
+                .unwrap_or_default();
+            let z = rng.random_range(zooms.clone());
+            TileCoord::containing(c.x(), c.y(), z)
+        })
+        .collect()
+}

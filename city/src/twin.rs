@@ -5,7 +5,9 @@ use crate::index::LayerIndex;
 use crate::layer::LayerMeta;
 use crate::store::Store;
 use crate::{Error, Result};
-use citytwin_tiles::{LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile};
+use citytwin_tiles::{
+    EncodedLayer, LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile,
+};
 use geo::{Rect, coord};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,42 +208,14 @@ impl City {
             })
             .collect::<Result<_>>()?;
         let budget = req.budget.split(indexes.len());
-        let bounds = req.coord.bounds();
-        let pad = req.coord.span() * f64::from(TILE_BUFFER) / f64::from(TILE_EXTENT);
-        let area = Rect::new(
-            coord! { x: bounds.min().x - pad, y: bounds.min().y - pad },
-            coord! { x: bounds.max().x + pad, y: bounds.max().y + pad },
-        );
         let mut layers = Vec::new();
         let mut stats = Vec::new();
         for index in indexes {
-            let meta = &index.meta;
-            if req.coord.z < meta.minzoom {
-                continue;
-            }
-            let features: Vec<SourceFeature<'_>> = index
-                .query(area)
-                .map(|f| SourceFeature {
-                    id: f.id as u64,
-                    geometry: &f.geometry,
-                    values: &f.values,
-                    size: f.size,
-                })
-                .collect();
-            if features.is_empty() {
-                continue;
-            }
-            let encoder = LayerEncoder {
-                name: &meta.name,
-                fields: meta.tile_columns(),
-                extent: TILE_EXTENT,
-                buffer: TILE_BUFFER,
-                generalise: req.coord.z < meta.maxzoom,
-            };
-            let out = encoder.encode(req.coord, &features, &budget)?;
-            stats.push((meta.name.clone(), out.stats));
-            if !out.layer.features.is_empty() {
-                layers.push(out.layer);
+            if let Some(out) = encode_layer(index, req.coord, &budget)? {
+                stats.push((index.meta.name.clone(), out.stats));
+                if !out.layer.features.is_empty() {
+                    layers.push(out.layer);
+                }
             }
         }
         let bytes = if layers.is_empty() {
@@ -251,6 +225,45 @@ impl City {
         };
         Ok(TileOutput { bytes, stats })
     }
+}
+
+/// Encodes one layer of one tile from its index; `None` below the layer's minimum zoom or when
+/// nothing touches the tile.
+pub fn encode_layer(
+    index: &LayerIndex,
+    coord: TileCoord,
+    budget: &TileBudget,
+) -> Result<Option<EncodedLayer>> {
+    let meta = &index.meta;
+    if coord.z < meta.minzoom {
+        return Ok(None);
+    }
+    let bounds = coord.bounds();
+    let pad = coord.span() * f64::from(TILE_BUFFER) / f64::from(TILE_EXTENT);
+    let area = Rect::new(
+        coord! { x: bounds.min().x - pad, y: bounds.min().y - pad },
+        coord! { x: bounds.max().x + pad, y: bounds.max().y + pad },
+    );
+    let features: Vec<SourceFeature<'_>> = index
+        .query(area)
+        .map(|f| SourceFeature {
+            id: f.id as u64,
+            geometry: &f.geometry,
+            values: &f.values,
+            size: f.size,
+        })
+        .collect();
+    if features.is_empty() {
+        return Ok(None);
+    }
+    let encoder = LayerEncoder {
+        name: &meta.name,
+        fields: meta.tile_columns(),
+        extent: TILE_EXTENT,
+        buffer: TILE_BUFFER,
+        generalise: coord.z < meta.maxzoom,
+    };
+    Ok(Some(encoder.encode(coord, &features, budget)?))
 }
 
 fn poisoned() -> Error {

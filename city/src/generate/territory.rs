@@ -289,7 +289,10 @@ mod tests {
         let parts = partition(&sq, 9, &mut rng);
         assert_eq!(parts.len(), 9);
         let total: f64 = parts.iter().map(Area::unsigned_area).sum();
-        assert!((total - sq.unsigned_area()).abs() < 1e-8 * sq.unsigned_area(), "{total}");
+        assert!(
+            (total - sq.unsigned_area()).abs() < 1e-8 * sq.unsigned_area(),
+            "{total}"
+        );
         for (i, a) in parts.iter().enumerate() {
             for b in &parts[i + 1..] {
                 assert!(a.intersection(b).unsigned_area() < 1e-14);
