@@ -18,6 +18,8 @@ pub struct IndexedFeature {
     pub values: Box<[Value]>,
     /// area (polygons), length (lines) or a stable pseudo-random rank (points), for thinning
     pub size: f64,
+    /// a vertex of the feature, where a merged pixel stands for it at low zoom
+    pub anchor: geo::Coord<f64>,
 }
 
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
@@ -33,6 +35,30 @@ pub struct LayerIndex {
     pub version: u64,
 }
 
+/// A feature moved to Web Mercator, with its rank and anchor.
+fn project(f: Feature) -> IndexedFeature {
+    let geometry = f.geometry.map_coords(|c| {
+        let (x, y) = lonlat_to_mercator(c.x, c.y);
+        geo::Coord { x, y }
+    });
+    let size = match &geometry {
+        Geometry::Polygon(_) | Geometry::MultiPolygon(_) => geometry.unsigned_area(),
+        Geometry::LineString(l) => Euclidean.length(l),
+        Geometry::MultiLineString(l) => Euclidean.length(l),
+        _ => point_rank(f.id),
+    };
+    let anchor = geo::CoordsIter::coords_iter(&geometry)
+        .next()
+        .unwrap_or_default();
+    IndexedFeature {
+        id: f.id,
+        anchor,
+        geometry,
+        values: f.values.into_boxed_slice(),
+        size,
+    }
+}
+
 /// A stable pseudo-random rank for a point id, so thinning keeps an even sample.
 fn point_rank(id: i64) -> f64 {
     let mut x = id as u64 ^ 0x9E37_79B9_7F4A_7C15;
@@ -45,27 +71,31 @@ impl LayerIndex {
     /// Projects WGS84 features to Web Mercator and bulk-loads the tree.
     #[must_use]
     pub fn build(meta: LayerMeta, features: Vec<Feature>, version: u64) -> Self {
-        let features: Vec<IndexedFeature> = features
-            .into_iter()
-            .map(|f| {
-                let geometry = f.geometry.map_coords(|c| {
-                    let (x, y) = lonlat_to_mercator(c.x, c.y);
-                    geo::Coord { x, y }
-                });
-                let size = match &geometry {
-                    Geometry::Polygon(_) | Geometry::MultiPolygon(_) => geometry.unsigned_area(),
-                    Geometry::LineString(l) => Euclidean.length(l),
-                    Geometry::MultiLineString(l) => Euclidean.length(l),
-                    _ => point_rank(f.id),
-                };
-                IndexedFeature {
-                    id: f.id,
-                    geometry,
-                    values: f.values.into_boxed_slice(),
-                    size,
-                }
+        // projecting is independent per feature: large layers use every core
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let chunk = features.len().div_ceil(threads).max(50_000);
+        let features: Vec<IndexedFeature> = if features.len() > chunk {
+            let mut parts: Vec<Vec<Feature>> = Vec::new();
+            let mut rest = features;
+            while rest.len() > chunk {
+                let tail = rest.split_off(chunk);
+                parts.push(rest);
+                rest = tail;
+            }
+            parts.push(rest);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .map(|p| s.spawn(move || p.into_iter().map(project).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
             })
-            .collect();
+        } else {
+            features.into_iter().map(project).collect()
+        };
         let entries: Vec<Entry> = features
             .iter()
             .enumerate()

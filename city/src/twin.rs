@@ -82,11 +82,21 @@ impl City {
     }
 
     async fn load_layer(&self, meta: LayerMeta) -> Result<Arc<LayerIndex>> {
+        let started = std::time::Instant::now();
         let features = self.store.read_features(&meta.name).await?;
+        let read = started.elapsed();
         let version = self.versions.fetch_add(1, Ordering::Relaxed);
+        let name = meta.name.clone();
         let index = tokio::task::spawn_blocking(move || LayerIndex::build(meta, features, version))
             .await
             .map_err(|e| Error::Invalid(format!("index build failed: {e}")))?;
+        tracing::info!(
+            layer = %name,
+            features = index.len(),
+            read_ms = read.as_millis() as u64,
+            index_ms = started.elapsed().saturating_sub(read).as_millis() as u64,
+            "layer loaded"
+        );
         Ok(Arc::new(index))
     }
 
@@ -251,6 +261,7 @@ pub fn encode_layer(
             geometry: &f.geometry,
             values: &f.values,
             size: f.size,
+            anchor: f.anchor,
         })
         .collect();
     if features.is_empty() {

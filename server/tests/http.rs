@@ -18,6 +18,17 @@ fn tile_url(layers: &str, (z, x, y): (u32, u32, u32)) -> String {
     format!("{}/tiles/{layers}/{z}/{x}/{y}.mvt", server().base)
 }
 
+async fn get_json<U: reqwest::IntoUrl>(url: U) -> Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn problem(url: &str) -> (StatusCode, Value) {
     let resp = client().get(url).send().await.unwrap();
     let status = resp.status();
@@ -204,14 +215,7 @@ async fn tilejson_describes_layers_and_composites_for_the_asking_host() {
     assert_eq!(layers[1]["minzoom"], 10);
     let b = tj["bounds"].as_array().unwrap();
     assert!(b[0].as_f64().unwrap() > 118.3 && b[2].as_f64().unwrap() < 119.3);
-    let tj: Value = client()
-        .get(format!("{base}/tiles/grids/tilejson.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tj: Value = get_json(format!("{base}/tiles/grids/tilejson.json")).await;
     assert_eq!(tj["vector_layers"][0]["id"], "grids");
     assert!(tj["tiles"][0].as_str().unwrap().starts_with(base));
 }
@@ -267,14 +271,7 @@ async fn catalogue_lists_every_layer_with_its_metadata() {
 #[tokio::test]
 async fn styles_are_served_absolute_and_pass_the_maplibre_validator() {
     let base = &server().base;
-    let list: Value = client()
-        .get(format!("{base}/styles"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(format!("{base}/styles")).await;
     let styles = list["styles"].as_array().unwrap();
     let on_disk = std::fs::read_dir(repo().join("styles"))
         .unwrap()
@@ -294,14 +291,7 @@ async fn styles_are_served_absolute_and_pass_the_maplibre_validator() {
     );
     let dir = tempfile::tempdir().unwrap();
     for s in styles {
-        let style: Value = client()
-            .get(s["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let style: Value = get_json(s["url"].as_str().unwrap()).await;
         for (name, source) in style["sources"].as_object().unwrap() {
             let url = source["url"].as_str().unwrap();
             assert!(url.starts_with(base), "source {name}: {url}");
@@ -329,14 +319,7 @@ async fn styles_are_served_absolute_and_pass_the_maplibre_validator() {
 #[tokio::test]
 async fn health_and_metrics() {
     let base = &server().base;
-    let h: Value = client()
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(format!("{base}/health")).await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["store"]["status"], "up");
     assert!(h["layers"].as_u64().unwrap() >= 11);

@@ -31,7 +31,9 @@ impl ClipBox {
         }
     }
 
-    fn contains(&self, c: Coord<f64>) -> bool {
+    /// Whether a point is inside the box (edges included).
+    #[must_use]
+    pub fn contains(&self, c: Coord<f64>) -> bool {
         c.x >= self.min_x && c.x <= self.max_x && c.y >= self.min_y && c.y <= self.max_y
     }
 
@@ -136,8 +138,10 @@ impl ClipBox {
         MultiPolygon::new(out)
     }
 
-    /// Sutherland–Hodgman against the four edges; `None` when fewer than three points remain.
-    fn ring(&self, ring: &LineString<f64>) -> Option<LineString<f64>> {
+    /// One ring clipped to the box (Sutherland–Hodgman against the four edges); `None` when
+    /// fewer than three points remain.
+    #[must_use]
+    pub fn ring(&self, ring: &LineString<f64>) -> Option<LineString<f64>> {
         let mut pts: Vec<Coord<f64>> = ring.0.clone();
         if pts.first() == pts.last() {
             pts.pop();

@@ -9,14 +9,15 @@
 //! encoded again; as a last resort the smallest features are dropped.
 
 use crate::clip::ClipBox;
+use crate::commands::CommandWriter;
 use crate::tile::TileCoord;
 use crate::value::Value;
 use crate::{Error, Result};
 use geo::{
-    Area, Centroid, Coord, Geometry, LineString, MapCoords, MultiLineString, MultiPoint,
-    MultiPolygon, Point, Polygon, Simplify,
+    Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
+    Simplify,
 };
-use geozero::mvt::{Message, TagsBuilder, Tile, TileValue, tile};
+use geozero::mvt::{Message, Tile, TileValue, tile};
 
 /// Limits on one layer of one tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,8 @@ pub struct SourceFeature<'a> {
     pub values: &'a [Value],
     /// Area (m²) or length (m) in Web Mercator, used to rank features when the budget bites.
     pub size: f64,
+    /// A point of the feature (Web Mercator), where a merged pixel stands for it.
+    pub anchor: Coord<f64>,
 }
 
 /// How a layer is written into tiles.
@@ -112,6 +115,64 @@ pub fn encode_tile(layers: Vec<tile::Layer>) -> Vec<u8> {
 
 const ATTEMPTS: u32 = 4;
 
+/// Tile space of one tile: the affine map from Web Mercator and the clip box.
+struct Frame {
+    left: f64,
+    top: f64,
+    scale: f64,
+    clip: ClipBox,
+}
+
+impl Frame {
+    fn px(&self, c: Coord<f64>) -> Coord<f64> {
+        Coord {
+            x: (c.x - self.left) * self.scale,
+            y: (self.top - c.y) * self.scale,
+        }
+    }
+}
+
+/// The key and value tables of one layer; values are looked up without allocating.
+#[derive(Default)]
+struct Tags<'a> {
+    values: Vec<tile::Value>,
+    index: rustc_hash::FxHashMap<TagValue<'a>, u32>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum TagValue<'a> {
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Text(&'a str),
+}
+
+impl<'a> Tags<'a> {
+    fn value(&mut self, v: &'a Value) -> Option<u32> {
+        let key = match v {
+            Value::Null => return None,
+            Value::Bool(b) => TagValue::Bool(*b),
+            Value::Int(i) => TagValue::Int(*i),
+            Value::Float(f) => TagValue::Float(f.to_bits()),
+            Value::Text(s) => TagValue::Text(s),
+        };
+        if let Some(&i) = self.index.get(&key) {
+            return Some(i);
+        }
+        let tv = match v {
+            Value::Null => return None,
+            Value::Bool(b) => TileValue::Bool(*b),
+            Value::Int(i) => TileValue::Sint(*i),
+            Value::Float(f) => TileValue::Double(*f),
+            Value::Text(s) => TileValue::Str(s.to_string()),
+        };
+        let i = self.values.len() as u32;
+        self.values.push(tv.into());
+        self.index.insert(key, i);
+        Some(i)
+    }
+}
+
 impl LayerEncoder<'_> {
     /// Encodes the features that touch `tile` into one layer within `budget`.
     pub fn encode(
@@ -120,17 +181,28 @@ impl LayerEncoder<'_> {
         features: &[SourceFeature<'_>],
         budget: &TileBudget,
     ) -> Result<EncodedLayer> {
-        let mut order: Vec<usize> = (0..features.len()).collect();
-        // largest first: when something must go, the smallest goes
-        order.sort_by(|&a, &b| features[b].size.total_cmp(&features[a].size));
+        // Sub-pixel polygons are merged, not ranked: set them aside by their precomputed area
+        // before any geometry work, so a z10 tile over half a million buildings stays cheap.
+        let tiny_m2 = if self.generalise {
+            (tile.span() / 256.0).powi(2)
+        } else {
+            0.0
+        };
+        let (tiny, mut big): (Vec<usize>, Vec<usize>) = (0..features.len())
+            .partition(|&i| is_polygon(features[i].geometry) && features[i].size < tiny_m2);
         let mut dropped_budget = 0;
-        if order.len() > budget.max_features {
-            dropped_budget = order.len() - budget.max_features;
-            order.truncate(budget.max_features);
+        if big.len() > budget.max_features {
+            // keep the largest: when something must go, the smallest goes
+            let keep = budget.max_features;
+            big.select_nth_unstable_by(keep, |&a, &b| {
+                features[b].size.total_cmp(&features[a].size)
+            });
+            dropped_budget = big.len() - keep;
+            big.truncate(keep);
         }
         let mut last = None;
         for attempt in 0..ATTEMPTS {
-            let mut out = self.encode_once(tile, features, &order, attempt)?;
+            let mut out = self.encode_once(tile, features, &big, &tiny, attempt)?;
             out.stats.dropped_budget += dropped_budget;
             if out.stats.bytes <= budget.max_bytes {
                 return Ok(out);
@@ -140,33 +212,38 @@ impl LayerEncoder<'_> {
         // still too large: keep the largest features that fit, re-encoding so the
         // key and value tables shrink with them
         let mut out = last.ok_or_else(|| Error::Mvt("no encoding attempt".into()))?;
-        let mut keep = order.len();
+        big.sort_by(|&a, &b| features[b].size.total_cmp(&features[a].size));
+        let mut keep = big.len();
         while out.stats.bytes > budget.max_bytes && keep > 0 {
             let ratio = budget.max_bytes as f64 / out.stats.bytes.max(1) as f64;
             keep = ((keep as f64 * ratio * 0.9) as usize).min(keep - 1);
-            out = self.encode_once(tile, features, &order[..keep], ATTEMPTS - 1)?;
+            out = self.encode_once(tile, features, &big[..keep], &[], ATTEMPTS - 1)?;
             out.stats.candidates = features.len();
         }
-        out.stats.dropped_budget = dropped_budget + (order.len() - keep);
+        out.stats.dropped_budget = dropped_budget + (big.len() - keep) + tiny.len();
         Ok(out)
     }
 
-    fn encode_once(
+    fn encode_once<'f>(
         &self,
         tile: TileCoord,
-        features: &[SourceFeature<'_>],
-        order: &[usize],
+        features: &'f [SourceFeature<'f>],
+        big: &[usize],
+        tiny: &[usize],
         attempt: u32,
     ) -> Result<EncodedLayer> {
         let extent = f64::from(self.extent);
         let bounds = tile.bounds();
-        let scale = extent / tile.span();
-        let (left, top) = (bounds.min().x, bounds.max().y);
-        let clip = ClipBox::tile(extent, f64::from(self.buffer));
-        let factor = f64::from(1u32 << (2 * attempt));
+        let frame = Frame {
+            left: bounds.min().x,
+            top: bounds.max().y,
+            scale: extent / tile.span(),
+            clip: ClipBox::tile(extent, f64::from(self.buffer)),
+        };
         let (tolerance, tiny_area) = if self.generalise {
             // a "pixel" is 1/256 of the tile, as on a 256 px raster
             let pixel = extent / 256.0;
+            let factor = f64::from(1u32 << (2 * attempt));
             (0.5 * f64::from(1u32 << attempt), pixel * pixel * factor)
         } else {
             (0.0, 0.0)
@@ -176,64 +253,105 @@ impl LayerEncoder<'_> {
             tolerance,
             ..LayerStats::default()
         };
-        let mut tags = TagsBuilder::new();
-        let mut out = Vec::with_capacity(order.len());
+        let mut tags = Tags::default();
+        let mut out = Vec::with_capacity(big.len() + tiny.len() / 8);
         let mut tiny_acc = 0.0;
-        for &i in order {
+        let area_scale = frame.scale * frame.scale;
+        let mut scratch = Vec::with_capacity(64);
+        let to_tile = |c: Coord<f64>| {
+            let p = frame.px(c);
+            frame
+                .clip
+                .contains(p)
+                .then(|| (p.x.round() as i32, p.y.round() as i32))
+        };
+        for &i in tiny.iter().chain(big) {
             let f = &features[i];
-            let px = f.geometry.map_coords(|c| Coord {
-                x: (c.x - left) * scale,
-                y: (top - c.y) * scale,
-            });
-            let Some(shape) = prepare(&px, &clip, tolerance) else {
-                stats.dropped_tiny += 1;
-                continue;
-            };
-            let shape = match shape {
-                Shape::Polygons(p) if tiny_area > 0.0 && p.unsigned_area() < tiny_area => {
-                    tiny_acc += p.unsigned_area();
+            let shape =
+                if tiny_area > 0.0 && is_polygon(f.geometry) && f.size * area_scale < tiny_area {
+                    // merge: accumulate area, emit one pixel-sized square per pixel's worth
+                    let at = frame.px(f.anchor);
+                    if !frame.clip.contains(at) {
+                        continue;
+                    }
                     stats.merged_tiny += 1;
+                    tiny_acc += f.size * area_scale;
                     if tiny_acc < tiny_area {
                         continue;
                     }
                     tiny_acc -= tiny_area;
-                    let Some(c) = p.centroid() else { continue };
-                    Shape::Polygons(MultiPolygon::new(vec![pixel_square(c, tiny_area.sqrt())]))
-                }
-                s => s,
-            };
+                    Shape::Polygons(MultiPolygon::new(vec![pixel_square(
+                        at.into(),
+                        tiny_area.sqrt(),
+                    )]))
+                } else if let Some((kind, geometry)) = (tolerance == 0.0 || small(f.geometry))
+                    .then(|| CommandWriter::new(&mut scratch, &to_tile).geometry(f.geometry))
+                    .flatten()
+                {
+                    let mut feature = tile::Feature {
+                        id: Some(f.id),
+                        geometry,
+                        ..tile::Feature::default()
+                    };
+                    feature.set_type(kind);
+                    self.push_tags(&mut feature, f, &mut tags);
+                    out.push(feature);
+                    continue;
+                } else {
+                    match prepare(f.geometry, &frame, tolerance) {
+                        Some(shape) => shape,
+                        None => {
+                            stats.dropped_tiny += 1;
+                            continue;
+                        }
+                    }
+                };
             let Some(mut feature) = shape.into_mvt()? else {
                 stats.dropped_tiny += 1;
                 continue;
             };
             feature.id = Some(f.id);
-            for &(idx, key) in &self.fields {
-                let value = match f.values.get(idx) {
-                    None | Some(Value::Null) => continue,
-                    Some(Value::Bool(b)) => TileValue::Bool(*b),
-                    Some(Value::Int(v)) => TileValue::Sint(*v),
-                    Some(Value::Float(v)) => TileValue::Double(*v),
-                    Some(Value::Text(s)) => TileValue::Str(s.to_string()),
-                };
-                let (k, v) = tags.insert_ref(key, value);
-                feature.tags.push(k);
-                feature.tags.push(v);
-            }
+            self.push_tags(&mut feature, f, &mut tags);
             out.push(feature);
         }
-        let (keys, values) = tags.into_tags();
         let layer = tile::Layer {
             version: 2,
             name: self.name.to_owned(),
             features: out,
-            keys,
-            values: values.into_iter().map(Into::into).collect(),
+            keys: self.fields.iter().map(|(_, k)| (*k).to_owned()).collect(),
+            values: tags.values,
             extent: Some(self.extent),
         };
         stats.written = layer.features.len();
         stats.bytes = layer.encoded_len();
         Ok(EncodedLayer { layer, stats })
     }
+}
+
+impl<'f> LayerEncoder<'_> {
+    fn push_tags(&self, feature: &mut tile::Feature, f: &SourceFeature<'f>, tags: &mut Tags<'f>) {
+        feature.tags.reserve(self.fields.len() * 2);
+        for (k, &(idx, _)) in self.fields.iter().enumerate() {
+            if let Some(v) = f.values.get(idx).and_then(|v| tags.value(v)) {
+                feature.tags.push(k as u32);
+                feature.tags.push(v);
+            }
+        }
+    }
+}
+
+/// Whether simplification would leave a geometry as it is (rings of a rectangle, 2-point lines).
+fn small(g: &Geometry<f64>) -> bool {
+    match g {
+        Geometry::Polygon(p) => p.exterior().0.len() <= 5 && p.interiors().is_empty(),
+        Geometry::LineString(l) => l.0.len() <= 2,
+        Geometry::Point(_) => true,
+        _ => false,
+    }
+}
+
+fn is_polygon(g: &Geometry<f64>) -> bool {
+    matches!(g, Geometry::Polygon(_) | Geometry::MultiPolygon(_))
 }
 
 /// A geometry in integer tile space, grouped by MVT geometry type.
@@ -276,65 +394,107 @@ fn pixel_square(c: Point<f64>, side: f64) -> Polygon<f64> {
     )
 }
 
-/// Clips, simplifies and snaps a pixel-space geometry; `None` when nothing is left.
-fn prepare(g: &Geometry<f64>, clip: &ClipBox, tolerance: f64) -> Option<Shape> {
-    let shape = match g {
-        Geometry::Point(p) => Shape::Points(MultiPoint::new(vec![*p])),
-        Geometry::MultiPoint(mp) => Shape::Points(mp.clone()),
-        Geometry::LineString(l) => Shape::Lines(MultiLineString::new(vec![l.clone()])),
-        Geometry::MultiLineString(ml) => Shape::Lines(ml.clone()),
-        Geometry::Polygon(p) => Shape::Polygons(MultiPolygon::new(vec![p.clone()])),
-        Geometry::MultiPolygon(mp) => Shape::Polygons(mp.clone()),
-        Geometry::Rect(r) => Shape::Polygons(MultiPolygon::new(vec![r.to_polygon()])),
-        Geometry::Triangle(t) => Shape::Polygons(MultiPolygon::new(vec![t.to_polygon()])),
-        Geometry::Line(l) => Shape::Lines(MultiLineString::new(vec![LineString::new(vec![
-            l.start, l.end,
-        ])])),
-        Geometry::GeometryCollection(_) => return None,
+/// Moves a ring into tile space, clips it when it crosses the clip box, and simplifies it.
+fn ring_to_tile(ring: &LineString<f64>, frame: &Frame, tolerance: f64) -> Option<LineString<f64>> {
+    let px: Vec<Coord<f64>> = ring.0.iter().map(|&c| frame.px(c)).collect();
+    let inside = px.iter().all(|&c| frame.clip.contains(c));
+    let mut ring = LineString::new(px);
+    if !inside {
+        ring = frame.clip.ring(&ring)?;
+    }
+    if tolerance > 0.0 && ring.0.len() > 5 {
+        ring = ring.simplify(tolerance);
+    }
+    Some(ring)
+}
+
+fn polygon_to_tile(p: &Polygon<f64>, frame: &Frame, tolerance: f64) -> Option<Polygon<f64>> {
+    let exterior = snap_ring(&ring_to_tile(p.exterior(), frame, tolerance)?, true)?;
+    let interiors = p
+        .interiors()
+        .iter()
+        .filter_map(|r| snap_ring(&ring_to_tile(r, frame, tolerance)?, false))
+        .collect();
+    Some(Polygon::new(exterior, interiors))
+}
+
+fn line_to_tile(
+    l: &LineString<f64>,
+    frame: &Frame,
+    tolerance: f64,
+    out: &mut Vec<LineString<f64>>,
+) {
+    let px = LineString::new(l.0.iter().map(|&c| frame.px(c)).collect());
+    let pieces = if px.0.iter().all(|&c| frame.clip.contains(c)) {
+        MultiLineString::new(vec![px])
+    } else {
+        frame.clip.lines(&MultiLineString::new(vec![px]))
     };
-    match shape {
-        Shape::Points(p) => {
-            let p: MultiPoint<f64> = clip
-                .points(&p)
-                .iter()
-                .map(|p| Point::new(p.x().round(), p.y().round()))
-                .collect();
-            (!p.0.is_empty()).then_some(Shape::Points(p))
-        }
-        Shape::Lines(l) => {
-            let mut l = clip.lines(&l);
-            if tolerance > 0.0 {
-                l = l.simplify(tolerance);
-            }
-            let lines: Vec<LineString<f64>> = l
-                .into_iter()
-                .filter_map(|l| {
-                    let pts = snap(&l.0);
-                    (pts.len() >= 2).then(|| LineString::new(pts))
-                })
-                .collect();
-            (!lines.is_empty()).then(|| Shape::Lines(MultiLineString::new(lines)))
-        }
-        Shape::Polygons(p) => {
-            let mut p = clip.polygons(&p);
-            if tolerance > 0.0 {
-                p = p.simplify(tolerance);
-            }
-            let polys: Vec<Polygon<f64>> = p
-                .into_iter()
-                .filter_map(|poly| {
-                    let exterior = snap_ring(poly.exterior(), true)?;
-                    let interiors = poly
-                        .interiors()
-                        .iter()
-                        .filter_map(|r| snap_ring(r, false))
-                        .collect();
-                    Some(Polygon::new(exterior, interiors))
-                })
-                .collect();
-            (!polys.is_empty()).then(|| Shape::Polygons(MultiPolygon::new(polys)))
+    for piece in pieces {
+        let piece = if tolerance > 0.0 {
+            piece.simplify(tolerance)
+        } else {
+            piece
+        };
+        let pts = snap(&piece.0);
+        if pts.len() >= 2 {
+            out.push(LineString::new(pts));
         }
     }
+}
+
+/// Moves a Web Mercator geometry into the tile, clipped, simplified and snapped to the
+/// integer grid; `None` when nothing is left.
+fn prepare(g: &Geometry<f64>, frame: &Frame, tolerance: f64) -> Option<Shape> {
+    let point = |p: &Point<f64>| {
+        let c = frame.px(p.0);
+        frame
+            .clip
+            .contains(c)
+            .then(|| Point::new(c.x.round(), c.y.round()))
+    };
+    let shape = match g {
+        Geometry::Point(p) => Shape::Points(MultiPoint::new(point(p).into_iter().collect())),
+        Geometry::MultiPoint(mp) => Shape::Points(mp.iter().filter_map(point).collect()),
+        Geometry::LineString(l) => {
+            let mut out = Vec::new();
+            line_to_tile(l, frame, tolerance, &mut out);
+            Shape::Lines(MultiLineString::new(out))
+        }
+        Geometry::MultiLineString(ml) => {
+            let mut out = Vec::new();
+            for l in ml {
+                line_to_tile(l, frame, tolerance, &mut out);
+            }
+            Shape::Lines(MultiLineString::new(out))
+        }
+        Geometry::Polygon(p) => Shape::Polygons(MultiPolygon::new(
+            polygon_to_tile(p, frame, tolerance).into_iter().collect(),
+        )),
+        Geometry::MultiPolygon(mp) => Shape::Polygons(MultiPolygon::new(
+            mp.iter()
+                .filter_map(|p| polygon_to_tile(p, frame, tolerance))
+                .collect(),
+        )),
+        Geometry::Rect(r) => return prepare(&Geometry::Polygon(r.to_polygon()), frame, tolerance),
+        Geometry::Triangle(t) => {
+            return prepare(&Geometry::Polygon(t.to_polygon()), frame, tolerance);
+        }
+        Geometry::Line(l) => {
+            return prepare(
+                &Geometry::LineString(LineString::new(vec![l.start, l.end])),
+                frame,
+                tolerance,
+            );
+        }
+        Geometry::GeometryCollection(_) => return None,
+    };
+    let empty = match &shape {
+        Shape::Points(p) => p.0.is_empty(),
+        Shape::Lines(l) => l.0.is_empty(),
+        Shape::Polygons(p) => p.0.is_empty(),
+    };
+    (!empty).then_some(shape)
 }
 
 /// Rounds to the integer grid and removes repeated points.
@@ -362,11 +522,11 @@ fn snap_ring(ring: &LineString<f64>, exterior: bool) -> Option<LineString<f64>> 
     if pts.len() < 4 {
         return None;
     }
+    let area: f64 = pts
+        .windows(2)
+        .map(|w| w[0].x * w[1].y - w[1].x * w[0].y)
+        .sum();
     let mut ring = LineString::new(pts);
-    let area = geo::Polygon::new(ring.clone(), vec![]).signed_area();
-    if area == 0.0 {
-        return None;
-    }
     if (area > 0.0) != exterior {
         ring.0.reverse();
     }
@@ -377,7 +537,7 @@ fn snap_ring(ring: &LineString<f64>, exterior: bool) -> Option<LineString<f64>> 
 mod tests {
     use super::*;
     use crate::proj::lonlat_to_mercator;
-    use geo::polygon;
+    use geo::{Area, polygon};
     use geozero::mvt::Message;
 
     fn square_at(lon: f64, lat: f64, half_m: f64) -> Geometry<f64> {
@@ -388,6 +548,10 @@ mod tests {
             (x: x + half_m, y: y + half_m),
             (x: x - half_m, y: y + half_m),
         ])
+    }
+
+    fn anchor_of(g: &Geometry<f64>) -> Coord<f64> {
+        geo::CoordsIter::coords_iter(g).next().unwrap()
     }
 
     fn encoder(generalise: bool) -> LayerEncoder<'static> {
@@ -411,6 +575,7 @@ mod tests {
             geometry: &g,
             values: &values,
             size: 1600.0,
+            anchor: anchor_of(&g),
         };
         let out = encoder(false)
             .encode(t, &[f], &TileBudget::default())
@@ -437,6 +602,7 @@ mod tests {
             geometry: &g,
             values: &[],
             size: 1.0,
+            anchor: anchor_of(&g),
         };
         let out = encoder(false)
             .encode(t, &[f], &TileBudget::default())
@@ -478,6 +644,7 @@ mod tests {
                 geometry: g,
                 values: &[],
                 size: 100.0,
+                anchor: anchor_of(g),
             })
             .collect();
         let (x, y) = lonlat_to_mercator(118.72, 32.02);
@@ -506,6 +673,7 @@ mod tests {
                 geometry: g,
                 values: &[],
                 size: (i * i) as f64,
+                anchor: anchor_of(g),
             })
             .collect();
         let (x, y) = lonlat_to_mercator(118.80, 32.06);
@@ -542,6 +710,7 @@ mod tests {
                 geometry: g,
                 values: v,
                 size: 1.0,
+                anchor: anchor_of(g),
             })
             .collect();
         let (x, y) = lonlat_to_mercator(118.80, 32.065);
@@ -566,10 +735,82 @@ mod tests {
             geometry: &g,
             values: &[],
             size: 1.0,
+            anchor: anchor_of(&g),
         };
         let out = encoder(false)
             .encode(t, &[f], &TileBudget::default())
             .unwrap();
         assert_eq!(out.stats.written, 0);
+    }
+}
+
+#[cfg(test)]
+mod direct_path_tests {
+    use super::*;
+    use crate::proj::lonlat_to_mercator;
+
+    /// The direct command writer and the general clip/snap/geozero path agree.
+    #[test]
+    fn direct_and_general_paths_write_the_same_commands() {
+        let (x, y) = lonlat_to_mercator(118.7969, 32.0603);
+        let tile = TileCoord::containing(x, y, 16);
+        let b = tile.bounds();
+        let frame = Frame {
+            left: b.min().x,
+            top: b.max().y,
+            scale: 4096.0 / tile.span(),
+            clip: ClipBox::tile(4096.0, 64.0),
+        };
+        let ring = |h: f64, cw: bool| {
+            let mut pts = vec![
+                (x - h, y - h),
+                (x + h, y - h),
+                (x + h, y + h),
+                (x - h, y + h),
+                (x - h, y - h),
+            ];
+            if cw {
+                pts.reverse();
+            }
+            LineString::from(pts)
+        };
+        let shapes = [
+            Geometry::Polygon(Polygon::new(ring(60.0, false), vec![ring(20.0, false)])),
+            Geometry::Polygon(Polygon::new(ring(30.0, true), vec![])),
+            Geometry::LineString(LineString::from(vec![
+                (x, y),
+                (x + 50.0, y + 20.0),
+                (x + 80.0, y - 10.0),
+            ])),
+            Geometry::Point(Point::new(x + 5.0, y - 5.0)),
+        ];
+        let to_tile = |c: Coord<f64>| {
+            let p = frame.px(c);
+            frame
+                .clip
+                .contains(p)
+                .then(|| (p.x.round() as i32, p.y.round() as i32))
+        };
+        for g in &shapes {
+            let mut scratch = Vec::new();
+            let (_, direct) = CommandWriter::new(&mut scratch, &to_tile)
+                .geometry(g)
+                .unwrap();
+            let general = prepare(g, &frame, 0.0)
+                .unwrap()
+                .into_mvt()
+                .unwrap()
+                .unwrap()
+                .geometry;
+            assert_eq!(direct, general, "{g:?}");
+        }
+        // outside the clip box the direct path declines
+        let far = Geometry::Point(Point::new(x + 1e6, y));
+        let mut scratch = Vec::new();
+        assert!(
+            CommandWriter::new(&mut scratch, &to_tile)
+                .geometry(&far)
+                .is_none()
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! zoom, and MVT encoding under a byte and feature budget. No I/O happens here.
 
 pub mod clip;
+mod commands;
 pub mod encode;
 pub mod proj;
 pub mod tile;

@@ -19,7 +19,26 @@ fn finite(c: &Coord<f64>) -> bool {
 #[must_use]
 pub fn ring_self_intersects(ring: &LineString<f64>) -> bool {
     let lines: Vec<Line<f64>> = ring.lines().filter(|l| l.start != l.end).collect();
-    Intersections::from_iter(lines).any(|(a, b, hit)| match hit {
+    if lines.len() <= SMALL_RING {
+        // a building outline: comparing every pair is cheaper than setting up a sweep
+        return lines.iter().enumerate().any(|(i, a)| {
+            lines[i + 1..]
+                .iter()
+                .filter_map(|b| {
+                    geo::line_intersection::line_intersection(*a, *b).map(|hit| (b, hit))
+                })
+                .any(|(b, hit)| crosses(*a, *b, hit))
+        });
+    }
+    Intersections::from_iter(lines).any(|(a, b, hit)| crosses(a, b, hit))
+}
+
+/// Rings with at most this many segments are checked pair by pair.
+const SMALL_RING: usize = 32;
+
+/// Whether an intersection of two segments of one ring makes the ring invalid.
+fn crosses(a: Line<f64>, b: Line<f64>, hit: LineIntersection<f64>) -> bool {
+    match hit {
         LineIntersection::SinglePoint {
             intersection,
             is_proper,
@@ -33,7 +52,7 @@ pub fn ring_self_intersects(ring: &LineString<f64>) -> bool {
             !shared
         }
         LineIntersection::Collinear { .. } => true,
-    })
+    }
 }
 
 fn check_ring(ring: &LineString<f64>, what: &str) -> Result<(), String> {
