@@ -26,16 +26,13 @@ fn main() {
                 cands += l.stats.candidates;
                 bytes += l.stats.bytes;
             }
-            if c == tiles[0] {
-                println!("  z{z} query {n} in {qt:?}");
-            }
         }
         println!(
             "z{z}: {:?}/tile, candidates {}, written {}, bytes {}",
-            t.elapsed() / 30,
-            cands / 30,
-            feats / 30,
-            bytes / 30
+            t.elapsed() / 300,
+            cands / 300,
+            feats / 300,
+            bytes / 300
         );
     }
 }
