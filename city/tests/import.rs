@@ -475,6 +475,36 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn tile_fields_select_the_attributes_written_into_tiles() {
+    use citytwin_city::TileRequest;
+    use geozero::mvt::{Message, Tile};
+    let dir = tempfile::tempdir().unwrap();
+    let city = city_in(dir.path()).await;
+    let good = write(dir.path(), "good.geojson", SAMPLE);
+    let mut req = ImportRequest::new(&good, "blocks");
+    req.tile_fields = Some(vec!["name".into(), "height".into()]);
+    let meta = city.import(req, Arc::new(NoProgress)).await.unwrap();
+    assert_eq!(meta.fields.len(), 4, "the store keeps every field");
+    let (x, y) = citytwin_tiles::proj::lonlat_to_mercator(118.7805, 32.0405);
+    let tile = city
+        .tile(&TileRequest {
+            layers: &["blocks".to_owned()],
+            coord: citytwin_tiles::TileCoord::containing(x, y, 15),
+            budget: citytwin_tiles::TileBudget::default(),
+        })
+        .unwrap();
+    let decoded = Tile::decode(tile.bytes.as_slice()).unwrap();
+    assert_eq!(
+        decoded.layers[0].keys,
+        vec!["name".to_owned(), "height".to_owned()]
+    );
+    let mut req = ImportRequest::new(&good, "blocks");
+    req.tile_fields = Some(vec!["nosuch".into()]);
+    let err = city.import(req, Arc::new(NoProgress)).await.unwrap_err();
+    assert!(err.to_string().contains("nosuch"), "{err}");
+}
+
+#[tokio::test]
 async fn append_adds_features_with_fresh_ids() {
     let dir = tempfile::tempdir().unwrap();
     let city = city_in(dir.path()).await;

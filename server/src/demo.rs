@@ -36,6 +36,7 @@ pub async fn ensure_demo_store(
         req.maxzoom = Some(entry.meta.maxzoom);
         req.source = Some(entry.meta.source.clone());
         req.acquired.clone_from(&entry.meta.acquired);
+        req.tile_fields.clone_from(&entry.meta.tile_fields);
         import(&gpkg, req, Arc::clone(&progress))
             .await
             .map_err(|e| e.to_string())?;

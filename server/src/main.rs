@@ -74,6 +74,9 @@ struct ImportArgs {
     /// when the source data was acquired (YYYY-MM-DD)
     #[arg(long)]
     acquired: Option<String>,
+    /// the attributes written into tiles, comma-separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    tile_fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,6 +194,7 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.maxzoom = a.maxzoom;
     req.source = a.source;
     req.acquired = a.acquired;
+    req.tile_fields = a.tile_fields;
     let started = std::time::Instant::now();
     let imported = import(&store, req, Arc::new(Bar::new())).await;
     store.close().await;

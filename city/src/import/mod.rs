@@ -45,6 +45,8 @@ pub struct ImportRequest {
     pub source: Option<String>,
     /// when the source data was acquired (ISO date)
     pub acquired: Option<String>,
+    /// the attributes written into tiles (`None`: keep the layer's choice, all by default)
+    pub tile_fields: Option<Vec<String>>,
 }
 
 impl ImportRequest {
@@ -63,6 +65,7 @@ impl ImportRequest {
             maxzoom: None,
             source: None,
             acquired: None,
+            tile_fields: None,
         }
     }
 }
@@ -381,6 +384,22 @@ fn merge_meta(
         .unwrap_or_else(|| format!("{} ({})", file_label(&req.path), valid.crs));
     if req.acquired.is_some() {
         meta.acquired.clone_from(&req.acquired);
+    }
+    if let Some(keep) = &req.tile_fields {
+        if let Some(unknown) = keep
+            .iter()
+            .find(|k| !meta.fields.iter().any(|f| &f.name == *k))
+        {
+            return Err(Error::Invalid(format!(
+                "tile field {unknown:?} is not a field of the file ({})",
+                meta.fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        meta.tile_fields = Some(keep.clone());
     }
     Ok(meta)
 }
