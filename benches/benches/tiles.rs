@@ -12,7 +12,7 @@ use std::path::Path;
 fn encode(index: &citytwin_city::LayerIndex, t: TileCoord, budget: &TileBudget) -> usize {
     encode_layer(index, t, budget)
         .unwrap()
-        .map_or(0, |l| citytwin_tiles::encode_tile(vec![l.layer]).len())
+        .map_or(0, |l| citytwin_tiles::encode_tile(&[l]).len())
 }
 
 fn tiles(c: &mut Criterion) {

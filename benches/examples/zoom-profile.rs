@@ -18,7 +18,22 @@ fn main() {
         let mut feats = 0;
         let mut cands = 0;
         let mut bytes = 0;
+        let (mut tq, mut te, mut tp) = (
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        );
         for &c in &tiles {
+            let q = std::time::Instant::now();
+            let n = index.query(c.bounds()).count();
+            tq += q.elapsed();
+            let q = std::time::Instant::now();
+            let l = citytwin_city::twin::encode_layer(&index, c, &TileBudget::default()).unwrap();
+            te += q.elapsed();
+            let q = std::time::Instant::now();
+            let _b = l.map(|l| citytwin_tiles::encode_tile(&[l]).len());
+            tp += q.elapsed();
+            let _ = n;
             if let Some(l) =
                 citytwin_city::twin::encode_layer(&index, c, &TileBudget::default()).unwrap()
             {
@@ -27,6 +42,12 @@ fn main() {
                 bytes += l.stats.bytes;
             }
         }
+        println!(
+            "  query {:?} encode {:?} protobuf {:?}",
+            tq / 300,
+            te / 300,
+            tp / 300
+        );
         println!(
             "z{z}: {:?}/tile, candidates {}, written {}, bytes {}",
             t.elapsed() / 300,

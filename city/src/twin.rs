@@ -223,15 +223,15 @@ impl City {
         for index in indexes {
             if let Some(out) = encode_layer(index, req.coord, &budget)? {
                 stats.push((index.meta.name.clone(), out.stats));
-                if !out.layer.features.is_empty() {
-                    layers.push(out.layer);
+                if out.stats.written > 0 {
+                    layers.push(out);
                 }
             }
         }
         let bytes = if layers.is_empty() {
             Vec::new()
         } else {
-            encode_tile(layers)
+            encode_tile(&layers)
         };
         Ok(TileOutput { bytes, stats })
     }

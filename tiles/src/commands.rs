@@ -37,7 +37,8 @@ impl<'s> CommandWriter<'s> {
         to_tile: &'s dyn Fn(Coord<f64>) -> Option<(i32, i32)>,
     ) -> Self {
         Self {
-            out: Vec::new(),
+            // a building (MoveTo, LineTo, 4 points, ClosePath) fits without growing
+            out: Vec::with_capacity(16),
             cursor: (0, 0),
             scratch,
             to_tile,

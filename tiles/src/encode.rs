@@ -17,7 +17,7 @@ use geo::{
     Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
     Simplify,
 };
-use geozero::mvt::{Message, Tile, TileValue, tile};
+use geozero::mvt::{Message, TileValue, tile};
 
 /// Limits on one layer of one tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,16 +101,35 @@ pub struct LayerStats {
 /// One encoded layer and its statistics.
 #[derive(Debug, Clone)]
 pub struct EncodedLayer {
-    /// The MVT layer.
-    pub layer: tile::Layer,
+    /// The serialised MVT `Layer` message, encoded once and measured against the budget.
+    pub bytes: Vec<u8>,
     /// What happened on the way.
     pub stats: LayerStats,
 }
 
-/// Serialises layers into one MVT tile.
+impl EncodedLayer {
+    /// Decodes the layer back (for tests and tools; the server never needs to).
+    pub fn decode(&self) -> Result<tile::Layer> {
+        tile::Layer::decode(self.bytes.as_slice()).map_err(|e| Error::Mvt(e.to_string()))
+    }
+}
+
+/// Joins serialised layers into one MVT tile. A `Tile` message is nothing but its repeated
+/// `layers` field (number 3), so each layer is framed, not encoded again.
 #[must_use]
-pub fn encode_tile(layers: Vec<tile::Layer>) -> Vec<u8> {
-    Tile { layers }.encode_to_vec()
+pub fn encode_tile(layers: &[EncodedLayer]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(layers.iter().map(|l| l.bytes.len() + 6).sum());
+    for l in layers {
+        out.push(0x1a); // field 3, length-delimited
+        let mut n = l.bytes.len() as u64;
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(&l.bytes);
+    }
+    out
 }
 
 const ATTEMPTS: u32 = 4;
@@ -323,8 +342,9 @@ impl LayerEncoder<'_> {
             extent: Some(self.extent),
         };
         stats.written = layer.features.len();
-        stats.bytes = layer.encoded_len();
-        Ok(EncodedLayer { layer, stats })
+        let bytes = layer.encode_to_vec();
+        stats.bytes = bytes.len();
+        Ok(EncodedLayer { bytes, stats })
     }
 }
 
@@ -538,7 +558,7 @@ mod tests {
     use super::*;
     use crate::proj::lonlat_to_mercator;
     use geo::{Area, polygon};
-    use geozero::mvt::Message;
+    use geozero::mvt::{Message, Tile};
 
     fn square_at(lon: f64, lat: f64, half_m: f64) -> Geometry<f64> {
         let (x, y) = lonlat_to_mercator(lon, lat);
@@ -581,7 +601,7 @@ mod tests {
             .encode(t, &[f], &TileBudget::default())
             .unwrap();
         assert_eq!(out.stats.written, 1);
-        let bytes = encode_tile(vec![out.layer]);
+        let bytes = encode_tile(&[out]);
         let back = Tile::decode(bytes.as_slice()).unwrap();
         let layer = &back.layers[0];
         assert_eq!(layer.name, "buildings");
@@ -608,7 +628,8 @@ mod tests {
             .encode(t, &[f], &TileBudget::default())
             .unwrap();
         let mut poly = Vec::new();
-        let geom = &out.layer.features[0].geometry;
+        let layer = out.decode().unwrap();
+        let geom = &layer.features[0].geometry;
         let (mut cx, mut cy) = (0i32, 0i32);
         let unzig = |v: u32| ((v >> 1) as i32) ^ -((v & 1) as i32);
         for pair in [1usize, 4, 6, 8] {
@@ -684,7 +705,13 @@ mod tests {
         };
         let out = encoder(false).encode(t, &feats, &budget).unwrap();
         assert!(out.stats.written <= 10);
-        assert!(out.layer.features.iter().all(|f| f.id.unwrap() >= 40));
+        assert!(
+            out.decode()
+                .unwrap()
+                .features
+                .iter()
+                .all(|f| f.id.unwrap() >= 40)
+        );
     }
 
     #[test]
@@ -722,7 +749,7 @@ mod tests {
         let out = encoder(false).encode(t, &feats, &budget).unwrap();
         assert!(out.stats.bytes <= 20_000, "{:?}", out.stats);
         assert!(out.stats.dropped_budget > 0);
-        assert_eq!(out.layer.encoded_len(), out.stats.bytes);
+        assert_eq!(out.decode().unwrap().encoded_len(), out.stats.bytes);
     }
 
     #[test]
