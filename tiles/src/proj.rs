@@ -102,12 +102,6 @@ pub fn mercator_to_lonlat(x: f64, y: f64) -> (f64, f64) {
     (lon, lat)
 }
 
-/// Metres per degree-scaled Web Mercator metre at a latitude (the Mercator scale factor's inverse).
-#[must_use]
-pub fn ground_scale(lat: f64) -> f64 {
-    lat.to_radians().cos()
-}
-
 const GCJ_A: f64 = 6_378_245.0;
 const GCJ_EE: f64 = 0.006_693_421_622_965_943;
 

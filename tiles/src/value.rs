@@ -31,16 +31,6 @@ impl Value {
         }
     }
 
-    /// The value as a float, when it is numeric.
-    #[must_use]
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Int(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
-            _ => None,
-        }
-    }
-
     /// Whether the value is [`Value::Null`].
     #[must_use]
     pub fn is_null(&self) -> bool {

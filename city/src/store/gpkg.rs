@@ -5,7 +5,7 @@
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
 use super::{Store, WriteMode};
-use crate::layer::{Feature, FieldKind, GeometryKind, LayerMeta, check_layer_name, now_rfc3339};
+use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::Value;
@@ -450,10 +450,4 @@ fn read_slice(
         });
     }
     Ok(out)
-}
-
-/// The geometry kind GeoPackage calls a column, for reading foreign GeoPackages.
-#[must_use]
-pub fn kind_of_gpkg_type(name: &str) -> Option<GeometryKind> {
-    GeometryKind::parse(name)
 }
