@@ -216,7 +216,7 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The body of a tile response, raw or gzipped as the client accepts.
+/// Whether the client accepts a gzipped body (`Accept-Encoding: gzip` or `*`, not `q=0`).
 #[must_use]
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
