@@ -105,6 +105,16 @@ fn flags_override_env_which_overrides_the_config_file() {
     assert!(text.contains("refresh_secs = 30"), "{text}");
 }
 
+/// Stops the server when a failed assertion unwinds the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -141,18 +151,19 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let deadline = Instant::now() + Duration::from_mins(5);
-    let mut addr = None;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && let Some(a) = v["fields"]["addr"].as_str()
-        {
-            addr = Some(a.to_owned());
-            break;
+    let mut child = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // keep draining the log so the server never writes into a closed or full pipe
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(a) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(a.to_owned());
+            }
         }
-        assert!(Instant::now() < deadline, "server did not start");
-    }
+    });
+    let addr = rx.recv_timeout(Duration::from_mins(5)).ok();
     let addr = addr.expect("no start-up log line with addr");
     assert!(store.exists(), "demo store not created");
     let health = get(&addr, "/health");
@@ -165,11 +176,33 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
         page.starts_with("HTTP/1.1 200") && page.contains("maplibre-gl"),
         "{page}"
     );
+    // another process imports into the same store: the running server picks the layer up
+    assert!(get(&addr, "/catalog/extra").starts_with("HTTP/1.1 404"));
+    let out = bin()
+        .args(["import"])
+        .arg(repo().join("fixtures/nanjing/water.geojson"))
+        .args(["--layer", "extra", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !get(&addr, "/catalog/extra").starts_with("HTTP/1.1 200") {
+        assert!(
+            Instant::now() < deadline,
+            "the server never saw the imported layer"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
 }
