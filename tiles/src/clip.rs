@@ -1,10 +1,10 @@
 //! Clipping geometries in tile pixel space to the tile square plus a buffer.
 //!
-//! Polygons are clipped ring by ring (Sutherland–Hodgman against an axis-aligned box, which
+//! Polygon rings are clipped one by one (Sutherland–Hodgman against an axis-aligned box, which
 //! keeps rings closed and is exact for rectangles); lines are cut into the pieces inside the box
-//! (Liang–Barsky); points outside are dropped.
+//! (Liang–Barsky). Points need only [`ClipBox::contains`].
 
-use geo::{Coord, LineString, MultiLineString, MultiPoint, MultiPolygon, Polygon};
+use geo::{Coord, LineString, MultiLineString};
 
 /// An axis-aligned clip box in tile pixel space.
 #[derive(Debug, Clone, Copy)]
@@ -35,16 +35,6 @@ impl ClipBox {
     #[must_use]
     pub fn contains(&self, c: Coord<f64>) -> bool {
         c.x >= self.min_x && c.x <= self.max_x && c.y >= self.min_y && c.y <= self.max_y
-    }
-
-    /// Points inside the box.
-    #[must_use]
-    pub fn points(&self, points: &MultiPoint<f64>) -> MultiPoint<f64> {
-        points
-            .iter()
-            .filter(|p| self.contains(p.0))
-            .copied()
-            .collect()
     }
 
     /// The pieces of each line inside the box.
@@ -120,24 +110,6 @@ impl ClipBox {
         ))
     }
 
-    /// Each polygon clipped to the box; polygons whose exterior vanishes are dropped.
-    #[must_use]
-    pub fn polygons(&self, polygons: &MultiPolygon<f64>) -> MultiPolygon<f64> {
-        let mut out = Vec::new();
-        for poly in polygons {
-            let Some(exterior) = self.ring(poly.exterior()) else {
-                continue;
-            };
-            let interiors = poly
-                .interiors()
-                .iter()
-                .filter_map(|r| self.ring(r))
-                .collect();
-            out.push(Polygon::new(exterior, interiors));
-        }
-        MultiPolygon::new(out)
-    }
-
     /// One ring clipped to the box (Sutherland–Hodgman against the four edges); `None` when
     /// fewer than three points remain.
     #[must_use]
@@ -197,13 +169,13 @@ impl ClipBox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::{Area, line_string, polygon};
+    use geo::{Area, Polygon, line_string, polygon};
 
     #[test]
     fn square_half_outside_keeps_the_inside_half() {
         let b = ClipBox::tile(10.0, 0.0);
         let sq = polygon![(x: 5.0, y: 2.0), (x: 15.0, y: 2.0), (x: 15.0, y: 8.0), (x: 5.0, y: 8.0)];
-        let out = b.polygons(&MultiPolygon::new(vec![sq]));
+        let out = Polygon::new(b.ring(sq.exterior()).unwrap(), vec![]);
         assert!((out.unsigned_area() - 30.0).abs() < 1e-9);
     }
 
@@ -211,7 +183,7 @@ mod tests {
     fn polygon_fully_outside_vanishes() {
         let b = ClipBox::tile(10.0, 1.0);
         let sq = polygon![(x: 20.0, y: 20.0), (x: 30.0, y: 20.0), (x: 30.0, y: 30.0)];
-        assert!(b.polygons(&MultiPolygon::new(vec![sq])).0.is_empty());
+        assert!(b.ring(sq.exterior()).is_none());
     }
 
     #[test]

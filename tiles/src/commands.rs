@@ -132,33 +132,31 @@ impl<'s> CommandWriter<'s> {
         Ok(true)
     }
 
+    /// Writes every part; `None` when one leaves the clip box or none is left.
+    fn parts<'g, T: 'g>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'g T>,
+        write: fn(&mut Self, &T) -> Result<bool, ()>,
+        kind: GeomType,
+    ) -> Option<GeomType> {
+        let mut any = false;
+        for part in parts {
+            any |= write(self, part).ok()?;
+        }
+        any.then_some(kind)
+    }
+
     /// Encodes a geometry; `None` when it leaves the clip box or needs the general path.
     pub(crate) fn geometry(mut self, g: &Geometry<f64>) -> Option<(GeomType, Vec<u32>)> {
         let kind = match g {
             Geometry::Polygon(p) => {
-                self.polygon(p).ok()?.then_some(())?;
-                GeomType::Polygon
+                self.parts(std::iter::once(p), Self::polygon, GeomType::Polygon)?
             }
-            Geometry::MultiPolygon(mp) => {
-                let mut any = false;
-                for p in mp {
-                    any |= self.polygon(p).ok()?;
-                }
-                any.then_some(())?;
-                GeomType::Polygon
-            }
+            Geometry::MultiPolygon(mp) => self.parts(mp, Self::polygon, GeomType::Polygon)?,
             Geometry::LineString(l) => {
-                self.line(l).ok()?.then_some(())?;
-                GeomType::Linestring
+                self.parts(std::iter::once(l), Self::line, GeomType::Linestring)?
             }
-            Geometry::MultiLineString(ml) => {
-                let mut any = false;
-                for l in ml {
-                    any |= self.line(l).ok()?;
-                }
-                any.then_some(())?;
-                GeomType::Linestring
-            }
+            Geometry::MultiLineString(ml) => self.parts(ml, Self::line, GeomType::Linestring)?,
             Geometry::Point(p) => {
                 let q = (self.to_tile)(p.0)?;
                 self.out.push(command(MOVE_TO, 1));
