@@ -33,6 +33,9 @@ pub struct LayerIndex {
     tree: RTree<Entry>,
     /// increases every time the layer changes; part of tile cache keys and ETags
     pub version: u64,
+    /// whether the features are here; `false` for layers too large for memory, which the
+    /// store tiles itself (the index then holds only the metadata)
+    pub resident: bool,
 }
 
 /// A feature moved to Web Mercator, with its rank and anchor.
@@ -132,6 +135,29 @@ impl LayerIndex {
             features,
             tree: RTree::bulk_load(entries),
             version,
+            resident: true,
+        }
+    }
+
+    /// A layer whose features stay in the store: metadata only.
+    #[must_use]
+    pub fn in_store(meta: LayerMeta, version: u64) -> Self {
+        Self {
+            meta,
+            features: Vec::new(),
+            tree: RTree::new(),
+            version,
+            resident: false,
+        }
+    }
+
+    /// Features of the layer, held here or (for layers tiled by the store) in the store.
+    #[must_use]
+    pub fn feature_count(&self) -> u64 {
+        if self.resident {
+            self.features.len() as u64
+        } else {
+            self.meta.feature_count
         }
     }
 

@@ -152,6 +152,25 @@ pub struct LayerMeta {
     pub bounds: Option<[f64; 4]>,
     /// number of features
     pub feature_count: u64,
+    /// set when the layer is a database table citytwin did not create (published, read-only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalTable>,
+}
+
+/// A table or view of someone else's, served as a layer: where its rows and columns are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalTable {
+    /// schema-qualified, quoted table or view name, as it goes into SQL
+    pub table: String,
+    /// the geometry column
+    pub geometry_column: String,
+    /// the integer column that identifies a row
+    pub id_column: String,
+    /// the SRID of the geometries (converted to WGS84 on the way out)
+    pub srid: i32,
+    /// whether the column declares no SRID, so `srid` is assigned when reading
+    #[serde(default)]
+    pub assign_srid: bool,
 }
 
 impl LayerMeta {
@@ -172,6 +191,7 @@ impl LayerMeta {
             updated_at: now_rfc3339(),
             bounds: None,
             feature_count: 0,
+            external: None,
         }
     }
 

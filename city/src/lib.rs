@@ -9,12 +9,13 @@ pub mod import;
 pub mod index;
 pub mod layer;
 pub mod store;
+pub mod testing;
 pub mod twin;
 
 pub use index::LayerIndex;
-pub use layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
+pub use layer::{ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta};
 pub use store::{Store, WriteMode};
-pub use twin::{City, TileOutput, TileRequest};
+pub use twin::{City, CityOptions, TileOutput, TileRequest};
 
 /// Everything that can go wrong in the twin.
 #[derive(Debug, thiserror::Error)]

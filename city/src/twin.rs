@@ -9,7 +9,7 @@ use citytwin_tiles::{
     EncodedLayer, LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile,
 };
 use geo::{Rect, coord};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
@@ -41,9 +41,18 @@ pub struct TileOutput {
 
 type LayerMap = BTreeMap<String, Arc<LayerIndex>>;
 
+/// How the twin holds its layers.
+#[derive(Debug, Clone, Default)]
+pub struct CityOptions {
+    /// layers too large for memory: the store tiles them itself (PostGIS with `ST_AsMVT`);
+    /// every other layer is read into an in-memory index
+    pub store_tiled: BTreeSet<String>,
+}
+
 /// The live twin: a store and the indexes built from it.
 pub struct City {
     store: Arc<dyn Store>,
+    options: CityOptions,
     layers: RwLock<Arc<LayerMap>>,
     versions: AtomicU64,
     changes: broadcast::Sender<String>,
@@ -62,9 +71,28 @@ impl std::fmt::Debug for City {
 impl City {
     /// Opens the twin over a store, loading and indexing every layer.
     pub async fn open(store: Arc<dyn Store>) -> Result<Self> {
+        Self::open_with(store, CityOptions::default()).await
+    }
+
+    /// Opens the twin over a store with options: every layer is loaded and indexed, except
+    /// those the store tiles itself.
+    pub async fn open_with(store: Arc<dyn Store>, options: CityOptions) -> Result<Self> {
+        if !options.store_tiled.is_empty() && !store.encodes_tiles() {
+            return Err(Error::Invalid(format!(
+                "{} cannot tile layers itself (asked for {}); that needs the PostGIS store",
+                store.describe(),
+                options
+                    .store_tiled
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let (changes, _) = broadcast::channel(256);
         let city = Self {
             store,
+            options,
             layers: RwLock::new(Arc::new(BTreeMap::new())),
             versions: AtomicU64::new(1),
             changes,
@@ -82,6 +110,11 @@ impl City {
     }
 
     async fn load_layer(&self, meta: LayerMeta) -> Result<Arc<LayerIndex>> {
+        if self.options.store_tiled.contains(&meta.name) {
+            let version = self.versions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(layer = %meta.name, features = meta.feature_count, "layer tiled by the store");
+            return Ok(Arc::new(LayerIndex::in_store(meta, version)));
+        }
         let started = std::time::Instant::now();
         let features = self.store.read_features(&meta.name).await?;
         let read = started.elapsed();
@@ -155,7 +188,7 @@ impl City {
         let imported =
             crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
         let index = match imported.features {
-            Some(features) => {
+            Some(features) if !self.options.store_tiled.contains(&imported.meta.name) => {
                 let version = self.versions.fetch_add(1, Ordering::Relaxed);
                 let m = imported.meta.clone();
                 Arc::new(
@@ -164,7 +197,7 @@ impl City {
                         .map_err(|e| Error::Invalid(format!("index build failed: {e}")))?,
                 )
             }
-            None => self.load_layer(imported.meta.clone()).await?,
+            _ => self.load_layer(imported.meta.clone()).await?,
         };
         self.install(Some(index), &imported.meta.name)?;
         Ok(imported.meta)
@@ -205,23 +238,54 @@ impl City {
         Ok(changed)
     }
 
-    /// Encodes one tile from the indexes. Layers below their minimum zoom contribute nothing.
-    pub fn tile(&self, req: &TileRequest<'_>) -> Result<TileOutput> {
+    /// Encodes one tile: layers held in memory from their indexes (on the blocking pool),
+    /// layers the store tiles by the store. Layers below their minimum zoom contribute nothing.
+    pub async fn tile(&self, req: &TileRequest<'_>) -> Result<TileOutput> {
         let snapshot = self.snapshot();
-        let indexes: Vec<&Arc<LayerIndex>> = req
+        let indexes: Vec<Arc<LayerIndex>> = req
             .layers
             .iter()
             .map(|n| {
                 snapshot
                     .get(n)
+                    .cloned()
                     .ok_or_else(|| Error::UnknownLayer(n.clone()))
             })
             .collect::<Result<_>>()?;
         let budget = req.budget.split(indexes.len());
+        let coord = req.coord;
+        let resident: Vec<Arc<LayerIndex>> =
+            indexes.iter().filter(|i| i.resident).cloned().collect();
+        let mut from_memory = if resident.is_empty() {
+            Vec::new()
+        } else {
+            tokio::task::spawn_blocking(move || {
+                resident
+                    .iter()
+                    .map(|i| encode_layer(i, coord, &budget))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| Error::Invalid(format!("tile task failed: {e}")))??
+        }
+        .into_iter();
+        let from_store = futures_util::future::try_join_all(
+            indexes
+                .iter()
+                .filter(|i| !i.resident)
+                .map(|i| self.store.tile_layer(&i.meta, coord, &budget)),
+        )
+        .await?;
+        let mut from_store = from_store.into_iter();
         let mut layers = Vec::new();
         let mut stats = Vec::new();
-        for index in indexes {
-            if let Some(out) = encode_layer(index, req.coord, &budget)? {
+        for index in &indexes {
+            let out = if index.resident {
+                from_memory.next().flatten()
+            } else {
+                from_store.next().flatten()
+            };
+            if let Some(out) = out {
                 stats.push((index.meta.name.clone(), out.stats));
                 if out.stats.written > 0 {
                     layers.push(out);

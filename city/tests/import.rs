@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
-//! Import from every supported format and CRS into a real GeoPackage, its failure modes, and
-//! the GeoPackage's validity as GDAL sees it.
+//! Import from every supported format and CRS into a real GeoPackage and a real PostGIS (the
+//! same tests on both), its failure modes, and the GeoPackage's validity as GDAL sees it.
 
 use citytwin_city::import::{ImportRequest, NoProgress};
 use citytwin_city::store::gpkg::GeoPackageStore;
+use citytwin_city::testing::Backend;
 use citytwin_city::{City, Error, WriteMode};
 use citytwin_tiles::proj::haversine_m;
 use citytwin_tiles::{Crs, Value};
@@ -20,10 +21,38 @@ fn reference(name: &str) -> PathBuf {
     repo().join("fixtures/reference").join(name)
 }
 
-async fn city_in(dir: &Path) -> City {
-    let store = GeoPackageStore::open(&dir.join("t.gpkg")).await.unwrap();
-    City::open(Arc::new(store)).await.unwrap()
+async fn city_in(backend: Backend, dir: &Path) -> City {
+    City::open(backend.fresh_store(dir).await.unwrap())
+        .await
+        .unwrap()
 }
+
+/// Runs each named test against the GeoPackage and the PostGIS store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod geopackage {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::GeoPackage).await;
+            })*
+        }
+        mod postgis {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Postgis).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    geojson_round_trips_with_types_and_chinese_text,
+    geopackage_flatgeobuf_shapefile_and_csv_import_alike,
+    web_mercator_input_is_converted_to_wgs84,
+    bad_files_fail_with_file_feature_and_reason_and_change_nothing,
+    tile_fields_select_the_attributes_written_into_tiles,
+    append_adds_features_with_fresh_ids,
+);
 
 async fn import(
     city: &City,
@@ -65,10 +94,9 @@ fn text(v: &Value) -> &str {
     }
 }
 
-#[tokio::test]
-async fn geojson_round_trips_with_types_and_chinese_text() {
+async fn geojson_round_trips_with_types_and_chinese_text(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     let meta = import(&city, &write(dir.path(), "b.geojson", SAMPLE), "sample")
         .await
         .unwrap();
@@ -98,8 +126,7 @@ async fn geojson_round_trips_with_types_and_chinese_text() {
     assert_eq!(city.layer("sample").unwrap().len(), 3);
 }
 
-#[tokio::test]
-async fn geopackage_flatgeobuf_shapefile_and_csv_import_alike() {
+async fn geopackage_flatgeobuf_shapefile_and_csv_import_alike(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let src = write(dir.path(), "src.geojson", SAMPLE);
     let d = dir.path().display().to_string();
@@ -130,7 +157,7 @@ async fn geopackage_flatgeobuf_shapefile_and_csv_import_alike() {
         "in.csv",
         "name,lon,lat,kind\n雨花台,118.779,31.995,park\n玄武湖,118.795,32.074,lake\n",
     );
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     for (file, layer) in [
         ("in.gpkg", "from_gpkg"),
         ("in.fgb", "from_fgb"),
@@ -166,14 +193,13 @@ async fn geopackage_flatgeobuf_shapefile_and_csv_import_alike() {
     );
 }
 
-#[tokio::test]
-async fn web_mercator_input_is_converted_to_wgs84() {
+async fn web_mercator_input_is_converted_to_wgs84(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = citytwin_tiles::proj::lonlat_to_mercator(118.78, 32.04);
     let text = format!(
         r#"{{"type":"FeatureCollection","crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::3857"}}}},"features":[{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":[{x},{y}]}}}}]}}"#
     );
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     let meta = import(&city, &write(dir.path(), "m.geojson", &text), "merc")
         .await
         .unwrap();
@@ -210,7 +236,7 @@ fn centroids(
 #[tokio::test]
 async fn gcj02_amap_districts_land_on_tianditu_districts() {
     let dir = tempfile::tempdir().unwrap();
-    let city = city_in(dir.path()).await;
+    let city = city_in(Backend::GeoPackage, dir.path()).await;
     let t = import(
         &city,
         &reference("nanjing_districts_tianditu_cgcs2000.geojson"),
@@ -341,10 +367,9 @@ async fn assert_unchanged(city: &City, layer: &str, before: &[citytwin_city::Fea
     assert_eq!(city.layer(layer).unwrap().len(), before.len());
 }
 
-#[tokio::test]
-async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing() {
+async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     let good = write(dir.path(), "good.geojson", SAMPLE);
     import(&city, &good, "blocks").await.unwrap();
     let before = city.store().read_features("blocks").await.unwrap();
@@ -474,12 +499,11 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing() {
     assert_unchanged(&city, "blocks", &before).await;
 }
 
-#[tokio::test]
-async fn tile_fields_select_the_attributes_written_into_tiles() {
+async fn tile_fields_select_the_attributes_written_into_tiles(backend: Backend) {
     use citytwin_city::TileRequest;
     use geozero::mvt::{Message, Tile};
     let dir = tempfile::tempdir().unwrap();
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     let good = write(dir.path(), "good.geojson", SAMPLE);
     let mut req = ImportRequest::new(&good, "blocks");
     req.tile_fields = Some(vec!["name".into(), "height".into()]);
@@ -492,6 +516,7 @@ async fn tile_fields_select_the_attributes_written_into_tiles() {
             coord: citytwin_tiles::TileCoord::containing(x, y, 15),
             budget: citytwin_tiles::TileBudget::default(),
         })
+        .await
         .unwrap();
     let decoded = Tile::decode(tile.bytes.as_slice()).unwrap();
     assert_eq!(
@@ -504,10 +529,9 @@ async fn tile_fields_select_the_attributes_written_into_tiles() {
     assert!(err.to_string().contains("nosuch"), "{err}");
 }
 
-#[tokio::test]
-async fn append_adds_features_with_fresh_ids() {
+async fn append_adds_features_with_fresh_ids(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let city = city_in(dir.path()).await;
+    let city = city_in(backend, dir.path()).await;
     let good = write(dir.path(), "good.geojson", SAMPLE);
     import(&city, &good, "blocks").await.unwrap();
     let mut req = ImportRequest::new(&good, "blocks");

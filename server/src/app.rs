@@ -87,7 +87,7 @@ impl AppState {
         self.metrics.layers.set(layers.len() as i64);
         self.metrics
             .features
-            .set(layers.iter().map(|l| l.len() as i64).sum());
+            .set(layers.iter().map(|l| l.feature_count() as i64).sum());
     }
 
     /// Drops cached tiles of a layer that changed (entries would no longer be hit anyway, as

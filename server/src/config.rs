@@ -15,9 +15,12 @@ pub struct ServeArgs {
     /// address to listen on
     #[arg(long, env = "CITYTWIN_LISTEN")]
     pub listen: Option<String>,
-    /// the store: a GeoPackage path
+    /// the store: a GeoPackage path, or a PostGIS URL (postgres://user@host/db[?schema=name])
     #[arg(long, env = "CITYTWIN_STORE")]
     pub store: Option<String>,
+    /// layers too large for memory, tiled by PostGIS itself (comma-separated)
+    #[arg(long, env = "CITYTWIN_STORE_TILED", value_delimiter = ',')]
+    pub store_tiled: Option<Vec<String>>,
     /// create the store from the demo fixtures when it is missing
     #[arg(long, env = "CITYTWIN_DEMO")]
     pub demo: bool,
@@ -58,6 +61,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// see [`ServeArgs::store`]
     pub store: Option<String>,
+    /// see [`ServeArgs::store_tiled`]
+    pub store_tiled: Option<Vec<String>>,
     /// see [`ServeArgs::demo`]
     pub demo: Option<bool>,
     /// see [`ServeArgs::fixtures`]
@@ -83,8 +88,10 @@ pub struct FileConfig {
 pub struct Settings {
     /// address to listen on
     pub listen: String,
-    /// GeoPackage path
+    /// GeoPackage path or PostGIS URL
     pub store: String,
+    /// layers the store tiles itself
+    pub store_tiled: Vec<String>,
     /// create the store from fixtures when missing
     pub demo: bool,
     /// fixture manifest folder
@@ -148,6 +155,14 @@ impl Settings {
                 .clone()
                 .or(file.store)
                 .unwrap_or_else(|| "data/citytwin.gpkg".into()),
+            store_tiled: args
+                .store_tiled
+                .clone()
+                .or(file.store_tiled)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
             demo: args.demo || file.demo.unwrap_or(false),
             fixtures: args
                 .fixtures
@@ -187,10 +202,27 @@ impl Settings {
         }
     }
 
-    /// The effective configuration as TOML.
+    /// The effective configuration as TOML, with any database password masked.
     #[must_use]
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_default()
+        let shown = Self {
+            store: mask_password(&self.store),
+            ..self.clone()
+        };
+        toml::to_string(&shown).unwrap_or_default()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+#[must_use]
+pub fn mask_password(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_owned();
+    };
+    let (auth, tail) = rest.split_once('@').unwrap_or(("", rest));
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{tail}"),
+        None => spec.to_owned(),
     }
 }
 
@@ -234,5 +266,26 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Settings::resolve(&args).is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_the_printed_config() {
+        assert_eq!(
+            mask_password("postgres://ct:s3cret@db:5432/city?schema=nj"),
+            "postgres://ct:***@db:5432/city?schema=nj"
+        );
+        assert_eq!(
+            mask_password("postgres://ct@db/city"),
+            "postgres://ct@db/city"
+        );
+        assert_eq!(mask_password("data/x.gpkg"), "data/x.gpkg");
+        let s = Settings::resolve(&ServeArgs {
+            store: Some("postgres://a:b@h/d".into()),
+            store_tiled: Some(vec!["buildings".into()]),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert!(!s.to_toml().contains(":b@"));
+        assert!(s.to_toml().contains("store_tiled = [\"buildings\"]"));
     }
 }

@@ -1,6 +1,11 @@
-//! `--demo`: builds the embedded store from the committed Nanjing fixtures when it is missing.
+//! `--demo`: fills the store from the committed Nanjing fixtures.
+//!
+//! A GeoPackage is built beside the target and renamed into place once complete. A PostGIS
+//! store gets each fixture layer it lacks, one atomic import per layer, so an interrupted
+//! start picks up where it stopped.
 
-use citytwin_city::generate::read_manifest;
+use citytwin_city::Store;
+use citytwin_city::generate::{ManifestEntry, read_manifest};
 use citytwin_city::import::{ImportRequest, Progress, import};
 use citytwin_city::store::gpkg::GeoPackageStore;
 use std::path::Path;
@@ -28,20 +33,48 @@ pub async fn ensure_demo_store(
         .await
         .map_err(|e| e.to_string())?;
     for entry in &manifest {
-        tracing::info!(layer = %entry.meta.name, file = %entry.file, "importing demo layer");
-        let mut req = ImportRequest::new(fixtures.join(&entry.file), &entry.meta.name);
-        req.title = Some(entry.meta.title.clone());
-        req.description = Some(entry.meta.description.clone());
-        req.minzoom = Some(entry.meta.minzoom);
-        req.maxzoom = Some(entry.meta.maxzoom);
-        req.source = Some(entry.meta.source.clone());
-        req.acquired.clone_from(&entry.meta.acquired);
-        req.tile_fields.clone_from(&entry.meta.tile_fields);
-        import(&gpkg, req, Arc::clone(&progress))
-            .await
-            .map_err(|e| e.to_string())?;
+        import_entry(&gpkg, fixtures, entry, Arc::clone(&progress)).await?;
     }
     gpkg.close().await;
     std::fs::rename(&partial, store).map_err(|e| format!("{}: {e}", store.display()))?;
     Ok(true)
+}
+
+/// Imports every fixture layer the store does not have yet; returns how many it imported.
+pub async fn ensure_demo_layers(
+    store: &dyn Store,
+    fixtures: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<usize, String> {
+    let manifest = read_manifest(fixtures).map_err(|e| e.to_string())?;
+    let present = store.layers().await.map_err(|e| e.to_string())?;
+    let mut imported = 0;
+    for entry in &manifest {
+        if !present.iter().any(|m| m.name == entry.meta.name) {
+            import_entry(store, fixtures, entry, Arc::clone(&progress)).await?;
+            imported += 1;
+        }
+    }
+    Ok(imported)
+}
+
+async fn import_entry(
+    store: &dyn Store,
+    fixtures: &Path,
+    entry: &ManifestEntry,
+    progress: Arc<dyn Progress>,
+) -> Result<(), String> {
+    tracing::info!(layer = %entry.meta.name, file = %entry.file, "importing demo layer");
+    let mut req = ImportRequest::new(fixtures.join(&entry.file), &entry.meta.name);
+    req.title = Some(entry.meta.title.clone());
+    req.description = Some(entry.meta.description.clone());
+    req.minzoom = Some(entry.meta.minzoom);
+    req.maxzoom = Some(entry.meta.maxzoom);
+    req.source = Some(entry.meta.source.clone());
+    req.acquired.clone_from(&entry.meta.acquired);
+    req.tile_fields.clone_from(&entry.meta.tile_fields);
+    import(store, req, progress)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -1,12 +1,13 @@
-//! The `citytwin` command: serve, import, fixtures, layers.
+//! The `citytwin` command: serve, import, fixtures, layers, publish, drop.
 
 use citytwin::app::{AppState, router, shutdown_signal, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings, repo_dir};
 use citytwin::progress::Bar;
 use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
 use citytwin_city::import::{ImportRequest, import};
-use citytwin_city::store::gpkg::GeoPackageStore;
-use citytwin_city::{City, Store, WriteMode};
+use citytwin_city::store::StoreSpec;
+use citytwin_city::store::postgis::{PostgisStore, PublishRequest};
+use citytwin_city::{City, CityOptions, Store, WriteMode};
 use citytwin_tiles::Crs;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,10 +35,54 @@ enum Command {
     Fixtures(FixturesArgs),
     /// List the layers of a store.
     Layers {
-        /// the store: a GeoPackage path
+        /// the store: a GeoPackage path or a PostGIS URL
         #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
         store: String,
     },
+    /// Serve an existing PostGIS table or view (one citytwin did not create) as a layer.
+    Publish(PublishArgs),
+    /// Remove a layer (a published table is only unpublished, never dropped).
+    Drop {
+        /// the layer
+        #[arg(long)]
+        layer: String,
+        /// the store: a GeoPackage path or a PostGIS URL
+        #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
+        store: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct PublishArgs {
+    /// the table or view, optionally schema-qualified (public.roads)
+    table: String,
+    /// the layer name to serve it under (lowercase letters, digits, _)
+    #[arg(long)]
+    layer: String,
+    /// the PostGIS store: postgres://user@host/db[?schema=name]
+    #[arg(long, env = "CITYTWIN_STORE")]
+    store: String,
+    /// the geometry column (default: the only one)
+    #[arg(long)]
+    geometry_column: Option<String>,
+    /// the integer id column (default: the primary key)
+    #[arg(long)]
+    id_column: Option<String>,
+    /// the SRID, for a geometry column that declares none
+    #[arg(long)]
+    srid: Option<i32>,
+    /// title for the catalogue
+    #[arg(long)]
+    title: Option<String>,
+    /// lowest zoom of the layer's tiles
+    #[arg(long)]
+    minzoom: Option<u8>,
+    /// zoom of full detail
+    #[arg(long)]
+    maxzoom: Option<u8>,
+    /// the attributes written into tiles, comma-separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    tile_fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,7 +98,7 @@ struct ImportArgs {
     /// add to the layer instead of replacing it
     #[arg(long)]
     append: bool,
-    /// the store: a GeoPackage path
+    /// the store: a GeoPackage path or a PostGIS URL
     #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
     store: String,
     /// the table to read from a GeoPackage that holds several
@@ -111,13 +156,16 @@ fn init_logging(format: &str) {
     }
 }
 
-fn open_store_path(spec: &str) -> Result<PathBuf, String> {
-    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Err("the PostGIS store is not available in this build; use a .gpkg path".into());
+/// Opens the store a `--store` value names; a GeoPackage must exist unless `create`.
+async fn open_store(spec: &str, create: bool) -> Result<Arc<dyn Store>, String> {
+    let spec = StoreSpec::parse(spec);
+    if let StoreSpec::GeoPackage(path) = &spec
+        && !create
+        && !path.exists()
+    {
+        return Err(format!("store {} does not exist", path.display()));
     }
-    Ok(PathBuf::from(
-        spec.strip_prefix("geopackage:").unwrap_or(spec),
-    ))
+    spec.open().await.map_err(|e| e.to_string())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -131,25 +179,39 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     init_logging(&settings.log_format);
     let started = std::time::Instant::now();
-    let path = open_store_path(&settings.store)?;
-    if settings.demo {
-        let created =
-            citytwin::demo::ensure_demo_store(&path, &settings.fixtures, Arc::new(Bar::new()))
-                .await?;
-        if created {
-            tracing::info!(store = %path.display(), "created the demo store from fixtures");
+    let spec = StoreSpec::parse(&settings.store);
+    if let StoreSpec::GeoPackage(path) = &spec {
+        if settings.demo {
+            let created =
+                citytwin::demo::ensure_demo_store(path, &settings.fixtures, Arc::new(Bar::new()))
+                    .await?;
+            if created {
+                tracing::info!(store = %path.display(), "created the demo store from fixtures");
+            }
+        } else if !path.exists() {
+            return Err(format!(
+                "store {} does not exist: import data into it first, or run with --demo",
+                path.display()
+            ));
         }
-    } else if !path.exists() {
-        return Err(format!(
-            "store {} does not exist: import data into it first, or run with --demo",
-            path.display()
-        ));
     }
-    let store = GeoPackageStore::open(&path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = spec.open().await.map_err(|e| e.to_string())?;
+    if settings.demo && matches!(spec, StoreSpec::Postgres(_)) {
+        let n = citytwin::demo::ensure_demo_layers(
+            store.as_ref(),
+            &settings.fixtures,
+            Arc::new(Bar::new()),
+        )
+        .await?;
+        if n > 0 {
+            tracing::info!(store = %store.describe(), layers = n, "imported the demo layers");
+        }
+    }
+    let options = CityOptions {
+        store_tiled: settings.store_tiled.iter().cloned().collect(),
+    };
     let city = Arc::new(
-        City::open(Arc::new(store))
+        City::open_with(store, options)
             .await
             .map_err(|e| e.to_string())?,
     );
@@ -162,7 +224,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(
         %addr,
         layers = city.layers().len(),
-        features = city.layers().iter().map(|l| l.len()).sum::<usize>(),
+        features = city.layers().iter().map(|l| l.feature_count()).sum::<u64>(),
         startup_ms = started.elapsed().as_millis() as u64,
         "citytwin is serving; open http://{addr}/"
     );
@@ -175,10 +237,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 async fn run_import(a: ImportArgs) -> Result<(), String> {
     init_logging("human");
-    let path = open_store_path(&a.store)?;
-    let store = GeoPackageStore::open(&path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = open_store(&a.store, true).await?;
     let mut req = ImportRequest::new(a.file, &a.layer);
     req.crs = a
         .crs
@@ -199,7 +258,7 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.acquired = a.acquired;
     req.tile_fields = a.tile_fields;
     let started = std::time::Instant::now();
-    let imported = import(&store, req, Arc::new(Bar::new())).await;
+    let imported = import(store.as_ref(), req, Arc::new(Bar::new())).await;
     store.close().await;
     let imported = imported.map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
@@ -233,13 +292,7 @@ fn run_fixtures(a: FixturesArgs) -> Result<(), String> {
 }
 
 async fn list_layers(store: &str) -> Result<(), String> {
-    let path = open_store_path(store)?;
-    if !path.exists() {
-        return Err(format!("store {} does not exist", path.display()));
-    }
-    let store = GeoPackageStore::open(&path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = open_store(store, false).await?;
     let layers = store.layers().await.map_err(|e| e.to_string())?;
     #[allow(clippy::print_stdout)]
     for m in layers {
@@ -253,6 +306,49 @@ async fn list_layers(store: &str) -> Result<(), String> {
             m.title
         );
     }
+    store.close().await;
+    Ok(())
+}
+
+async fn publish(a: PublishArgs) -> Result<(), String> {
+    init_logging("human");
+    let StoreSpec::Postgres(url) = StoreSpec::parse(&a.store) else {
+        return Err("publishing a table needs the PostGIS store (--store postgres://…)".into());
+    };
+    let store = PostgisStore::connect(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let meta = store
+        .publish(&PublishRequest {
+            layer: a.layer,
+            table: a.table,
+            geometry_column: a.geometry_column,
+            id_column: a.id_column,
+            srid: a.srid,
+            title: a.title,
+            minzoom: a.minzoom,
+            maxzoom: a.maxzoom,
+            tile_fields: a.tile_fields,
+        })
+        .await;
+    store.close().await;
+    let meta = meta.map_err(|e| e.to_string())?;
+    tracing::info!(
+        layer = %meta.name,
+        features = meta.feature_count,
+        source = %meta.source,
+        "published"
+    );
+    Ok(())
+}
+
+async fn drop_layer(layer: &str, store: &str) -> Result<(), String> {
+    init_logging("human");
+    let store = open_store(store, false).await?;
+    let result = store.drop_layer(layer).await;
+    store.close().await;
+    result.map_err(|e| e.to_string())?;
+    tracing::info!(layer, "dropped");
     Ok(())
 }
 
@@ -276,6 +372,8 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string())?,
             Command::Layers { store } => list_layers(&store).await,
+            Command::Publish(a) => publish(a).await,
+            Command::Drop { layer, store } => drop_layer(&layer, &store).await,
         }
     });
     match result {

@@ -4,12 +4,12 @@
 //! `gpkg_contents` and `gpkg_geometry_columns`; citytwin's own metadata (title, zooms, source,
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
-use super::{Store, WriteMode};
+use super::{Interner, Store, WriteMode, bounds_of, quote, to_column_form, union_bounds};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::Value;
-use geo::{BoundingRect, Geometry, MultiLineString, MultiPolygon};
+use geo::{BoundingRect, Geometry};
 use geozero::{CoordDimensions, ToWkb};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -113,48 +113,6 @@ fn gpkg_blob(g: &Geometry<f64>) -> Result<Vec<u8>> {
     }
     out.extend_from_slice(&wkb);
     Ok(out)
-}
-
-/// Stores polygons and lines in their multi form, as the column type says.
-fn to_column_form(g: &Geometry<f64>) -> Geometry<f64> {
-    match g {
-        Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(vec![p.clone()])),
-        Geometry::LineString(l) => Geometry::MultiLineString(MultiLineString::new(vec![l.clone()])),
-        other => other.clone(),
-    }
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn bounds_of(features: &[Feature]) -> Option<[f64; 4]> {
-    features
-        .iter()
-        .filter_map(|f| f.geometry.bounding_rect())
-        .fold(None, |acc: Option<[f64; 4]>, r| {
-            Some(match acc {
-                None => [r.min().x, r.min().y, r.max().x, r.max().y],
-                Some(b) => [
-                    b[0].min(r.min().x),
-                    b[1].min(r.min().y),
-                    b[2].max(r.max().x),
-                    b[3].max(r.max().y),
-                ],
-            })
-        })
-}
-
-fn union_bounds(a: Option<[f64; 4]>, b: Option<[f64; 4]>) -> Option<[f64; 4]> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some([
-            a[0].min(b[0]),
-            a[1].min(b[1]),
-            a[2].max(b[2]),
-            a[3].max(b[3]),
-        ]),
-        (a, b) => a.or(b),
-    }
 }
 
 #[async_trait]
@@ -386,6 +344,10 @@ impl Store for GeoPackageStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn close(&self) {
+        GeoPackageStore::close(self).await;
+    }
 }
 
 /// Reads one slice of a feature table. Bulk reads go through rusqlite: sqlx's SQLite driver
@@ -408,9 +370,7 @@ fn read_slice(
     let mut stmt = conn.prepare(sql).map_err(err)?;
     let mut rows = stmt.query([lo, hi]).map_err(err)?;
     let mut out = Vec::new();
-    // repeated short texts (categories, codes) share one allocation
-    let mut interned: std::collections::HashMap<Box<str>, Arc<str>> =
-        std::collections::HashMap::new();
+    let mut interner = Interner::default();
     while let Some(row) = rows.next().map_err(err)? {
         let id: i64 = row.get(0).map_err(err)?;
         let V::Blob(mut blob) = row.get_ref(1).map_err(err)? else {
@@ -428,18 +388,7 @@ fn read_slice(
                 (FieldKind::Boolean, V::Integer(b)) => Value::Bool(b != 0),
                 (_, V::Integer(n)) => Value::Int(n),
                 (_, V::Real(x)) => Value::Float(x),
-                (_, V::Text(t)) => {
-                    let t = String::from_utf8_lossy(t);
-                    if t.len() <= 24 && interned.len() < 10_000 {
-                        Value::Text(Arc::clone(
-                            interned
-                                .entry(t.as_ref().into())
-                                .or_insert_with(|| Arc::from(t.as_ref())),
-                        ))
-                    } else {
-                        Value::from(t.as_ref())
-                    }
-                }
+                (_, V::Text(t)) => interner.text(&String::from_utf8_lossy(t)),
                 (_, V::Null | V::Blob(_)) => Value::Null,
             });
         }

@@ -1,13 +1,20 @@
 //! Where layers live between runs: the store trait and its backends.
 //!
-//! The embedded default is one GeoPackage file ([`gpkg::GeoPackageStore`]); a PostGIS backend
-//! implements the same trait. Every write is atomic: it lands whole or not at all.
+//! The embedded default is one GeoPackage file ([`gpkg::GeoPackageStore`]); production runs
+//! on PostgreSQL/PostGIS ([`postgis::PostgisStore`]). Both implement [`Store`], and the same
+//! tests run against both. Every write is atomic: it lands whole or not at all.
 
 pub mod gpkg;
+pub mod postgis;
 
-use crate::Result;
 use crate::layer::{Feature, LayerMeta};
+use crate::{Error, Result};
 use async_trait::async_trait;
+use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord, Value};
+use geo::{BoundingRect, Geometry, MultiLineString, MultiPolygon};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How a write treats the features already in a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,9 +47,119 @@ pub trait Store: Send + Sync + 'static {
         mode: WriteMode,
     ) -> Result<LayerMeta>;
 
-    /// Removes a layer with its features and metadata.
+    /// Removes a layer with its features and metadata (a published table of someone else's
+    /// is only unpublished, never dropped).
     async fn drop_layer(&self, layer: &str) -> Result<()>;
 
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<()>;
+
+    /// Whether [`Store::tile_layer`] works: layers too large for memory can then be tiled
+    /// by the store itself.
+    fn encodes_tiles(&self) -> bool {
+        false
+    }
+
+    /// Encodes one layer of one tile inside the store, under the tile budget; `None` when no
+    /// feature touches the tile.
+    async fn tile_layer(
+        &self,
+        meta: &LayerMeta,
+        coord: TileCoord,
+        budget: &TileBudget,
+    ) -> Result<Option<EncodedLayer>> {
+        let _ = (coord, budget);
+        Err(Error::Invalid(format!(
+            "{} cannot encode tiles itself; serve layer {} from memory",
+            self.describe(),
+            meta.name
+        )))
+    }
+
+    /// Lets go of files and connections (flushing what needs flushing).
+    async fn close(&self) {}
+}
+
+/// Which store a `--store` value names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// a GeoPackage file (`path.gpkg` or `geopackage:path`)
+    GeoPackage(PathBuf),
+    /// a PostgreSQL/PostGIS database (`postgres://…` or `postgresql://…`)
+    Postgres(String),
+}
+
+impl StoreSpec {
+    /// Reads a `--store` value.
+    #[must_use]
+    pub fn parse(spec: &str) -> Self {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            Self::Postgres(spec.to_owned())
+        } else {
+            Self::GeoPackage(PathBuf::from(
+                spec.strip_prefix("geopackage:").unwrap_or(spec),
+            ))
+        }
+    }
+
+    /// Opens (and for a GeoPackage creates, for PostGIS migrates) the store.
+    pub async fn open(&self) -> Result<Arc<dyn Store>> {
+        Ok(match self {
+            Self::GeoPackage(path) => Arc::new(gpkg::GeoPackageStore::open(path).await?),
+            Self::Postgres(url) => Arc::new(postgis::PostgisStore::connect(url).await?),
+        })
+    }
+}
+
+/// Stores polygons and lines in their multi form, as the column types say.
+pub(crate) fn to_column_form(g: &Geometry<f64>) -> Geometry<f64> {
+    match g {
+        Geometry::Polygon(p) => Geometry::MultiPolygon(MultiPolygon::new(vec![p.clone()])),
+        Geometry::LineString(l) => Geometry::MultiLineString(MultiLineString::new(vec![l.clone()])),
+        other => other.clone(),
+    }
+}
+
+/// An SQL identifier, quoted.
+pub(crate) fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// WGS84 bounds of features.
+pub(crate) fn bounds_of(features: &[Feature]) -> Option<[f64; 4]> {
+    features
+        .iter()
+        .filter_map(|f| f.geometry.bounding_rect())
+        .fold(None, |acc: Option<[f64; 4]>, r| {
+            union_bounds(acc, Some([r.min().x, r.min().y, r.max().x, r.max().y]))
+        })
+}
+
+/// The bounds covering both.
+pub(crate) fn union_bounds(a: Option<[f64; 4]>, b: Option<[f64; 4]>) -> Option<[f64; 4]> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some([
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Shares one allocation among repeated short texts (categories, codes) of a bulk read.
+#[derive(Default)]
+pub(crate) struct Interner(HashMap<Box<str>, Arc<str>>);
+
+impl Interner {
+    pub(crate) fn text(&mut self, t: &str) -> Value {
+        if t.len() <= 24 && self.0.len() < 10_000 {
+            Value::Text(Arc::clone(
+                self.0.entry(t.into()).or_insert_with(|| Arc::from(t)),
+            ))
+        } else {
+            Value::from(t)
+        }
+    }
 }

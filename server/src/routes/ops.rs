@@ -27,7 +27,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "store": { "backend": state.city.store().describe(), "status": if store_up { "up" } else { "down" } },
         "layers": layers.len(),
-        "features": layers.iter().map(|l| l.len()).sum::<usize>(),
+        "features": layers.iter().map(|l| l.feature_count()).sum::<u64>(),
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
 }

@@ -113,24 +113,16 @@ async fn tile(
             .tiles
             .get_or_create(&TileLabels { cache: "miss" })
             .inc();
-        let city = Arc::clone(&state.city);
         let budget = state.settings.budget();
         let start = std::time::Instant::now();
-        let out = tokio::task::spawn_blocking(move || {
-            city.tile(&TileRequest {
+        let out = state
+            .city
+            .tile(&TileRequest {
                 layers: &names,
                 coord,
                 budget,
             })
-        })
-        .await
-        .map_err(|e| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "tile-task",
-                e.to_string(),
-            )
-        })??;
+            .await?;
         state
             .metrics
             .tile_encode

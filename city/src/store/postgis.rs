@@ -1,0 +1,1039 @@
+//! The production store: PostgreSQL with PostGIS, over sqlx.
+//!
+//! citytwin keeps its tables in a schema of its own (`citytwin` unless the URL says
+//! `?schema=…`): the layer catalogue `citytwin_layers` (created by the migrations in
+//! `city/migrations/postgres`) and one table per layer — `fid bigint` primary key,
+//! `geom geometry(<type>,4326)` with a GiST index, one column per attribute. Imports go through
+//! `COPY … (FORMAT binary)` inside one transaction, so a failed import leaves nothing behind.
+//!
+//! Tables and views citytwin did not create are served too ([`PostgisStore::publish`]): their
+//! SRID is honoured (geometries are transformed to WGS84 when read, to Web Mercator when tiled)
+//! and citytwin never writes to them.
+//!
+//! Layers too large to hold in memory are tiled in the database with `ST_AsMVT`
+//! ([`Store::tile_layer`]).
+
+use super::{Interner, Store, WriteMode, bounds_of, quote, to_column_form, union_bounds};
+use crate::layer::{
+    ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
+    now_rfc3339,
+};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use citytwin_tiles::{EncodedLayer, LayerStats, TileBudget, TileCoord, Value};
+use futures_util::TryStreamExt;
+use geo::{BoundingRect, Geometry};
+use geozero::{CoordDimensions, ToWkb};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool, Postgres, Row, Transaction};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The schema migrations, embedded in the binary; sqlx records them in `_sqlx_migrations`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "layers",
+    include_str!("../../migrations/postgres/0001_layers.sql"),
+)];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> futures_util::future::BoxFuture<
+        's,
+        std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>,
+    > {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// How long a caller waits for a pooled connection before the store counts as down.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest an ordinary statement may run (imports are exempt).
+pub const STATEMENT_TIMEOUT: &str = "30s";
+/// Connections in the pool.
+pub const POOL_SIZE: u32 = 16;
+
+/// Options for publishing a table or view citytwin did not create.
+#[derive(Debug, Clone, Default)]
+pub struct PublishRequest {
+    /// the layer name to serve it under
+    pub layer: String,
+    /// the table or view, optionally schema-qualified (`public.roads`)
+    pub table: String,
+    /// the geometry column (default: the only one)
+    pub geometry_column: Option<String>,
+    /// the integer id column (default: the single-column integer primary key)
+    pub id_column: Option<String>,
+    /// the SRID, for geometry columns that declare none
+    pub srid: Option<i32>,
+    /// catalogue title
+    pub title: Option<String>,
+    /// lowest zoom
+    pub minzoom: Option<u8>,
+    /// zoom of full detail
+    pub maxzoom: Option<u8>,
+    /// attributes written into tiles (default: all)
+    pub tile_fields: Option<Vec<String>>,
+}
+
+/// A PostGIS database holding citytwin's layers (and serving published tables).
+#[derive(Debug, Clone)]
+pub struct PostgisStore {
+    pool: PgPool,
+    schema: String,
+    label: String,
+}
+
+/// Splits citytwin's own `schema` parameter off a connection URL.
+fn split_schema(url: &str) -> Result<(String, String)> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut schema = "citytwin".to_owned();
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("schema=") {
+            Some(s) => schema = s.to_owned(),
+            None => rest.push(pair),
+        }
+    }
+    if check_layer_name(&schema).is_err() {
+        return Err(Error::Invalid(format!(
+            "schema {schema:?} in the store URL: use lowercase letters, digits and _"
+        )));
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, schema))
+}
+
+impl PostgisStore {
+    /// Connects, creates citytwin's schema when missing and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let (url, schema) = split_schema(url)?;
+        let options = PgConnectOptions::from_str(&url)?
+            .application_name("citytwin")
+            .options([
+                ("search_path", format!("{schema},public")),
+                ("statement_timeout", STATEMENT_TIMEOUT.to_owned()),
+                // "table does not exist, skipping" and the like are not worth a log line
+                ("client_min_messages", "warning".to_owned()),
+            ])
+            // bulk reads and imports are slow by nature; a slow tile query is the one to see
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        let label = format!(
+            "postgis:{}@{}:{}/{} schema {schema}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .idle_timeout(Duration::from_mins(5))
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&schema)))
+            .execute(&pool)
+            .await?;
+        let migrator = Migrator::new(Embedded)
+            .await
+            .map_err(|e| Error::Invalid(format!("migrations: {e}")))?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Invalid(format!("migrating {label}: {e}")))?;
+        Ok(Self {
+            pool,
+            schema,
+            label,
+        })
+    }
+
+    /// The connection pool (for tools and tests).
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema citytwin's tables live in.
+    #[must_use]
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn meta_of(&self, layer: &str) -> Result<Option<LayerMeta>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT meta::text FROM citytwin_layers WHERE name = $1")
+                .bind(layer)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(json,)| parse_meta(&json)).transpose()
+    }
+
+    /// Serves a table or view citytwin did not create as a layer, read-only. Its geometry
+    /// column, SRID, id column and attribute columns are read from the catalogue; publishing
+    /// again refreshes the metadata (count, bounds, columns).
+    pub async fn publish(&self, req: &PublishRequest) -> Result<LayerMeta> {
+        check_layer_name(&req.layer)?;
+        if let Some(old) = self.meta_of(&req.layer).await?
+            && old.external.is_none()
+        {
+            return Err(Error::Invalid(format!(
+                "layer {} already exists and holds imported data; drop it or pick another name",
+                req.layer
+            )));
+        }
+        let found: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT n.nspname::text, c.relname::text, c.oid::int8 FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+        )
+        .bind(&req.table)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| Error::Invalid(format!("table {:?}: {e}", req.table)))?;
+        let Some((schema, name, oid)) = found else {
+            return Err(Error::Invalid(format!(
+                "table or view {:?} does not exist",
+                req.table
+            )));
+        };
+        let table = format!("{}.{}", quote(&schema), quote(&name));
+        let columns: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.attname::text, t.typname::text FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(oid)
+        .fetch_all(&self.pool)
+        .await?;
+        let geometry_columns: Vec<&str> = columns
+            .iter()
+            .filter(|(_, t)| t == "geometry")
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let geometry_column = match (&req.geometry_column, geometry_columns.as_slice()) {
+            (Some(g), all) if all.contains(&g.as_str()) => g.clone(),
+            (Some(g), all) => {
+                return Err(Error::Invalid(format!(
+                    "{table} has no geometry column {g:?} (geometry columns: {})",
+                    all.join(", ")
+                )));
+            }
+            (None, [one]) => (*one).to_owned(),
+            (None, []) => {
+                return Err(Error::Invalid(format!("{table} has no geometry column")));
+            }
+            (None, many) => {
+                return Err(Error::Invalid(format!(
+                    "{table} has several geometry columns ({}); name one",
+                    many.join(", ")
+                )));
+            }
+        };
+        let g = quote(&geometry_column);
+        let declared: Option<(i32, String)> = sqlx::query_as(
+            "SELECT srid, type::text FROM geometry_columns \
+             WHERE f_table_schema = $1 AND f_table_name = $2 AND f_geometry_column = $3",
+        )
+        .bind(&schema)
+        .bind(&name)
+        .bind(&geometry_column)
+        .fetch_optional(&self.pool)
+        .await?;
+        let sample: Option<(i32, String)> = sqlx::query_as(&format!(
+            "SELECT ST_SRID({g}), GeometryType({g}) FROM {table} WHERE {g} IS NOT NULL LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await?;
+        let data_srid = declared
+            .as_ref()
+            .map(|d| d.0)
+            .filter(|s| *s != 0)
+            .or(sample.as_ref().map(|s| s.0))
+            .unwrap_or(0);
+        let srid = match (req.srid, data_srid) {
+            (Some(s), _) | (None, s) if s != 0 => s,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{table}.{geometry_column} declares no SRID; give it (for example EPSG 4490)"
+                )));
+            }
+        };
+        let known: Option<(i32,)> =
+            sqlx::query_as("SELECT srid FROM spatial_ref_sys WHERE srid = $1")
+                .bind(srid)
+                .fetch_optional(&self.pool)
+                .await?;
+        if known.is_none() {
+            return Err(Error::Invalid(format!(
+                "SRID {srid} is not in spatial_ref_sys"
+            )));
+        }
+        let type_name = declared
+            .as_ref()
+            .map(|d| d.1.clone())
+            .filter(|t| t != "GEOMETRY")
+            .or(sample.map(|s| s.1))
+            .unwrap_or_default();
+        let Some(geometry_kind) =
+            GeometryKind::parse(&type_name).filter(|_| type_name != "GEOMETRY")
+        else {
+            return Err(Error::Invalid(format!(
+                "{table}.{geometry_column} holds {type_name:?} geometries; publish a view that selects points, lines or polygons"
+            )));
+        };
+        let id_column = match &req.id_column {
+            Some(c) => c.clone(),
+            None => {
+                let keys: Vec<(String,)> = sqlx::query_as(
+                    "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+                     ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = $1::oid AND i.indisprimary",
+                )
+                .bind(oid)
+                .fetch_all(&self.pool)
+                .await?;
+                match keys.as_slice() {
+                    [(one,)] => one.clone(),
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "{table} has no single-column primary key; name its integer id column"
+                        )));
+                    }
+                }
+            }
+        };
+        match columns.iter().find(|(n, _)| n == &id_column) {
+            Some((_, t)) if matches!(t.as_str(), "int2" | "int4" | "int8") => {}
+            Some((_, t)) => {
+                return Err(Error::Invalid(format!(
+                    "id column {id_column:?} of {table} is {t}, not an integer"
+                )));
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "{table} has no column {id_column:?}"
+                )));
+            }
+        }
+        let fields: Vec<Field> = columns
+            .iter()
+            .filter(|(n, _)| n != &geometry_column && n != &id_column)
+            .filter_map(|(n, t)| {
+                let kind = match t.as_str() {
+                    "int2" | "int4" | "int8" => FieldKind::Integer,
+                    "float4" | "float8" | "numeric" => FieldKind::Real,
+                    "bool" => FieldKind::Boolean,
+                    "text" | "varchar" | "bpchar" | "name" | "date" | "timestamp"
+                    | "timestamptz" | "uuid" => FieldKind::Text,
+                    other => {
+                        tracing::warn!(table = %table, column = %n, r#type = other, "column type not served; skipped");
+                        return None;
+                    }
+                };
+                Some(Field {
+                    name: n.clone(),
+                    kind,
+                })
+            })
+            .collect();
+        let external = ExternalTable {
+            table: table.clone(),
+            geometry_column: geometry_column.clone(),
+            id_column,
+            srid,
+            assign_srid: data_srid == 0,
+        };
+        let mut meta = LayerMeta::new(&req.layer, geometry_kind);
+        meta.fields = fields;
+        let (count, extent): (i64, Option<Vec<u8>>) = sqlx::query_as(&format!(
+            "SELECT count(*)::int8, ST_AsBinary(ST_SetSRID(ST_Extent(ST_Transform({}, 4326))::geometry, 4326)) FROM {table}",
+            source_geometry(&external)
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        meta.feature_count = count as u64;
+        meta.bounds = extent
+            .and_then(|wkb| read_wkb(&wkb).ok())
+            .and_then(|g| g.bounding_rect())
+            .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+        meta.title = req.title.clone().unwrap_or_else(|| name.clone());
+        meta.source = format!("PostGIS table {schema}.{name} (EPSG:{srid})");
+        if let Some(z) = req.minzoom {
+            meta.minzoom = z;
+        }
+        if let Some(z) = req.maxzoom {
+            meta.maxzoom = z;
+        }
+        if meta.minzoom > meta.maxzoom || meta.maxzoom > citytwin_tiles::tile::MAX_ZOOM {
+            return Err(Error::Invalid(format!(
+                "zoom range {}..{} is invalid",
+                meta.minzoom, meta.maxzoom
+            )));
+        }
+        if let Some(keep) = &req.tile_fields {
+            if let Some(unknown) = keep.iter().find(|k| meta.field_index(k).is_none()) {
+                return Err(Error::Invalid(format!(
+                    "tile field {unknown:?} is not a column of {table}"
+                )));
+            }
+            meta.tile_fields = Some(keep.clone());
+        }
+        meta.external = Some(external);
+        meta.updated_at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        save_meta(&mut tx, &meta).await?;
+        tx.commit().await?;
+        Ok(meta)
+    }
+
+    async fn own_table_exists(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        name: &str,
+    ) -> Result<bool> {
+        let (exists,): (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("{}.{}", quote(&self.schema), quote(name)))
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(exists)
+    }
+}
+
+fn parse_meta(json: &str) -> Result<LayerMeta> {
+    serde_json::from_str(json).map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
+}
+
+async fn save_meta(tx: &mut Transaction<'_, Postgres>, meta: &LayerMeta) -> Result<()> {
+    let json = serde_json::to_string(meta)
+        .map_err(|e| Error::Invalid(format!("cannot encode metadata: {e}")))?;
+    sqlx::query(
+        "INSERT INTO citytwin_layers (name, meta, updated_at) VALUES ($1, $2::jsonb, now()) \
+         ON CONFLICT (name) DO UPDATE SET meta = EXCLUDED.meta, updated_at = now()",
+    )
+    .bind(&meta.name)
+    .bind(json)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn read_wkb(mut wkb: &[u8]) -> Result<Geometry<f64>> {
+    <Geometry<f64> as geozero::wkb::FromWkb>::from_wkb(&mut wkb, geozero::wkb::WkbDialect::Wkb)
+        .map_err(|e| Error::Invalid(format!("unreadable geometry: {e}")))
+}
+
+/// The geometry expression of a layer's rows, with its SRID set.
+fn source_geometry(ext: &ExternalTable) -> String {
+    if ext.assign_srid {
+        format!("ST_SetSRID({}, {})", quote(&ext.geometry_column), ext.srid)
+    } else {
+        quote(&ext.geometry_column)
+    }
+}
+
+/// Where a layer's rows are: table, id expression, geometry expression and SRID.
+struct Source {
+    table: String,
+    id: String,
+    geometry: String,
+    srid: i32,
+}
+
+impl Source {
+    fn of(schema: &str, meta: &LayerMeta) -> Self {
+        match &meta.external {
+            Some(ext) => Self {
+                table: ext.table.clone(),
+                id: quote(&ext.id_column),
+                geometry: source_geometry(ext),
+                srid: ext.srid,
+            },
+            None => Self {
+                table: format!("{}.{}", quote(schema), quote(&meta.name)),
+                id: "fid".into(),
+                geometry: "geom".into(),
+                srid: 4326,
+            },
+        }
+    }
+
+    /// The geometry in WGS84.
+    fn wgs84(&self) -> String {
+        if self.srid == 4326 {
+            self.geometry.clone()
+        } else {
+            format!("ST_Transform({}, 4326)", self.geometry)
+        }
+    }
+}
+
+/// A column read with the type its field kind says.
+fn select_field(f: &Field) -> String {
+    let c = quote(&f.name);
+    match f.kind {
+        FieldKind::Integer => format!("{c}::int8"),
+        FieldKind::Real => format!("{c}::float8"),
+        FieldKind::Text => format!("{c}::text"),
+        FieldKind::Boolean => format!("{c}::bool"),
+    }
+}
+
+fn pg_type(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Integer => "bigint",
+        FieldKind::Real => "double precision",
+        FieldKind::Text => "text",
+        FieldKind::Boolean => "boolean",
+    }
+}
+
+fn pg_geometry_type(kind: GeometryKind) -> &'static str {
+    match kind {
+        GeometryKind::Point => "geometry(Geometry,4326)",
+        GeometryKind::LineString => "geometry(MultiLineString,4326)",
+        GeometryKind::Polygon => "geometry(MultiPolygon,4326)",
+    }
+}
+
+/// The body of a binary `COPY`: header, tuples, trailer (PostgreSQL's documented format).
+struct CopyBinary {
+    buf: Vec<u8>,
+}
+
+impl CopyBinary {
+    fn new() -> Self {
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension
+        Self { buf }
+    }
+
+    fn tuple(&mut self, fields: usize) {
+        self.buf.extend_from_slice(&(fields as i16).to_be_bytes());
+    }
+
+    fn field(&mut self, data: &[u8]) {
+        self.buf
+            .extend_from_slice(&(data.len() as i32).to_be_bytes());
+        self.buf.extend_from_slice(data);
+    }
+
+    fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    /// One value in the binary form of its column's type.
+    fn value(&mut self, v: &Value, column: FieldKind) -> std::result::Result<(), String> {
+        match (column, v) {
+            (_, Value::Null) => self.null(),
+            (FieldKind::Integer, Value::Int(i)) => self.field(&i.to_be_bytes()),
+            (FieldKind::Integer, Value::Bool(b)) => self.field(&i64::from(*b).to_be_bytes()),
+            (FieldKind::Real, Value::Float(x)) => self.field(&x.to_be_bytes()),
+            (FieldKind::Real, Value::Int(i)) => self.field(&(*i as f64).to_be_bytes()),
+            (FieldKind::Boolean, Value::Bool(b)) => self.field(&[u8::from(*b)]),
+            (FieldKind::Text, Value::Text(s)) => self.field(s.as_bytes()),
+            (FieldKind::Text, Value::Int(i)) => self.field(i.to_string().as_bytes()),
+            (FieldKind::Text, Value::Float(x)) => self.field(x.to_string().as_bytes()),
+            (FieldKind::Text, Value::Bool(b)) => self.field(b.to_string().as_bytes()),
+            (kind, v) => return Err(format!("{v:?} does not fit a {kind:?} column")),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
+    }
+}
+
+/// Strips the `Tile` framing off `ST_AsMVT`'s output, leaving the one `Layer` message.
+fn layer_message(tile: &[u8]) -> Option<&[u8]> {
+    let rest = tile.strip_prefix(&[0x1a])?;
+    let (mut len, mut shift, mut used) = (0usize, 0u32, 0usize);
+    for &b in rest.iter().take(10) {
+        used += 1;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return rest.get(used..used + len);
+        }
+        shift += 7;
+    }
+    None
+}
+
+#[async_trait]
+impl Store for PostgisStore {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    async fn layers(&self) -> Result<Vec<LayerMeta>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT meta::text FROM citytwin_layers ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|(json,)| parse_meta(json)).collect()
+    }
+
+    async fn read_features(&self, layer: &str) -> Result<Vec<Feature>> {
+        check_layer_name(layer)?;
+        let meta = self
+            .meta_of(layer)
+            .await?
+            .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
+        let src = Source::of(&self.schema, &meta);
+        let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT min({id})::int8, max({id})::int8 FROM {t}",
+            id = src.id,
+            t = src.table
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(Vec::new());
+        };
+        let cols: String = meta
+            .fields
+            .iter()
+            .map(|f| format!(", {}", select_field(f)))
+            .collect();
+        let sql = format!(
+            "SELECT {id}::int8, ST_AsBinary({g}){cols} FROM {t} \
+             WHERE {id} BETWEEN $1 AND $2 AND {geom} IS NOT NULL ORDER BY {id}",
+            id = src.id,
+            g = src.wgs84(),
+            geom = src.geometry,
+            t = src.table
+        );
+        // large layers are read over several connections, in slices of the id range
+        let slices: i64 = if meta.feature_count > 50_000 { 4 } else { 1 };
+        let step = (hi - lo) / slices + 1;
+        let kinds: Arc<[FieldKind]> = meta.fields.iter().map(|f| f.kind).collect();
+        let reads = (0..slices).map(|i| {
+            let (a, b) = (lo + i * step, (lo + (i + 1) * step - 1).min(hi));
+            let (sql, kinds, pool) = (&sql, Arc::clone(&kinds), &self.pool);
+            async move {
+                let mut rows = sqlx::query(sql).bind(a).bind(b).fetch(pool);
+                let mut out = Vec::new();
+                let mut interner = Interner::default();
+                while let Some(row) = rows.try_next().await? {
+                    let id: i64 = row.try_get(0)?;
+                    let wkb: &[u8] = row.try_get(1)?;
+                    let geometry =
+                        read_wkb(wkb).map_err(|e| Error::Invalid(format!("feature {id}: {e}")))?;
+                    let mut values = Vec::with_capacity(kinds.len());
+                    for (i, kind) in kinds.iter().enumerate() {
+                        let c = i + 2;
+                        values.push(match kind {
+                            FieldKind::Integer => row
+                                .try_get::<Option<i64>, _>(c)?
+                                .map_or(Value::Null, Value::Int),
+                            FieldKind::Real => row
+                                .try_get::<Option<f64>, _>(c)?
+                                .map_or(Value::Null, Value::Float),
+                            FieldKind::Boolean => row
+                                .try_get::<Option<bool>, _>(c)?
+                                .map_or(Value::Null, Value::Bool),
+                            FieldKind::Text => row
+                                .try_get::<Option<&str>, _>(c)?
+                                .map_or(Value::Null, |t| interner.text(t)),
+                        });
+                    }
+                    out.push(Feature {
+                        id,
+                        geometry,
+                        values,
+                    });
+                }
+                Ok::<_, Error>(out)
+            }
+        });
+        let parts = futures_util::future::try_join_all(reads).await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    async fn write_layer(
+        &self,
+        meta: &LayerMeta,
+        features: &[Feature],
+        mode: WriteMode,
+    ) -> Result<LayerMeta> {
+        check_layer_name(&meta.name)?;
+        if meta.external.is_some() {
+            return Err(Error::Invalid(format!(
+                "layer {} is a published table; citytwin does not write to it",
+                meta.name
+            )));
+        }
+        let table = format!("{}.{}", quote(&self.schema), quote(&meta.name));
+        let mut tx = self.pool.begin().await?;
+        // imports may take longer than an ordinary statement
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
+        // one writer per layer at a time; the lock is released at commit or rollback
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<LayerMeta> = {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT meta::text FROM citytwin_layers WHERE name = $1")
+                    .bind(&meta.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            row.map(|(j,)| parse_meta(&j)).transpose()?
+        };
+        if let Some(old) = &existing
+            && old.external.is_some()
+        {
+            return Err(Error::Invalid(format!(
+                "layer {} is a published table; citytwin does not write to it",
+                meta.name
+            )));
+        }
+        if existing.is_none() && self.own_table_exists(&mut tx, &meta.name).await? {
+            return Err(Error::Invalid(format!(
+                "table {table} exists but is not a citytwin layer; pick another layer name"
+            )));
+        }
+        let mut stored = meta.clone();
+        // the column kinds the values are written as
+        let mut column_kinds: Vec<FieldKind> = meta.fields.iter().map(|f| f.kind).collect();
+        let mut first_id = None;
+        match (&existing, mode) {
+            (Some(old), WriteMode::Append) => {
+                if old.geometry_kind != meta.geometry_kind {
+                    return Err(Error::Invalid(format!(
+                        "layer {} holds {} geometries, not {}",
+                        meta.name,
+                        old.geometry_kind.name(),
+                        meta.geometry_kind.name()
+                    )));
+                }
+                for (i, f) in meta.fields.iter().enumerate() {
+                    match old.fields.iter().find(|o| o.name == f.name) {
+                        Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
+                            return Err(Error::Invalid(format!(
+                                "field {} of layer {} is {:?}, the new features have {:?}",
+                                f.name, meta.name, o.kind, f.kind
+                            )));
+                        }
+                        Some(o) => column_kinds[i] = o.kind,
+                        None => {
+                            sqlx::query(&format!(
+                                "ALTER TABLE {table} ADD COLUMN {} {}",
+                                quote(&f.name),
+                                pg_type(f.kind)
+                            ))
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                for f in &old.fields {
+                    if let Some(i) = stored.fields.iter().position(|n| n.name == f.name) {
+                        stored.fields[i].kind = f.kind;
+                    } else {
+                        stored.fields.push(f.clone());
+                    }
+                }
+                let (max,): (Option<i64>,) =
+                    sqlx::query_as(&format!("SELECT max(fid) FROM {table}"))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                first_id = Some(max.unwrap_or(0) + 1);
+                stored.feature_count = old.feature_count + features.len() as u64;
+                stored.bounds = union_bounds(old.bounds, bounds_of(features));
+            }
+            _ => {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let cols: String = meta
+                    .fields
+                    .iter()
+                    .map(|f| format!(", {} {}", quote(&f.name), pg_type(f.kind)))
+                    .collect();
+                sqlx::query(&format!(
+                    "CREATE TABLE {table} (fid bigint NOT NULL, geom {} NOT NULL{cols})",
+                    pg_geometry_type(meta.geometry_kind)
+                ))
+                .execute(&mut *tx)
+                .await?;
+                stored.feature_count = features.len() as u64;
+                stored.bounds = bounds_of(features);
+            }
+        }
+        let columns: String = meta
+            .fields
+            .iter()
+            .map(|f| format!(", {}", quote(&f.name)))
+            .collect();
+        let mut copy = (*tx)
+            .copy_in_raw(&format!(
+                "COPY {table} (fid, geom{columns}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        let mut body = CopyBinary::new();
+        let mut failure = None;
+        for (n, f) in features.iter().enumerate() {
+            if f.values.len() != meta.fields.len() {
+                failure = Some(format!(
+                    "feature {} has {} values for {} fields",
+                    f.id,
+                    f.values.len(),
+                    meta.fields.len()
+                ));
+                break;
+            }
+            body.tuple(meta.fields.len() + 2);
+            let id = first_id.map_or(f.id, |first| first + n as i64);
+            body.field(&id.to_be_bytes());
+            match to_column_form(&f.geometry).to_ewkb(CoordDimensions::xy(), Some(4326)) {
+                Ok(ewkb) => body.field(&ewkb),
+                Err(e) => {
+                    failure = Some(format!("feature {}: cannot encode geometry: {e}", f.id));
+                    break;
+                }
+            }
+            if let Some(e) = f
+                .values
+                .iter()
+                .zip(&column_kinds)
+                .find_map(|(v, k)| body.value(v, *k).err())
+            {
+                failure = Some(format!("feature {}: {e}", f.id));
+                break;
+            }
+            if body.buf.len() >= 1 << 20 {
+                copy.send(std::mem::take(&mut body.buf)).await?;
+            }
+        }
+        if let Some(reason) = failure {
+            copy.abort(reason.clone()).await?;
+            return Err(Error::Invalid(reason));
+        }
+        copy.send(body.finish()).await?;
+        copy.finish().await?;
+        if existing.is_none() || mode == WriteMode::Replace {
+            sqlx::query(&format!("ALTER TABLE {table} ADD PRIMARY KEY (fid)"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!("CREATE INDEX ON {table} USING gist (geom)"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(&mut *tx)
+            .await?;
+        stored.updated_at = now_rfc3339();
+        save_meta(&mut tx, &stored).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn drop_layer(&self, layer: &str) -> Result<()> {
+        check_layer_name(layer)?;
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("DELETE FROM citytwin_layers WHERE name = $1 RETURNING meta::text")
+                .bind(layer)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((json,)) = row else {
+            return Err(Error::UnknownLayer(layer.to_owned()));
+        };
+        if parse_meta(&json)?.external.is_none() {
+            sqlx::query(&format!(
+                "DROP TABLE IF EXISTS {}.{}",
+                quote(&self.schema),
+                quote(layer)
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn encodes_tiles(&self) -> bool {
+        true
+    }
+
+    async fn tile_layer(
+        &self,
+        meta: &LayerMeta,
+        coord: TileCoord,
+        budget: &TileBudget,
+    ) -> Result<Option<EncodedLayer>> {
+        use crate::twin::{TILE_BUFFER, TILE_EXTENT};
+        if coord.z < meta.minzoom {
+            return Ok(None);
+        }
+        let src = Source::of(&self.schema, meta);
+        let cols: String = meta
+            .tile_columns()
+            .iter()
+            .map(|(i, _)| {
+                format!(
+                    ", {} AS {}",
+                    select_field(&meta.fields[*i]),
+                    quote(&meta.fields[*i].name)
+                )
+            })
+            .collect();
+        let g = &src.geometry;
+        let generalise = coord.z < meta.maxzoom;
+        // below full detail, features smaller than a pixel are left out (the in-memory path
+        // folds them into merged pixels); the largest features go first when over budget
+        let (size, order) = match meta.geometry_kind {
+            GeometryKind::Point => (None, format!("{} ", src.id)),
+            GeometryKind::LineString | GeometryKind::Polygon => (
+                generalise.then(|| {
+                    format!(
+                        "AND (ST_XMax({g}) - ST_XMin({g})) + (ST_YMax({g}) - ST_YMin({g})) \
+                         >= (ST_XMax(env.area) - ST_XMin(env.area)) / 264.0"
+                    )
+                }),
+                format!(
+                    "(ST_XMax({g}) - ST_XMin({g})) + (ST_YMax({g}) - ST_YMin({g})) DESC, {}",
+                    src.id
+                ),
+            ),
+        };
+        let transform = if src.srid == 3857 {
+            g.clone()
+        } else {
+            format!("ST_Transform({g}, 3857)")
+        };
+        let area = if src.srid == 3857 {
+            "ST_TileEnvelope($1, $2, $3, margin => $4)".to_owned()
+        } else {
+            // segmentised, so the envelope's sides stay covered in curved projections
+            format!(
+                "ST_Transform(ST_Segmentize(ST_TileEnvelope($1, $2, $3, margin => $4), $5), {})",
+                src.srid
+            )
+        };
+        let sql = format!(
+            "WITH env AS (SELECT ST_TileEnvelope($1, $2, $3) AS tile, {area} AS area), \
+             rows AS ( \
+               SELECT {id}::int8 AS \"__ct_fid\", \
+                 ST_AsMVTGeom({transform}, env.tile, {TILE_EXTENT}, {TILE_BUFFER}, true) AS \"__ct_geom\"{cols} \
+               FROM {t}, env WHERE {g} && env.area {size} \
+               ORDER BY {order} LIMIT $6) \
+             SELECT ST_AsMVT(rows.*, $7, {TILE_EXTENT}, '__ct_geom', '__ct_fid'), count(*)::int8 \
+             FROM rows WHERE \"__ct_geom\" IS NOT NULL",
+            id = src.id,
+            t = src.table,
+            size = size.unwrap_or_default(),
+        );
+        let pad = f64::from(TILE_BUFFER) / f64::from(TILE_EXTENT);
+        let mut limit = budget.max_features as i64;
+        let mut stats = LayerStats::default();
+        for _ in 0..4 {
+            let (tile, written): (Option<Vec<u8>>, i64) = sqlx::query_as(&sql)
+                .bind(i32::from(coord.z))
+                .bind(coord.x as i32)
+                .bind(coord.y as i32)
+                .bind(pad)
+                .bind(coord.span() / 8.0)
+                .bind(limit)
+                .bind(&meta.name)
+                .fetch_one(&self.pool)
+                .await?;
+            let Some(layer) = tile.as_deref().and_then(layer_message) else {
+                return Ok(None);
+            };
+            stats.written = written as usize;
+            stats.candidates = stats.candidates.max(written as usize);
+            stats.bytes = layer.len();
+            if layer.len() <= budget.max_bytes || written <= 1 {
+                return Ok(Some(EncodedLayer {
+                    bytes: layer.to_vec(),
+                    stats,
+                }));
+            }
+            // over the byte budget: keep the larger half and try again
+            stats.dropped_budget += (written / 2) as usize;
+            limit = written / 2;
+        }
+        Err(Error::Invalid(format!(
+            "layer {} at {coord} does not fit the tile budget",
+            meta.name
+        )))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_parameter_is_taken_off_the_url() {
+        let (url, schema) = split_schema("postgres://u@h/db?schema=nj&sslmode=disable").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(schema, "nj");
+        let (url, schema) = split_schema("postgres://u@h/db").unwrap();
+        assert_eq!(
+            (url.as_str(), schema.as_str()),
+            ("postgres://u@h/db", "citytwin")
+        );
+        assert!(split_schema("postgres://h/db?schema=Bad;drop").is_err());
+    }
+
+    #[test]
+    fn tile_framing_is_stripped() {
+        let layer = vec![7u8; 300];
+        let mut tile = vec![0x1a, 0xac, 0x02];
+        tile.extend_from_slice(&layer);
+        assert_eq!(layer_message(&tile), Some(layer.as_slice()));
+        assert_eq!(layer_message(&[]), None);
+        assert_eq!(layer_message(&[0x1a, 0x05, 1]), None);
+    }
+
+    #[test]
+    fn copy_values_take_their_column_type() {
+        let mut c = CopyBinary::new();
+        c.value(&Value::Int(2), FieldKind::Real).unwrap();
+        assert_eq!(&c.buf[19..], &[0, 0, 0, 8, 64, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(c.value(&Value::from("x"), FieldKind::Integer).is_err());
+    }
+}

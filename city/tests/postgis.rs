@@ -1,0 +1,454 @@
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
+//! What only the PostGIS store does, against a real PostGIS: tiles encoded in the database
+//! with ST_AsMVT carry the same features as tiles from the in-memory index; tables citytwin
+//! did not create are published with their SRID honoured and never written to; and a write
+//! that fails half-way through its COPY leaves nothing behind (checked on both backends).
+
+use citytwin_city::generate::read_manifest;
+use citytwin_city::import::{ImportRequest, NoProgress, import};
+use citytwin_city::store::postgis::{PostgisStore, PublishRequest};
+use citytwin_city::testing::{Backend, fresh_postgis};
+use citytwin_city::twin::encode_layer;
+use citytwin_city::{City, CityOptions, Feature, LayerMeta, Store, TileRequest, WriteMode};
+use citytwin_tiles::proj::lonlat_to_mercator;
+use citytwin_tiles::{TileBudget, TileCoord, Value};
+use geozero::mvt::tile::{Feature as MvtFeature, Layer};
+use geozero::mvt::{Message, Tile};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/nanjing")
+}
+
+/// Imports fixture layers into a store with their catalogue metadata.
+async fn import_fixtures(store: &dyn Store, layers: &[&str]) {
+    for entry in read_manifest(&fixtures()).unwrap() {
+        if !layers.contains(&entry.meta.name.as_str()) {
+            continue;
+        }
+        let mut req = ImportRequest::new(fixtures().join(&entry.file), &entry.meta.name);
+        req.minzoom = Some(entry.meta.minzoom);
+        req.maxzoom = Some(entry.meta.maxzoom);
+        req.tile_fields.clone_from(&entry.meta.tile_fields);
+        import(store, req, Arc::new(NoProgress)).await.unwrap();
+    }
+}
+
+/// A decoded feature: its properties and the bounding box of its geometry in tile units.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    kind: i32,
+    props: BTreeMap<String, String>,
+    bbox: [i64; 4],
+}
+
+fn property(layer: &Layer, v: u32) -> String {
+    let v = &layer.values[v as usize];
+    if let Some(s) = &v.string_value {
+        return format!("s:{s}");
+    }
+    if let Some(b) = v.bool_value {
+        return format!("b:{b}");
+    }
+    let n = v
+        .int_value
+        .or(v.sint_value)
+        .map(|i| i as f64)
+        .or(v.uint_value.map(|u| u as f64))
+        .or(v.double_value)
+        .or(v.float_value.map(f64::from))
+        .unwrap();
+    format!("n:{n}")
+}
+
+/// Bounding box of an MVT geometry command stream.
+fn bbox(f: &MvtFeature) -> [i64; 4] {
+    let (mut x, mut y) = (0i64, 0i64);
+    let mut b = [i64::MAX, i64::MAX, i64::MIN, i64::MIN];
+    let mut i = 0;
+    let zz = |v: u32| i64::from((v >> 1) as i32 ^ -((v & 1) as i32));
+    while i < f.geometry.len() {
+        let (cmd, count) = (f.geometry[i] & 7, f.geometry[i] >> 3);
+        i += 1;
+        if cmd == 7 {
+            continue;
+        }
+        for _ in 0..count {
+            x += zz(f.geometry[i]);
+            y += zz(f.geometry[i + 1]);
+            i += 2;
+            b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+        }
+    }
+    b
+}
+
+fn decode(layer_bytes: &[u8]) -> BTreeMap<u64, Seen> {
+    let layer = Layer::decode(layer_bytes).unwrap();
+    layer
+        .features
+        .iter()
+        .map(|f| {
+            let props = f
+                .tags
+                .chunks(2)
+                .map(|kv| (layer.keys[kv[0] as usize].clone(), property(&layer, kv[1])))
+                .collect();
+            (
+                f.id.unwrap(),
+                Seen {
+                    kind: f.r#type.unwrap_or(0),
+                    props,
+                    bbox: bbox(f),
+                },
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn database_tiles_carry_the_same_features_as_memory_tiles() {
+    let (store, _) = fresh_postgis().await.unwrap();
+    import_fixtures(store.as_ref(), &["buildings", "roads", "pois", "grids"]).await;
+    let city = City::open(store.clone()).await.unwrap();
+    let budget = TileBudget::default();
+    let mut compared = 0;
+    for layer in ["buildings", "roads", "pois", "grids"] {
+        let index = city.layer(layer).unwrap();
+        let z0 = index.meta.maxzoom.max(index.meta.minzoom);
+        for (z, lon, lat) in [
+            (z0, 118.7800, 32.0420),
+            (z0 + 1, 118.7690, 32.0610),
+            (z0 + 2, 118.7420, 32.0030),
+            (z0, 118.8200, 31.9400),
+        ] {
+            let (x, y) = lonlat_to_mercator(lon, lat);
+            let coord = TileCoord::containing(x, y, z);
+            let memory = encode_layer(&index, coord, &budget).unwrap();
+            let database = store.tile_layer(&index.meta, coord, &budget).await.unwrap();
+            let (Some(memory), Some(database)) = (memory, database) else {
+                panic!("{layer} {coord}: one path has no tile");
+            };
+            let (m, d) = (decode(&memory.bytes), decode(&database.bytes));
+            assert!(!m.is_empty(), "{layer} {coord}: empty");
+            let only_m: Vec<_> = m.keys().filter(|k| !d.contains_key(k)).collect();
+            let only_d: Vec<_> = d.keys().filter(|k| !m.contains_key(k)).collect();
+            assert!(
+                only_m.is_empty() && only_d.is_empty(),
+                "{layer} {coord}: ids only in memory {only_m:?}, only in the database {only_d:?}"
+            );
+            for (id, a) in &m {
+                let b = &d[id];
+                assert_eq!(a.kind, b.kind, "{layer} {coord} feature {id}: type");
+                assert_eq!(a.props, b.props, "{layer} {coord} feature {id}: properties");
+                // the same geometry, snapped to the same grid: one unit of rounding apart;
+                // where the buffer's edge (outside the visible tile) cuts a feature, PostGIS
+                // snaps before clipping and we clip before snapping, so slivers along the cut
+                // may differ by up to a pixel (16 units)
+                let edge = |b: &[i64; 4]| b.iter().any(|v| *v <= -64 || *v >= 4160);
+                let tolerance = if edge(&a.bbox) || edge(&b.bbox) {
+                    16
+                } else {
+                    1
+                };
+                let off = (0..4).map(|i| (a.bbox[i] - b.bbox[i]).abs()).max().unwrap();
+                assert!(
+                    off <= tolerance,
+                    "{layer} {coord} feature {id}: {:?} vs {:?}",
+                    a.bbox,
+                    b.bbox
+                );
+            }
+            compared += m.len();
+        }
+    }
+    assert!(compared > 1000, "only {compared} features compared");
+
+    // a city that tiles buildings in the database answers composite tiles from both sides
+    let options = CityOptions {
+        store_tiled: ["buildings".to_owned()].into(),
+    };
+    let mixed = City::open_with(store.clone(), options).await.unwrap();
+    assert!(!mixed.layer("buildings").unwrap().resident);
+    assert_eq!(mixed.layer("buildings").unwrap().feature_count(), 50_000);
+    let (x, y) = lonlat_to_mercator(118.78, 32.042);
+    let out = mixed
+        .tile(&TileRequest {
+            layers: &["roads".to_owned(), "buildings".to_owned()],
+            coord: TileCoord::containing(x, y, 15),
+            budget,
+        })
+        .await
+        .unwrap();
+    let tile = Tile::decode(out.bytes.as_slice()).unwrap();
+    let names: Vec<_> = tile.layers.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["roads", "buildings"]);
+    assert!(tile.layers[1].features.len() > 100);
+}
+
+#[tokio::test]
+async fn the_geopackage_store_cannot_tile_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Backend::GeoPackage.fresh_store(dir.path()).await.unwrap();
+    let options = CityOptions {
+        store_tiled: ["buildings".to_owned()].into(),
+    };
+    let err = City::open_with(store, options).await.unwrap_err();
+    assert!(err.to_string().contains("PostGIS"), "{err}");
+}
+
+async fn exec(store: &PostgisStore, sql: &str) {
+    sqlx::query(sql).execute(store.pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn published_tables_keep_their_srid_and_are_never_written() {
+    let (store, _) = fresh_postgis().await.unwrap();
+    let s = store.schema().to_owned();
+    // a city's own table in CGCS2000 / Gauss-Kruger 120E (EPSG:4549), and a view of it that
+    // declares no SRID and has no primary key
+    exec(
+        &store,
+        &format!(
+            "CREATE TABLE {s}.city_roads (gid serial PRIMARY KEY, name varchar(40), lanes int4, \
+             width numeric, opened date, extra jsonb, geom geometry(LineString, 4549))"
+        ),
+    )
+    .await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO {s}.city_roads (name, lanes, width, opened, geom) VALUES \
+             ('中山路', 6, 32.5, '1929-06-01', ST_Transform(ST_GeomFromText('LINESTRING(118.78 32.04, 118.79 32.05)', 4326), 4549)), \
+             ('汉中路', 4, NULL, NULL, ST_Transform(ST_GeomFromText('LINESTRING(118.76 32.04, 118.78 32.041)', 4326), 4549))"
+        ),
+    )
+    .await;
+    exec(
+        &store,
+        &format!(
+            "CREATE VIEW {s}.wide_roads AS SELECT gid, name, ST_SetSRID(geom, 0) AS g \
+             FROM {s}.city_roads WHERE lanes >= 6"
+        ),
+    )
+    .await;
+
+    let meta = store
+        .publish(&PublishRequest {
+            layer: "city_roads".into(),
+            table: format!("{s}.city_roads"),
+            minzoom: Some(10),
+            ..PublishRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(meta.feature_count, 2);
+    let fields: Vec<_> = meta.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["name", "lanes", "width", "opened"],
+        "jsonb is skipped"
+    );
+    let b = meta.bounds.unwrap();
+    assert!(
+        (b[0] - 118.76).abs() < 1e-6 && (b[3] - 32.05).abs() < 1e-6,
+        "{b:?}"
+    );
+    assert_eq!(meta.external.as_ref().unwrap().srid, 4549);
+
+    // read back in WGS84, from memory and from the database
+    let features = store.read_features("city_roads").await.unwrap();
+    let first = geo::CoordsIter::coords_iter(&features[0].geometry)
+        .next()
+        .unwrap();
+    assert!((first.x - 118.78).abs() < 1e-7 && (first.y - 32.04).abs() < 1e-7);
+    assert_eq!(features[0].values[0], Value::from("中山路"));
+    assert_eq!(features[0].values[1], Value::Int(6));
+    assert_eq!(features[0].values[2], Value::Float(32.5));
+    assert_eq!(features[0].values[3], Value::from("1929-06-01"));
+    assert_eq!(features[1].values[2], Value::Null);
+    let city = City::open(store.clone()).await.unwrap();
+    let index = city.layer("city_roads").unwrap();
+    let (x, y) = lonlat_to_mercator(118.785, 32.045);
+    let coord = TileCoord::containing(x, y, 12);
+    let budget = TileBudget::default();
+    let memory = decode(&encode_layer(&index, coord, &budget).unwrap().unwrap().bytes);
+    let database = decode(
+        &store
+            .tile_layer(&index.meta, coord, &budget)
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    );
+    assert_eq!(memory.keys().collect::<Vec<_>>(), [&1, &2]);
+    assert_eq!(
+        memory.keys().collect::<Vec<_>>(),
+        database.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(memory[&1].props, database[&1].props);
+
+    // the view: no SRID and no key → clear errors, then published with both given
+    let view = PublishRequest {
+        layer: "wide_roads".into(),
+        table: format!("{s}.wide_roads"),
+        ..PublishRequest::default()
+    };
+    let err = store.publish(&view).await.unwrap_err().to_string();
+    assert!(err.contains("SRID"), "{err}");
+    let err = store
+        .publish(&PublishRequest {
+            srid: Some(4549),
+            ..view.clone()
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("id column"), "{err}");
+    let wide = store
+        .publish(&PublishRequest {
+            srid: Some(4549),
+            id_column: Some("gid".into()),
+            ..view.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(wide.feature_count, 1);
+    let f = store.read_features("wide_roads").await.unwrap();
+    let c = geo::CoordsIter::coords_iter(&f[0].geometry).next().unwrap();
+    assert!(
+        (c.x - 118.78).abs() < 1e-7,
+        "SRID assigned, then transformed"
+    );
+    for bad in [
+        PublishRequest {
+            table: format!("{s}.nosuch"),
+            ..view.clone()
+        },
+        PublishRequest {
+            layer: "Bad Name".into(),
+            ..view.clone()
+        },
+        PublishRequest {
+            geometry_column: Some("name".into()),
+            srid: Some(4549),
+            id_column: Some("gid".into()),
+            ..view.clone()
+        },
+        PublishRequest {
+            srid: Some(999_999),
+            id_column: Some("gid".into()),
+            ..view.clone()
+        },
+        PublishRequest {
+            srid: Some(4549),
+            id_column: Some("name".into()),
+            ..view.clone()
+        },
+    ] {
+        assert!(store.publish(&bad).await.is_err(), "{bad:?}");
+    }
+
+    // never written: an import into it fails, and dropping only unpublishes
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.geojson");
+    std::fs::write(&file, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"LineString","coordinates":[[118.7,32.0],[118.8,32.1]]}}]}"#).unwrap();
+    let err = import(
+        store.as_ref(),
+        ImportRequest::new(&file, "city_roads"),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("published"), "{err}");
+    store.drop_layer("city_roads").await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {s}.city_roads"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "the city's table is still there");
+    assert!(
+        store
+            .layers()
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.name != "city_roads")
+    );
+    // and a table citytwin did not create is not overwritten by an import of the same name
+    let err = import(
+        store.as_ref(),
+        ImportRequest::new(&file, "city_roads"),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not a citytwin layer"), "{err}");
+}
+
+fn square(id: i64, lon: f64, name: &str) -> Feature {
+    let p = geo::Rect::new(
+        geo::coord! { x: lon, y: 32.0 },
+        geo::coord! { x: lon + 0.001, y: 32.001 },
+    )
+    .to_polygon();
+    Feature {
+        id,
+        geometry: geo::MultiPolygon::new(vec![p]).into(),
+        values: vec![Value::from(name)],
+    }
+}
+
+#[tokio::test]
+async fn a_write_failing_half_way_leaves_nothing_behind_on_either_store() {
+    for backend in [Backend::GeoPackage, Backend::Postgis] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = backend.fresh_store(dir.path()).await.unwrap();
+        let mut meta = LayerMeta::new("blocks", citytwin_city::GeometryKind::Polygon);
+        meta.fields = vec![citytwin_city::Field {
+            name: "name".into(),
+            kind: citytwin_city::FieldKind::Text,
+        }];
+        let good: Vec<Feature> = (1..=3000)
+            .map(|i| square(i, 118.0 + i as f64 * 1e-4, "a"))
+            .collect();
+        store
+            .write_layer(&meta, &good, WriteMode::Replace)
+            .await
+            .unwrap();
+        // the last feature is broken: the whole write must roll back
+        let mut bad: Vec<Feature> = (1..=5000)
+            .map(|i| square(i, 118.5 + i as f64 * 1e-4, "b"))
+            .collect();
+        bad.last_mut().unwrap().values.clear();
+        for mode in [WriteMode::Replace, WriteMode::Append] {
+            assert!(
+                store.write_layer(&meta, &bad, mode).await.is_err(),
+                "{backend:?}"
+            );
+            assert_eq!(
+                store.read_features("blocks").await.unwrap(),
+                good,
+                "{backend:?}"
+            );
+            let m = store.layers().await.unwrap();
+            assert_eq!(m[0].feature_count, 3000, "{backend:?}");
+        }
+        let mut fresh = meta.clone();
+        fresh.name = "fresh".into();
+        assert!(
+            store
+                .write_layer(&fresh, &bad, WriteMode::Replace)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.layers().await.unwrap().len(),
+            1,
+            "{backend:?}: no half layer"
+        );
+        assert!(store.read_features("fresh").await.is_err());
+    }
+}
