@@ -206,3 +206,96 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
     let status = child.0.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
 }
+
+/// Import, list, publish and drop against PostGIS, exactly as with the GeoPackage.
+#[test]
+fn import_layers_publish_and_drop_on_postgis() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (store, url) = rt
+        .block_on(citytwin_city::testing::fresh_postgis())
+        .unwrap();
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let districts = repo().join("fixtures/nanjing/districts.geojson");
+    let d = districts.to_str().unwrap();
+    let (ok, _, err) = run(&["import", d, "--layer", "districts", "--store", &url]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["layers", "--store", &url]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("districts") && out.contains("11 features"),
+        "{out}"
+    );
+
+    // a bad file names itself and changes nothing
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.geojson");
+    std::fs::write(&bad, r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[118,32],[119,33]]]}}]}"#).unwrap();
+    let (ok, _, err) = run(&[
+        "import",
+        bad.to_str().unwrap(),
+        "--layer",
+        "districts",
+        "--store",
+        &url,
+    ]);
+    assert!(!ok && err.contains("bad.geojson"), "{err}");
+    let (_, out, _) = run(&["layers", "--store", &url]);
+    assert!(out.contains("11 features"), "{out}");
+
+    // a table of the city's own, published under a layer name
+    let schema = store.schema().to_owned();
+    rt.block_on(async {
+        sqlx::query(&format!(
+            "CREATE TABLE {schema}.wells (id int8 PRIMARY KEY, depth float8, geom geometry(Point, 4490))"
+        ))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.wells VALUES (7, 12.5, ST_SetSRID(ST_MakePoint(118.8, 32.05), 4490))"
+        ))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    });
+    let table = format!("{schema}.wells");
+    let (ok, _, err) = run(&["publish", &table, "--layer", "wells", "--store", &url]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["layers", "--store", &url]);
+    assert!(out.contains("wells") && out.contains("1 features"), "{out}");
+    let (ok, _, err) = run(&["publish", "nosuch", "--layer", "x", "--store", &url]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let gpkg = dir.path().join("s.gpkg");
+    let (ok, _, err) = run(&[
+        "publish",
+        &table,
+        "--layer",
+        "wells",
+        "--store",
+        gpkg.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("PostGIS"), "{err}");
+    let (ok, _, err) = run(&["drop", "--layer", "wells", "--store", &url]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["layers", "--store", &url]);
+    assert!(!out.contains("wells"), "{out}");
+
+    // the printed configuration never shows a password
+    let (ok, out, _) = run(&[
+        "serve",
+        "--store",
+        "postgres://ct:s3cret@db/city",
+        "--print-config",
+    ]);
+    assert!(
+        ok && out.contains("ct:***@db") && !out.contains("s3cret"),
+        "{out}"
+    );
+}

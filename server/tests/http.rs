@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, repo, server};
+use common::{Backend, TestServer, client, repo, server, server_on};
 use geozero::mvt::{Message, Tile};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -14,9 +14,39 @@ use std::sync::Arc;
 /// z14 tile over Xinjiekou, the densest part of the city.
 const CENTRE: (u32, u32, u32) = (14, 13598, 6650);
 
-fn tile_url(layers: &str, (z, x, y): (u32, u32, u32)) -> String {
-    format!("{}/tiles/{layers}/{z}/{x}/{y}.mvt", server().base)
+fn tile_url(srv: &TestServer, layers: &str, (z, x, y): (u32, u32, u32)) -> String {
+    format!("{}/tiles/{layers}/{z}/{x}/{y}.mvt", srv.base)
 }
+
+/// Runs each named test against a demo server on the GeoPackage and one on PostGIS.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod geopackage {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::server_on(super::Backend::GeoPackage)).await;
+            })*
+        }
+        mod postgis {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::server_on(super::Backend::Postgis)).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    tiles_are_mvt_with_the_layers_asked_for,
+    gzip_etag_not_modified_and_cors,
+    tiles_outside_the_data_or_zoom_range_are_empty,
+    bad_tile_requests_are_400_problems_naming_the_parameter,
+    tilejson_describes_layers_and_composites_for_the_asking_host,
+    catalogue_lists_every_layer_with_its_metadata,
+    health_and_metrics,
+    low_zoom_tiles_stay_inside_the_budget,
+    cache_follows_layer_changes,
+);
 
 async fn get_json<U: reqwest::IntoUrl>(url: U) -> Value {
     client()
@@ -40,10 +70,9 @@ async fn problem(url: &str) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn tiles_are_mvt_with_the_layers_asked_for() {
+async fn tiles_are_mvt_with_the_layers_asked_for(srv: &'static TestServer) {
     let resp = client()
-        .get(tile_url("buildings", CENTRE))
+        .get(tile_url(srv, "buildings", CENTRE))
         .send()
         .await
         .unwrap();
@@ -66,7 +95,7 @@ async fn tiles_are_mvt_with_the_layers_asked_for() {
         assert!(layer.keys.iter().any(|k| k == key), "missing {key}");
     }
     let resp = client()
-        .get(tile_url("districts,roads,buildings", CENTRE))
+        .get(tile_url(srv, "districts,roads,buildings", CENTRE))
         .send()
         .await
         .unwrap();
@@ -75,16 +104,15 @@ async fn tiles_are_mvt_with_the_layers_asked_for() {
     assert_eq!(names, vec!["districts", "roads", "buildings"]);
     // .pbf is accepted as well
     let resp = client()
-        .get(tile_url("buildings", CENTRE).replace(".mvt", ".pbf"))
+        .get(tile_url(srv, "buildings", CENTRE).replace(".mvt", ".pbf"))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn gzip_etag_not_modified_and_cors() {
-    let url = tile_url("buildings,pois", CENTRE);
+async fn gzip_etag_not_modified_and_cors(srv: &'static TestServer) {
+    let url = tile_url(srv, "buildings,pois", CENTRE);
     let plain = client().get(&url).send().await.unwrap();
     let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
     let plain = plain.bytes().await.unwrap();
@@ -132,11 +160,10 @@ async fn gzip_etag_not_modified_and_cors() {
     assert_eq!(resp.headers()["access-control-allow-origin"], "*");
 }
 
-#[tokio::test]
-async fn tiles_outside_the_data_or_zoom_range_are_empty() {
+async fn tiles_outside_the_data_or_zoom_range_are_empty(srv: &'static TestServer) {
     // the middle of the Pacific
     let resp = client()
-        .get(tile_url("buildings", (10, 10, 400)))
+        .get(tile_url(srv, "buildings", (10, 10, 400)))
         .send()
         .await
         .unwrap();
@@ -144,23 +171,26 @@ async fn tiles_outside_the_data_or_zoom_range_are_empty() {
     assert!(resp.bytes().await.unwrap().is_empty());
     // buildings start at z10
     let resp = client()
-        .get(tile_url("buildings", (8, 212, 104)))
+        .get(tile_url(srv, "buildings", (8, 212, 104)))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     // overzoom past the layer's maxzoom still carries the features
     let resp = client()
-        .get(tile_url("buildings", (17, 13598 * 8 + 4, 6650 * 8 + 4)))
+        .get(tile_url(
+            srv,
+            "buildings",
+            (17, 13598 * 8 + 4, 6650 * 8 + 4),
+        ))
         .send()
         .await
         .unwrap();
     assert!(resp.status().is_success());
 }
 
-#[tokio::test]
-async fn bad_tile_requests_are_400_problems_naming_the_parameter() {
-    let base = &server().base;
+async fn bad_tile_requests_are_400_problems_naming_the_parameter(srv: &'static TestServer) {
+    let base = &srv.base;
     for (path, param) in [
         ("/tiles/buildings/3/8/1.mvt", "z/x/y"),
         ("/tiles/buildings/3/1/9.mvt", "z/x/y"),
@@ -189,9 +219,8 @@ async fn bad_tile_requests_are_400_problems_naming_the_parameter() {
     }
 }
 
-#[tokio::test]
-async fn tilejson_describes_layers_and_composites_for_the_asking_host() {
-    let base = &server().base;
+async fn tilejson_describes_layers_and_composites_for_the_asking_host(srv: &'static TestServer) {
+    let base = &srv.base;
     let resp = client()
         .get(format!("{base}/tiles/districts,buildings"))
         .header("host", "maps.example.org:8443")
@@ -220,10 +249,9 @@ async fn tilejson_describes_layers_and_composites_for_the_asking_host() {
     assert!(tj["tiles"][0].as_str().unwrap().starts_with(base));
 }
 
-#[tokio::test]
-async fn catalogue_lists_every_layer_with_its_metadata() {
+async fn catalogue_lists_every_layer_with_its_metadata(srv: &'static TestServer) {
     let cat: Value = client()
-        .get(format!("{}/catalog", server().base))
+        .get(format!("{}/catalog", srv.base))
         .send()
         .await
         .unwrap()
@@ -257,7 +285,7 @@ async fn catalogue_lists_every_layer_with_its_metadata() {
     );
     assert_eq!(grids["fields"][0]["name"], "code");
     let one: Value = client()
-        .get(format!("{}/catalog/districts", server().base))
+        .get(format!("{}/catalog/districts", srv.base))
         .send()
         .await
         .unwrap()
@@ -316,20 +344,19 @@ async fn styles_are_served_absolute_and_pass_the_maplibre_validator() {
     }
 }
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let base = &server().base;
+async fn health_and_metrics(srv: &'static TestServer) {
+    let base = &srv.base;
     let h: Value = get_json(format!("{base}/health")).await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["store"]["status"], "up");
     assert!(h["layers"].as_u64().unwrap() >= 11);
     client()
-        .get(tile_url("water", (10, 852, 415)))
+        .get(tile_url(srv, "water", (10, 852, 415)))
         .send()
         .await
         .unwrap();
     client()
-        .get(tile_url("water", (10, 852, 415)))
+        .get(tile_url(srv, "water", (10, 852, 415)))
         .send()
         .await
         .unwrap();
@@ -359,12 +386,11 @@ async fn health_and_metrics() {
 }
 
 /// At low zoom the whole centre's buildings must not make a giant tile.
-#[tokio::test]
-async fn low_zoom_tiles_stay_inside_the_budget() {
-    let budget = server().state.settings.tile_max_bytes;
+async fn low_zoom_tiles_stay_inside_the_budget(srv: &'static TestServer) {
+    let budget = srv.state.settings.tile_max_bytes;
     for (z, x, y) in [(10, 849, 415), (11, 1699, 831), (12, 3399, 1662)] {
         let resp = client()
-            .get(tile_url("buildings", (z, x, y)))
+            .get(tile_url(srv, "buildings", (z, x, y)))
             .send()
             .await
             .unwrap();
@@ -377,7 +403,7 @@ async fn low_zoom_tiles_stay_inside_the_budget() {
         );
     }
     let text = client()
-        .get(format!("{}/metrics", server().base))
+        .get(format!("{}/metrics", srv.base))
         .send()
         .await
         .unwrap()
@@ -395,9 +421,7 @@ async fn low_zoom_tiles_stay_inside_the_budget() {
 }
 
 /// A layer changed by an import is fresh on the very next request, cache or not.
-#[tokio::test]
-async fn cache_follows_layer_changes() {
-    let srv = server();
+async fn cache_follows_layer_changes(srv: &'static TestServer) {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, lon: f64| {
         let p = dir.path().join(name);
@@ -415,7 +439,7 @@ async fn cache_follows_layer_changes() {
         })
     };
     import(write("a.geojson", 118.7969)).await.unwrap();
-    let url = tile_url("scratch", CENTRE);
+    let url = tile_url(srv, "scratch", CENTRE);
     let first = client().get(&url).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
     let first_tag = first.headers()["etag"].clone();

@@ -4,10 +4,11 @@
 
 use citytwin::app::{AppState, router, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings};
-use citytwin::demo::ensure_demo_store;
-use citytwin_city::City;
+use citytwin::demo::{ensure_demo_layers, ensure_demo_store};
 use citytwin_city::import::NoProgress;
 use citytwin_city::store::gpkg::GeoPackageStore;
+pub use citytwin_city::testing::Backend;
+use citytwin_city::{City, Store};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -18,14 +19,25 @@ pub struct TestServer {
     pub dir: PathBuf,
 }
 
-static SERVER: OnceLock<TestServer> = OnceLock::new();
+static GPKG_SERVER: OnceLock<TestServer> = OnceLock::new();
+static POSTGIS_SERVER: OnceLock<TestServer> = OnceLock::new();
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The shared demo server over the GeoPackage store.
 pub fn server() -> &'static TestServer {
-    SERVER.get_or_init(|| {
+    server_on(Backend::GeoPackage)
+}
+
+/// The shared demo server over a store of this backend (each started once per process).
+pub fn server_on(backend: Backend) -> &'static TestServer {
+    let cell = match backend {
+        Backend::GeoPackage => &GPKG_SERVER,
+        Backend::Postgis => &POSTGIS_SERVER,
+    };
+    cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -35,18 +47,27 @@ pub fn server() -> &'static TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let dir = tempfile::tempdir().unwrap().keep();
-                let path = dir.join("demo.gpkg");
-                ensure_demo_store(
-                    &path,
-                    &repo().join("fixtures/nanjing"),
-                    Arc::new(NoProgress),
-                )
-                .await
-                .unwrap();
-                let store = GeoPackageStore::open(&path).await.unwrap();
-                let city = Arc::new(City::open(Arc::new(store)).await.unwrap());
+                let fixtures = repo().join("fixtures/nanjing");
+                let (store, spec): (Arc<dyn Store>, String) = match backend {
+                    Backend::GeoPackage => {
+                        let path = dir.join("demo.gpkg");
+                        ensure_demo_store(&path, &fixtures, Arc::new(NoProgress))
+                            .await
+                            .unwrap();
+                        let store = GeoPackageStore::open(&path).await.unwrap();
+                        (Arc::new(store), path.display().to_string())
+                    }
+                    Backend::Postgis => {
+                        let (store, url) = citytwin_city::testing::fresh_postgis().await.unwrap();
+                        ensure_demo_layers(store.as_ref(), &fixtures, Arc::new(NoProgress))
+                            .await
+                            .unwrap();
+                        (store, url)
+                    }
+                };
+                let city = Arc::new(City::open(store).await.unwrap());
                 let settings = Settings::resolve(&ServeArgs {
-                    store: Some(path.display().to_string()),
+                    store: Some(spec),
                     cache_mb: Some(64),
                     refresh_secs: Some(0),
                     web_dir: Some(repo().join("web")),
@@ -68,7 +89,8 @@ pub fn server() -> &'static TestServer {
                 axum::serve(listener, router(state)).await.unwrap();
             });
         });
-        rx.recv().expect("test server failed to start")
+        rx.recv()
+            .unwrap_or_else(|_| panic!("{backend:?} test server failed to start"))
     })
 }
 
