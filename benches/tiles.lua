@@ -1,21 +1,20 @@
--- wrk script: cycles through the tile paths in $TILES (one z/x/y per line) for layer $LAYER,
--- asking for gzip like a browser does.
+-- wrk script: cycles through the tile coordinates in $TILES (one z/x/y per line), asking for
+-- $PREFIX z/x/y $SUFFIX (default /tiles/$LAYER/z/x/y.mvt) with gzip like a browser does.
 local paths = {}
-local layer = os.getenv("LAYER") or "buildings"
+local prefix = os.getenv("PREFIX") or ("/tiles/" .. (os.getenv("LAYER") or "buildings") .. "/")
+local suffix = os.getenv("SUFFIX") or ".mvt"
 for line in io.lines(os.getenv("TILES") or "tiles.txt") do
-  paths[#paths + 1] = "/tiles/" .. layer .. "/" .. line .. ".mvt"
+  paths[#paths + 1] = prefix .. line .. suffix
 end
 local i = 0
 request = function()
   i = i % #paths + 1
   return wrk.format("GET", paths[i], { ["Accept-Encoding"] = "gzip" })
 end
-local statuses = {}
-response = function(status)
-  statuses[status] = (statuses[status] or 0) + 1
-end
 done = function(summary, latency)
-  io.write(string.format("requests %d in %.1fs: %.0f req/s; latency p50 %.2f ms, p99 %.2f ms\n",
+  local bad = summary.errors.status + summary.errors.timeout + summary.errors.connect
+    + summary.errors.read + summary.errors.write
+  io.write(string.format("requests %d in %.1fs: %.0f req/s; latency p50 %.2f ms, p99 %.2f ms; errors %d\n",
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad))
 end

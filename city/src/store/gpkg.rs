@@ -332,10 +332,13 @@ impl Store for GeoPackageStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM citytwin_layers WHERE name = ?")
+        let deleted = sqlx::query("DELETE FROM citytwin_layers WHERE name = ?")
             .bind(layer)
             .execute(&mut *tx)
             .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(Error::UnknownLayer(layer.to_owned()));
+        }
         tx.commit().await?;
         Ok(())
     }
