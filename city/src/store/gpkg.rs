@@ -4,7 +4,9 @@
 //! `gpkg_contents` and `gpkg_geometry_columns`; citytwin's own metadata (title, zooms, source,
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
-use super::{Interner, Store, WriteMode, bounds_of, quote, to_column_form, union_bounds};
+use super::{
+    Interner, Store, WriteMode, append_columns, bounds_of, quote, to_column_form, union_bounds,
+};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -196,22 +198,9 @@ impl Store for GeoPackageStore {
         let mut tx = self.pool.begin().await?;
         match (&existing, mode) {
             (Some(old), WriteMode::Append) => {
-                if old.geometry_kind != meta.geometry_kind {
-                    return Err(Error::Invalid(format!(
-                        "layer {} holds {} geometries, not {}",
-                        meta.name,
-                        old.geometry_kind.name(),
-                        meta.geometry_kind.name()
-                    )));
-                }
-                for f in &meta.fields {
-                    match old.fields.iter().find(|o| o.name == f.name) {
-                        Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
-                            return Err(Error::Invalid(format!(
-                                "field {} of layer {} is {:?}, the new features have {:?}",
-                                f.name, meta.name, o.kind, f.kind
-                            )));
-                        }
+                let existing_kinds = append_columns(old, meta)?;
+                for (f, existing) in meta.fields.iter().zip(existing_kinds) {
+                    match existing {
                         Some(_) => {}
                         None => {
                             sqlx::query(&format!(

@@ -7,7 +7,7 @@
 pub mod gpkg;
 pub mod postgis;
 
-use crate::layer::{Feature, LayerMeta};
+use crate::layer::{Feature, FieldKind, LayerMeta};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord, Value};
@@ -109,6 +109,32 @@ impl StoreSpec {
             Self::Postgres(url) => Arc::new(postgis::PostgisStore::connect(url).await?),
         })
     }
+}
+
+/// Checks that features described by `new` can be appended to the layer `old`, and returns
+/// for each of `new`'s fields the kind of the existing column (`None`: a column to add).
+pub(crate) fn append_columns(old: &LayerMeta, new: &LayerMeta) -> Result<Vec<Option<FieldKind>>> {
+    if old.geometry_kind != new.geometry_kind {
+        return Err(Error::Invalid(format!(
+            "layer {} holds {} geometries, not {}",
+            new.name,
+            old.geometry_kind.name(),
+            new.geometry_kind.name()
+        )));
+    }
+    new.fields
+        .iter()
+        .map(|f| match old.fields.iter().find(|o| o.name == f.name) {
+            Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
+                Err(Error::Invalid(format!(
+                    "field {} of layer {} is {:?}, the new features have {:?}",
+                    f.name, new.name, o.kind, f.kind
+                )))
+            }
+            Some(o) => Ok(Some(o.kind)),
+            None => Ok(None),
+        })
+        .collect()
 }
 
 /// Stores polygons and lines in their multi form, as the column types say.

@@ -13,7 +13,9 @@
 //! Layers too large to hold in memory are tiled in the database with `ST_AsMVT`
 //! ([`Store::tile_layer`]).
 
-use super::{Interner, Store, WriteMode, bounds_of, quote, to_column_form, union_bounds};
+use super::{
+    Interner, Store, WriteMode, append_columns, bounds_of, quote, to_column_form, union_bounds,
+};
 use crate::layer::{
     ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
     now_rfc3339,
@@ -730,23 +732,10 @@ impl Store for PostgisStore {
         let mut first_id = None;
         match (&existing, mode) {
             (Some(old), WriteMode::Append) => {
-                if old.geometry_kind != meta.geometry_kind {
-                    return Err(Error::Invalid(format!(
-                        "layer {} holds {} geometries, not {}",
-                        meta.name,
-                        old.geometry_kind.name(),
-                        meta.geometry_kind.name()
-                    )));
-                }
-                for (i, f) in meta.fields.iter().enumerate() {
-                    match old.fields.iter().find(|o| o.name == f.name) {
-                        Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
-                            return Err(Error::Invalid(format!(
-                                "field {} of layer {} is {:?}, the new features have {:?}",
-                                f.name, meta.name, o.kind, f.kind
-                            )));
-                        }
-                        Some(o) => column_kinds[i] = o.kind,
+                let existing_kinds = append_columns(old, meta)?;
+                for (i, (f, existing)) in meta.fields.iter().zip(existing_kinds).enumerate() {
+                    match existing {
+                        Some(kind) => column_kinds[i] = kind,
                         None => {
                             sqlx::query(&format!(
                                 "ALTER TABLE {table} ADD COLUMN {} {}",
