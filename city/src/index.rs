@@ -36,6 +36,8 @@ pub struct LayerIndex {
     /// whether the features are here; `false` for layers too large for memory, which the
     /// store tiles itself (the index then holds only the metadata)
     pub resident: bool,
+    /// (id, position) sorted by id, built on the first lookup by id
+    ids: std::sync::OnceLock<Vec<(i64, u32)>>,
 }
 
 /// A feature moved to Web Mercator, with its rank and anchor.
@@ -136,6 +138,7 @@ impl LayerIndex {
             tree: RTree::bulk_load(entries),
             version,
             resident: true,
+            ids: std::sync::OnceLock::new(),
         }
     }
 
@@ -148,6 +151,7 @@ impl LayerIndex {
             tree: RTree::new(),
             version,
             resident: false,
+            ids: std::sync::OnceLock::new(),
         }
     }
 
@@ -169,10 +173,55 @@ impl LayerIndex {
             .map(|e| &self.features[e.data as usize])
     }
 
+    /// Features whose bounding box touches an envelope (Web Mercator).
+    pub fn query_envelope(&self, env: &AABB<[f64; 2]>) -> impl Iterator<Item = &IndexedFeature> {
+        self.tree
+            .locate_in_envelope_intersecting(env)
+            .map(|e| &self.features[e.data as usize])
+    }
+
+    /// Features by increasing distance of their bounding box from a point, with the squared
+    /// distance (Web Mercator).
+    pub fn nearest_by_envelope(
+        &self,
+        point: [f64; 2],
+    ) -> impl Iterator<Item = (&IndexedFeature, f64)> {
+        self.tree
+            .nearest_neighbor_iter_with_distance_2(&point)
+            .map(|(e, d2)| (&self.features[e.data as usize], d2))
+    }
+
     /// Every feature, in spatial (Z-order) order.
     #[must_use]
     pub fn features(&self) -> &[IndexedFeature] {
         &self.features
+    }
+
+    /// A feature by id.
+    #[must_use]
+    pub fn by_id(&self, id: i64) -> Option<&IndexedFeature> {
+        let ids = self.ids.get_or_init(|| {
+            let mut v: Vec<(i64, u32)> = self
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.id, i as u32))
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        let at = ids.binary_search_by_key(&id, |&(id, _)| id).ok()?;
+        Some(&self.features[ids[at].1 as usize])
+    }
+
+    /// The position in [`LayerIndex::features`] of a feature borrowed from this index.
+    #[must_use]
+    pub fn position_of(&self, f: &IndexedFeature) -> Option<usize> {
+        let size = std::mem::size_of::<IndexedFeature>();
+        let start = self.features.as_ptr() as usize;
+        let at = std::ptr::from_ref(f) as usize;
+        let pos = at.checked_sub(start)? / size;
+        (pos < self.features.len() && start + pos * size == at).then_some(pos)
     }
 
     /// Number of features.

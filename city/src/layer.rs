@@ -155,6 +155,10 @@ pub struct LayerMeta {
     /// set when the layer is a database table citytwin did not create (published, read-only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalTable>,
+    /// the field holding each feature's time (an RFC 3339 timestamp or date as text, or a year
+    /// as an integer), which `datetime` queries and temporal filters use
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_field: Option<String>,
 }
 
 /// A table or view of someone else's, served as a layer: where its rows and columns are.
@@ -192,6 +196,7 @@ impl LayerMeta {
             bounds: None,
             feature_count: 0,
             external: None,
+            time_field: None,
         }
     }
 
@@ -199,6 +204,25 @@ impl LayerMeta {
     #[must_use]
     pub fn field_index(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Index of the time field, checked to be text or integer.
+    pub fn time_index(&self) -> Result<Option<usize>> {
+        let Some(name) = &self.time_field else {
+            return Ok(None);
+        };
+        match self.field_index(name) {
+            Some(i) if matches!(self.fields[i].kind, FieldKind::Text | FieldKind::Integer) => {
+                Ok(Some(i))
+            }
+            Some(_) => Err(Error::Invalid(format!(
+                "time field {name:?} must hold text (RFC 3339 dates) or integer years"
+            ))),
+            None => Err(Error::Invalid(format!(
+                "time field {name:?} is not a field of layer {}",
+                self.name
+            ))),
+        }
     }
 
     /// The (index, name) pairs of the fields written into tiles.

@@ -4,11 +4,18 @@
 //! backend, import from the common GIS file formats, the per-layer spatial index, and the
 //! generator of Nanjing's fixture data. Nothing here knows about HTTP.
 
+pub mod cells;
+pub mod filter;
 pub mod generate;
+pub mod geojson;
 pub mod import;
 pub mod index;
 pub mod layer;
+pub mod query;
+pub mod stats;
 pub mod store;
+pub mod temporal;
+pub mod territory;
 pub mod testing;
 pub mod twin;
 
@@ -50,6 +57,12 @@ pub enum Error {
     /// Input that breaks a rule of the twin.
     #[error("{0}")]
     Invalid(String),
+    /// A query that would cost more than its caps allow.
+    #[error("{0}")]
+    TooExpensive(String),
+    /// Nothing there: an unknown territory, a point outside every grid.
+    #[error("{0}")]
+    NotFound(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
@@ -77,6 +90,8 @@ impl Error {
                 | Error::ImportFeature { .. }
                 | Error::ImportFile { .. }
                 | Error::Invalid(_)
+                | Error::TooExpensive(_)
+                | Error::NotFound(_)
                 | Error::Tiles(_)
         )
     }

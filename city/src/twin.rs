@@ -3,13 +3,15 @@
 use crate::import::{ImportRequest, Progress};
 use crate::index::LayerIndex;
 use crate::layer::LayerMeta;
+use crate::stats::GridAssignment;
 use crate::store::Store;
+use crate::territory::{Level, TerritoryTree};
 use crate::{Error, Result};
 use citytwin_tiles::{
     EncodedLayer, LayerEncoder, LayerStats, SourceFeature, TileBudget, TileCoord, encode_tile,
 };
 use geo::{Rect, coord};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
@@ -57,6 +59,9 @@ pub struct City {
     versions: AtomicU64,
     changes: broadcast::Sender<String>,
     writes: tokio::sync::Mutex<()>,
+    territory: RwLock<Option<Arc<TerritoryTree>>>,
+    assignments: RwLock<HashMap<String, Arc<GridAssignment>>>,
+    derived: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for City {
@@ -97,6 +102,9 @@ impl City {
             versions: AtomicU64::new(1),
             changes,
             writes: tokio::sync::Mutex::new(()),
+            territory: RwLock::new(None),
+            assignments: RwLock::new(HashMap::new()),
+            derived: tokio::sync::Mutex::new(()),
         };
         let metas = city.store.layers().await?;
         let loads = metas.into_iter().map(|m| city.load_layer(m));
@@ -236,6 +244,105 @@ impl City {
             }
         }
         Ok(changed)
+    }
+
+    fn territory_layers(&self) -> Vec<Arc<LayerIndex>> {
+        let snapshot = self.snapshot();
+        Level::ALL
+            .iter()
+            .filter_map(|l| snapshot.get(l.layer()))
+            .filter(|l| l.resident)
+            .cloned()
+            .collect()
+    }
+
+    fn cached_territory(&self, layers: &[Arc<LayerIndex>]) -> Option<Arc<TerritoryTree>> {
+        let guard = self.territory.read().ok()?;
+        let tree = guard.as_ref()?;
+        let fresh = tree.versions.len() == layers.len()
+            && tree
+                .versions
+                .iter()
+                .zip(layers)
+                .all(|((n, v), l)| *n == l.meta.name && *v == l.version);
+        fresh.then(|| Arc::clone(tree))
+    }
+
+    /// The territory tree of the current territory layers, built on first use and again
+    /// whenever one of them changes.
+    pub async fn territory(&self) -> Result<Arc<TerritoryTree>> {
+        let layers = self.territory_layers();
+        if let Some(t) = self.cached_territory(&layers) {
+            return Ok(t);
+        }
+        let _one_build = self.derived.lock().await;
+        let layers = self.territory_layers();
+        if let Some(t) = self.cached_territory(&layers) {
+            return Ok(t);
+        }
+        if !layers.iter().any(|l| l.meta.name == Level::Grid.layer()) {
+            return Err(Error::NotFound(
+                "the twin has no grids layer, so no territory tree".into(),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let tree = tokio::task::spawn_blocking(move || TerritoryTree::build(&layers))
+            .await
+            .map_err(|e| Error::Invalid(format!("territory build failed: {e}")))?;
+        tracing::info!(
+            units = tree.units().len(),
+            grids = tree.grid_count(),
+            ms = started.elapsed().as_millis() as u64,
+            "territory tree built"
+        );
+        let tree = Arc::new(tree);
+        *self.territory.write().map_err(|_| poisoned())? = Some(Arc::clone(&tree));
+        Ok(tree)
+    }
+
+    /// The grid of every feature of a layer under a tree, computed on first use per version.
+    pub async fn assignment(
+        &self,
+        index: &Arc<LayerIndex>,
+        tree: &Arc<TerritoryTree>,
+    ) -> Result<Arc<GridAssignment>> {
+        let cached = || {
+            self.assignments
+                .read()
+                .ok()
+                .and_then(|m| m.get(&index.meta.name).cloned())
+                .filter(|a| a.is_current(tree, index))
+        };
+        if let Some(a) = cached() {
+            return Ok(a);
+        }
+        let _one_build = self.derived.lock().await;
+        if let Some(a) = cached() {
+            return Ok(a);
+        }
+        if !index.resident {
+            return Err(Error::Invalid(format!(
+                "layer {} is tiled by the store and not held in memory; it has no statistics",
+                index.meta.name
+            )));
+        }
+        let started = std::time::Instant::now();
+        let (t, i) = (Arc::clone(tree), Arc::clone(index));
+        let a = Arc::new(
+            tokio::task::spawn_blocking(move || GridAssignment::compute(&t, &i))
+                .await
+                .map_err(|e| Error::Invalid(format!("grid assignment failed: {e}")))?,
+        );
+        tracing::info!(
+            layer = %index.meta.name,
+            features = index.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "features assigned to grids"
+        );
+        let mut map = self.assignments.write().map_err(|_| poisoned())?;
+        map.retain(|name, _| self.snapshot().contains_key(name));
+        map.insert(index.meta.name.clone(), Arc::clone(&a));
+        Ok(a)
     }
 
     /// Encodes one tile: layers held in memory from their indexes (on the blocking pool),

@@ -38,6 +38,19 @@ impl Value {
     }
 }
 
+/// Text as is, numbers and booleans as written in JSON, null as nothing.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Null => Ok(()),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Text(s) => f.write_str(s),
+        }
+    }
+}
+
 /// Quotes and escapes a string as a JSON string literal.
 #[must_use]
 pub fn json_string(s: &str) -> String {

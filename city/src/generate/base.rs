@@ -421,7 +421,7 @@ pub fn buildings(
             progress.advance(10_000);
         }
     }
-    let meta = layer_meta(
+    let mut meta = layer_meta(
         "buildings",
         "建筑 Buildings",
         "Building footprints with height, floors, use and year built",
@@ -435,6 +435,7 @@ pub fn buildings(
         (10, 14),
         GENERATED,
     );
+    meta.time_field = Some("year".into());
     GeneratedLayer { meta, features }
 }
 
@@ -590,7 +591,7 @@ pub fn components(roads: &GeneratedLayer, n: usize, rng: &mut Rng) -> GeneratedL
             });
         }
     }
-    let meta = layer_meta(
+    let mut meta = layer_meta(
         "components",
         "城市部件 City components",
         "Manhole covers, lamp posts, hydrants and bins along the roads",
@@ -604,5 +605,6 @@ pub fn components(roads: &GeneratedLayer, n: usize, rng: &mut Rng) -> GeneratedL
         (14, 14),
         GENERATED,
     );
+    meta.time_field = Some("installed".into());
     GeneratedLayer { meta, features }
 }

@@ -47,6 +47,8 @@ pub struct ImportRequest {
     pub acquired: Option<String>,
     /// the attributes written into tiles (`None`: keep the layer's choice, all by default)
     pub tile_fields: Option<Vec<String>>,
+    /// the field holding each feature's time (`None`: keep the layer's choice)
+    pub time_field: Option<String>,
 }
 
 impl ImportRequest {
@@ -66,6 +68,7 @@ impl ImportRequest {
             source: None,
             acquired: None,
             tile_fields: None,
+            time_field: None,
         }
     }
 }
@@ -401,6 +404,17 @@ fn merge_meta(
         }
         meta.tile_fields = Some(keep.clone());
     }
+    if req.time_field.is_some() {
+        meta.time_field.clone_from(&req.time_field);
+    } else if meta
+        .time_field
+        .as_ref()
+        .is_some_and(|t| meta.field_index(t).is_none())
+    {
+        // the replacing file no longer has the layer's time field
+        meta.time_field = None;
+    }
+    meta.time_index()?;
     Ok(meta)
 }
 

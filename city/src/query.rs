@@ -1,0 +1,428 @@
+//! Feature queries over a layer's index: items by bbox, time window and filter with paging;
+//! the k nearest features to a point; features within a distance; features intersecting a
+//! geometry. Index first (R-tree on bounding boxes), exact geometry tests after.
+//!
+//! Every query runs under [`Limits`]: a cap on the features returned and a deadline checked as
+//! it scans, so no request can hold a core for long.
+
+use crate::filter::Filter;
+use crate::index::{IndexedFeature, LayerIndex};
+use crate::temporal::{self, TimeInterval};
+use crate::{Error, Result};
+use citytwin_tiles::proj::{haversine_m, lonlat_to_mercator, mercator_to_lonlat};
+use geo::{BoundingRect, ClosestPoint, Coord, Geometry, Intersects, MapCoords, Point, Rect};
+use rstar::AABB;
+use std::time::{Duration, Instant};
+
+/// Caps on every query.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// most features one response carries
+    pub max_features: usize,
+    /// longest a query may scan
+    pub timeout: Duration,
+    /// most points in one batch locate
+    pub max_points: usize,
+    /// most cells in one aggregation
+    pub max_cells: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_features: 10_000,
+            timeout: Duration::from_secs(5),
+            max_points: 10_000,
+            max_cells: 100_000,
+        }
+    }
+}
+
+/// A deadline checked every few thousand steps.
+#[derive(Debug)]
+pub struct Deadline {
+    at: Instant,
+    steps: u32,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now.
+    #[must_use]
+    pub fn after(timeout: Duration) -> Self {
+        Self {
+            at: Instant::now() + timeout,
+            steps: 0,
+        }
+    }
+
+    /// Errs once the deadline has passed (checked every 4096 calls).
+    pub fn check(&mut self) -> Result<()> {
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps.is_multiple_of(4096) && Instant::now() > self.at {
+            return Err(Error::TooExpensive(
+                "the query ran past its time limit; narrow it with bbox, filter or datetime".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A WGS84 bounding box `[west, south, east, north]` as Web Mercator.
+pub fn mercator_rect(b: [f64; 4]) -> Result<Rect<f64>> {
+    let [w, s, e, n] = b;
+    if !b.iter().all(|v| v.is_finite()) {
+        return Err(Error::Invalid("bbox values must be numbers".into()));
+    }
+    if !(-180.0..=180.0).contains(&w) || !(-180.0..=180.0).contains(&e) {
+        return Err(Error::Invalid(
+            "bbox longitudes must be within -180..180".into(),
+        ));
+    }
+    if !(-90.0..=90.0).contains(&s) || !(-90.0..=90.0).contains(&n) {
+        return Err(Error::Invalid(
+            "bbox latitudes must be within -90..90".into(),
+        ));
+    }
+    if w > e || s > n {
+        return Err(Error::Invalid(format!(
+            "bbox {w},{s},{e},{n} is inverted: west must not exceed east nor south north"
+        )));
+    }
+    let clamp = |v: f64| v.clamp(-85.051_128, 85.051_128);
+    let (x0, y0) = lonlat_to_mercator(w, clamp(s));
+    let (x1, y1) = lonlat_to_mercator(e, clamp(n));
+    Ok(Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 }))
+}
+
+fn envelope(r: &Rect<f64>) -> AABB<[f64; 2]> {
+    AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y])
+}
+
+fn overlap(a: Rect<f64>, b: Rect<f64>) -> Option<Rect<f64>> {
+    let min_x = a.min().x.max(b.min().x);
+    let min_y = a.min().y.max(b.min().y);
+    let max_x = a.max().x.min(b.max().x);
+    let max_y = a.max().y.min(b.max().y);
+    (min_x <= max_x && min_y <= max_y)
+        .then(|| Rect::new(Coord { x: min_x, y: min_y }, Coord { x: max_x, y: max_y }))
+}
+
+/// What to select from a layer.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// features intersecting this Web Mercator box
+    pub bbox: Option<Rect<f64>>,
+    /// features whose time intersects this window
+    pub datetime: Option<TimeInterval>,
+    /// features the filter is true for
+    pub filter: Option<Filter>,
+}
+
+impl Selection {
+    /// Whether it selects every feature.
+    #[must_use]
+    pub fn is_everything(&self) -> bool {
+        self.bbox.is_none() && self.datetime.is_none() && self.filter.is_none()
+    }
+
+    /// Visits the matching features in a stable order (the index's for a full scan, the
+    /// R-tree's for an area), stopping when `visit` returns false.
+    pub fn scan<'a>(
+        &self,
+        index: &'a LayerIndex,
+        deadline: &mut Deadline,
+        mut visit: impl FnMut(&'a IndexedFeature) -> bool,
+    ) -> Result<()> {
+        let time_field = match self.datetime {
+            Some(_) => Some(index.meta.time_index()?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "layer {} has no time field to match datetime against",
+                    index.meta.name
+                ))
+            })?),
+            None => None,
+        };
+        let area = match (self.bbox, self.filter.as_ref().and_then(|f| f.area)) {
+            (Some(a), Some(b)) => match overlap(a, b) {
+                Some(r) => Some(r),
+                None => return Ok(()),
+            },
+            (a, b) => a.or(b),
+        };
+        let mut test = |f: &'a IndexedFeature| -> Result<bool> {
+            deadline.check()?;
+            if let Some(b) = &self.bbox
+                && !b.intersects(&f.geometry)
+            {
+                return Ok(true);
+            }
+            if let (Some(w), Some(i)) = (&self.datetime, time_field)
+                && !temporal::of_value(&f.values[i]).is_some_and(|t| t.intersects(w))
+            {
+                return Ok(true);
+            }
+            if let Some(filter) = &self.filter
+                && !filter.matches(f)
+            {
+                return Ok(true);
+            }
+            Ok(visit(f))
+        };
+        match area {
+            Some(a) => {
+                // The R-tree's order depends only on the tree, so pages are stable; sorting by
+                // id keeps them stable across rebuilds too, at a cost paid only for areas.
+                let mut hits: Vec<&IndexedFeature> = index.query_envelope(&envelope(&a)).collect();
+                hits.sort_unstable_by_key(|f| f.id);
+                for f in hits {
+                    if !test(f)? {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for f in index.features() {
+                    if !test(f)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One page of a selection.
+#[derive(Debug)]
+pub struct Page<'a> {
+    /// the features of the page
+    pub features: Vec<&'a IndexedFeature>,
+    /// how many features match in all (`None` when counting stopped at the scan cap)
+    pub matched: Option<u64>,
+    /// whether more features follow the page
+    pub more: bool,
+}
+
+/// Features `offset..offset + limit` of a selection, counting every match.
+pub fn page<'a>(
+    index: &'a LayerIndex,
+    sel: &Selection,
+    offset: usize,
+    limit: usize,
+    limits: &Limits,
+) -> Result<Page<'a>> {
+    if limit > limits.max_features {
+        return Err(Error::Invalid(format!(
+            "limit {limit} is above the cap of {}",
+            limits.max_features
+        )));
+    }
+    if sel.is_everything() {
+        let all = index.features();
+        let start = offset.min(all.len());
+        let end = offset.saturating_add(limit).min(all.len());
+        return Ok(Page {
+            features: all[start..end].iter().collect(),
+            matched: Some(all.len() as u64),
+            more: end < all.len(),
+        });
+    }
+    let mut deadline = Deadline::after(limits.timeout);
+    let mut seen = 0usize;
+    let mut features = Vec::with_capacity(limit.min(1024));
+    sel.scan(index, &mut deadline, |f| {
+        if seen >= offset && seen - offset < limit {
+            features.push(f);
+        }
+        seen += 1;
+        true
+    })?;
+    Ok(Page {
+        features,
+        matched: Some(seen as u64),
+        more: seen > offset.saturating_add(limit),
+    })
+}
+
+/// Distance in metres on the sphere between a WGS84 point and a Web Mercator geometry.
+#[must_use]
+pub fn distance_m(lonlat: (f64, f64), g: &Geometry<f64>) -> f64 {
+    let (x, y) = lonlat_to_mercator(lonlat.0, lonlat.1);
+    let p = Point::new(x, y);
+    let nearest = match g.closest_point(&p) {
+        geo::Closest::Intersection(_) => return 0.0,
+        geo::Closest::SinglePoint(q) => q,
+        geo::Closest::Indeterminate => return f64::INFINITY,
+    };
+    haversine_m(lonlat, mercator_to_lonlat(nearest.x(), nearest.y()))
+}
+
+/// A feature with its distance to a point.
+#[derive(Debug)]
+pub struct Near<'a> {
+    /// the feature
+    pub feature: &'a IndexedFeature,
+    /// metres
+    pub distance_m: f64,
+}
+
+/// The k features nearest to a WGS84 point (at most `max_m` metres away), nearest first.
+pub fn nearest<'a>(
+    index: &'a LayerIndex,
+    lonlat: (f64, f64),
+    k: usize,
+    max_m: Option<f64>,
+    sel: &Selection,
+    limits: &Limits,
+) -> Result<Vec<Near<'a>>> {
+    check_point(lonlat)?;
+    let (x, y) = lonlat_to_mercator(lonlat.0, lonlat.1);
+    let scale = lonlat.1.to_radians().cos().max(0.01);
+    let mut deadline = Deadline::after(limits.timeout);
+    let mut best: Vec<Near<'a>> = Vec::with_capacity(k + 1);
+    for (f, env_d2) in index.nearest_by_envelope([x, y]) {
+        deadline.check()?;
+        // a box distance in Mercator metres, on the ground: no closer feature can follow
+        let bound_m = env_d2.sqrt() * scale * 0.999;
+        if best.len() == k && best.last().is_some_and(|n| bound_m > n.distance_m) {
+            break;
+        }
+        if max_m.is_some_and(|m| bound_m > m) {
+            break;
+        }
+        if !matches_selection(sel, index, f)? {
+            continue;
+        }
+        let d = distance_m(lonlat, &f.geometry);
+        if max_m.is_some_and(|m| d > m) {
+            continue;
+        }
+        let at = best.partition_point(|n| (n.distance_m, n.feature.id) <= (d, f.id));
+        if at < k {
+            best.insert(
+                at,
+                Near {
+                    feature: f,
+                    distance_m: d,
+                },
+            );
+            best.truncate(k);
+        }
+    }
+    Ok(best)
+}
+
+fn matches_selection(sel: &Selection, index: &LayerIndex, f: &IndexedFeature) -> Result<bool> {
+    if let Some(b) = &sel.bbox
+        && !b.intersects(&f.geometry)
+    {
+        return Ok(false);
+    }
+    if let Some(w) = &sel.datetime {
+        let i = index.meta.time_index()?.ok_or_else(|| {
+            Error::Invalid(format!("layer {} has no time field", index.meta.name))
+        })?;
+        if !temporal::of_value(&f.values[i]).is_some_and(|t| t.intersects(w)) {
+            return Ok(false);
+        }
+    }
+    Ok(sel.filter.as_ref().is_none_or(|flt| flt.matches(f)))
+}
+
+/// Features within `radius_m` metres of a WGS84 point, nearest first, at most `limit`.
+pub fn within<'a>(
+    index: &'a LayerIndex,
+    lonlat: (f64, f64),
+    radius_m: f64,
+    limit: usize,
+    sel: &Selection,
+    limits: &Limits,
+) -> Result<(Vec<Near<'a>>, bool)> {
+    check_point(lonlat)?;
+    if !(radius_m.is_finite() && radius_m > 0.0 && radius_m <= 100_000.0) {
+        return Err(Error::Invalid(
+            "radius must be more than 0 and at most 100000 metres".into(),
+        ));
+    }
+    let (x, y) = lonlat_to_mercator(lonlat.0, lonlat.1);
+    // Mercator stretches by 1/cos(lat); a little more covers the latitude change over the box
+    let r = radius_m / lonlat.1.to_radians().cos().max(0.01) * 1.02;
+    let area = Rect::new(Coord { x: x - r, y: y - r }, Coord { x: x + r, y: y + r });
+    let mut deadline = Deadline::after(limits.timeout);
+    let mut found = Vec::new();
+    for f in index.query(area) {
+        deadline.check()?;
+        if !matches_selection(sel, index, f)? {
+            continue;
+        }
+        let d = distance_m(lonlat, &f.geometry);
+        if d <= radius_m {
+            found.push(Near {
+                feature: f,
+                distance_m: d,
+            });
+        }
+    }
+    found.sort_by(|a, b| {
+        a.distance_m
+            .total_cmp(&b.distance_m)
+            .then(a.feature.id.cmp(&b.feature.id))
+    });
+    let more = found.len() > limit;
+    found.truncate(limit);
+    Ok((found, more))
+}
+
+/// A WGS84 geometry moved to Web Mercator, with its coordinates checked.
+pub fn to_mercator(g: &Geometry<f64>) -> Result<Geometry<f64>> {
+    g.try_map_coords(|c| {
+        check_point((c.x, c.y))?;
+        let (x, y) = lonlat_to_mercator(c.x, c.y);
+        Ok(Coord { x, y })
+    })
+}
+
+/// Features intersecting a WGS84 geometry, in id order, at most `limit`; also whether more match.
+pub fn intersecting<'a>(
+    index: &'a LayerIndex,
+    geometry: &Geometry<f64>,
+    limit: usize,
+    sel: &Selection,
+    limits: &Limits,
+) -> Result<(Vec<&'a IndexedFeature>, bool)> {
+    let g = to_mercator(geometry)?;
+    let Some(r) = g.bounding_rect() else {
+        return Ok((Vec::new(), false));
+    };
+    let mut deadline = Deadline::after(limits.timeout);
+    let mut hits: Vec<&IndexedFeature> = index.query(r).collect();
+    hits.sort_unstable_by_key(|f| f.id);
+    let mut found = Vec::new();
+    let mut more = false;
+    for f in hits {
+        deadline.check()?;
+        if g.intersects(&f.geometry) && matches_selection(sel, index, f)? {
+            if found.len() == limit {
+                more = true;
+                break;
+            }
+            found.push(f);
+        }
+    }
+    Ok((found, more))
+}
+
+/// Checks a WGS84 point.
+pub fn check_point((lon, lat): (f64, f64)) -> Result<()> {
+    if lon.is_finite()
+        && lat.is_finite()
+        && (-180.0..=180.0).contains(&lon)
+        && (-85.06..=85.06).contains(&lat)
+    {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "({lon}, {lat}) is not a longitude within -180..180 and a latitude within -85..85"
+        )))
+    }
+}

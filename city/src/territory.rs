@@ -1,0 +1,358 @@
+//! The five-level territory tree (city → district → street → community → grid) built from the
+//! territory layers, and point location in it.
+//!
+//! Every point of the city belongs to exactly one grid: an R-tree over the grids' bounding boxes
+//! finds the candidates, an exact point-in-polygon test decides. A point on an edge shared by
+//! two grids belongs to the one with the smaller code, so the answer never depends on the order
+//! of the index.
+
+use crate::index::LayerIndex;
+use crate::{Error, Result};
+use citytwin_tiles::proj::mercator_to_lonlat;
+use geo::coordinate_position::{CoordPos, CoordinatePosition};
+use geo::{
+    BoundingRect, ChamberlainDuquetteArea, Coord, Distance, Euclidean, Geometry, MapCoords,
+    MultiPolygon, Point,
+};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A level of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// 市
+    City,
+    /// 区
+    District,
+    /// 街道/镇
+    Street,
+    /// 社区
+    Community,
+    /// 网格
+    Grid,
+}
+
+impl Level {
+    /// Every level, from the top.
+    pub const ALL: [Level; 5] = [
+        Level::City,
+        Level::District,
+        Level::Street,
+        Level::Community,
+        Level::Grid,
+    ];
+
+    /// The layer holding the level's units.
+    #[must_use]
+    pub fn layer(self) -> &'static str {
+        match self {
+            Level::City => "city",
+            Level::District => "districts",
+            Level::Street => "streets",
+            Level::Community => "communities",
+            Level::Grid => "grids",
+        }
+    }
+
+    /// The name used in URLs and responses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::City => "city",
+            Level::District => "district",
+            Level::Street => "street",
+            Level::Community => "community",
+            Level::Grid => "grid",
+        }
+    }
+
+    /// Parses [`Level::name`] (or the layer name).
+    pub fn parse(s: &str) -> Result<Level> {
+        Level::ALL
+            .into_iter()
+            .find(|l| l.name() == s || l.layer() == s)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown level {s:?}; use city, district, street, community or grid"
+                ))
+            })
+    }
+
+    /// Whether the layer is one of the tree's.
+    #[must_use]
+    pub fn is_territory_layer(layer: &str) -> bool {
+        Level::ALL.iter().any(|l| l.layer() == layer)
+    }
+}
+
+/// One unit of territory.
+#[derive(Debug, Clone)]
+pub struct Territory {
+    /// division code
+    pub code: String,
+    /// name
+    pub name: String,
+    /// level
+    pub level: Level,
+    /// the parent unit (index into the tree)
+    pub parent: Option<usize>,
+    /// child units (indexes into the tree), ordered by code
+    pub children: Vec<usize>,
+    /// area in km² on the ellipsoid
+    pub area_km2: f64,
+    /// WGS84 shape
+    pub shape: MultiPolygon<f64>,
+    /// the feature id in the level's layer
+    pub feature_id: i64,
+}
+
+type GridEntry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// No unit at that level.
+pub const NONE: u32 = u32::MAX;
+
+/// Tolerance for points that fall into the slivers left by rounding shared edges (~1 cm).
+const SLIVER: f64 = 1e-7;
+
+/// The tree of territory units, immutable once built.
+#[derive(Debug)]
+pub struct TerritoryTree {
+    units: Vec<Territory>,
+    by_code: HashMap<String, usize>,
+    /// unit index of each grid, ordered by code
+    grids: Vec<usize>,
+    /// per grid: the unit at each level above and including it (`NONE` where missing)
+    chains: Vec<[u32; 5]>,
+    tree: RTree<GridEntry>,
+    /// versions of the layers it was built from, to know when it is stale
+    pub versions: Vec<(String, u64)>,
+}
+
+fn text_field(l: &LayerIndex, name: &str) -> Option<usize> {
+    l.meta.field_index(name)
+}
+
+impl TerritoryTree {
+    /// Builds the tree from the territory layers present (any may be missing; a unit whose
+    /// parent is missing has none).
+    #[must_use]
+    pub fn build(layers: &[Arc<LayerIndex>]) -> Self {
+        let mut units: Vec<Territory> = Vec::new();
+        let mut by_code = HashMap::new();
+        let mut versions = Vec::new();
+        for level in Level::ALL {
+            let Some(l) = layers.iter().find(|l| l.meta.name == level.layer()) else {
+                continue;
+            };
+            versions.push((l.meta.name.clone(), l.version));
+            let (Some(code_i), Some(name_i)) = (text_field(l, "code"), text_field(l, "name"))
+            else {
+                continue;
+            };
+            let parent_i = text_field(l, "parent");
+            let mut found: Vec<(Territory, Option<String>)> = l
+                .features()
+                .iter()
+                .filter_map(|f| {
+                    let code = f.values[code_i].to_string();
+                    if code.is_empty() {
+                        return None;
+                    }
+                    let shape = to_lonlat_polygons(&f.geometry)?;
+                    let parent = parent_i.map(|i| f.values[i].to_string());
+                    Some((
+                        Territory {
+                            code,
+                            name: f.values[name_i].to_string(),
+                            level,
+                            parent: None,
+                            children: Vec::new(),
+                            area_km2: shape.chamberlain_duquette_unsigned_area() / 1e6,
+                            shape,
+                            feature_id: f.id,
+                        },
+                        parent,
+                    ))
+                })
+                .collect();
+            found.sort_by(|a, b| a.0.code.cmp(&b.0.code));
+            for (mut t, parent) in found {
+                if by_code.contains_key(&t.code) {
+                    tracing::warn!(code = %t.code, layer = level.layer(), "duplicate territory code ignored");
+                    continue;
+                }
+                t.parent = parent.and_then(|p| by_code.get(&p).copied());
+                let i = units.len();
+                if let Some(p) = t.parent {
+                    units[p].children.push(i);
+                }
+                by_code.insert(t.code.clone(), i);
+                units.push(t);
+            }
+        }
+        let grids: Vec<usize> = (0..units.len())
+            .filter(|&i| units[i].level == Level::Grid)
+            .collect();
+        let chains = grids
+            .iter()
+            .map(|&g| {
+                let mut chain = [NONE; 5];
+                let mut at = Some(g);
+                while let Some(u) = at {
+                    chain[units[u].level as usize] = u as u32;
+                    at = units[u].parent;
+                }
+                chain
+            })
+            .collect();
+        let entries = grids
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, &u)| {
+                let r = units[u].shape.bounding_rect()?;
+                Some(GridEntry::new(
+                    Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                    rank as u32,
+                ))
+            })
+            .collect();
+        Self {
+            units,
+            by_code,
+            grids,
+            chains,
+            tree: RTree::bulk_load(entries),
+            versions,
+        }
+    }
+
+    /// Every unit.
+    #[must_use]
+    pub fn units(&self) -> &[Territory] {
+        &self.units
+    }
+
+    /// A unit by code.
+    #[must_use]
+    pub fn by_code(&self, code: &str) -> Option<usize> {
+        self.by_code.get(code).copied()
+    }
+
+    /// A unit.
+    #[must_use]
+    pub fn unit(&self, i: usize) -> &Territory {
+        &self.units[i]
+    }
+
+    /// Number of grids.
+    #[must_use]
+    pub fn grid_count(&self) -> usize {
+        self.grids.len()
+    }
+
+    /// The units of a grid (by rank) from the city down: `chain[level as usize]`.
+    #[must_use]
+    pub fn chain(&self, grid: u32) -> [u32; 5] {
+        self.chains[grid as usize]
+    }
+
+    /// The grid (its rank) containing a WGS84 point, or `None` outside every grid.
+    #[must_use]
+    pub fn locate(&self, lon: f64, lat: f64) -> Option<u32> {
+        let c = Coord { x: lon, y: lat };
+        // Inside beats on-the-edge; among equals the smaller code (= rank) wins.
+        let mut best: Option<(bool, u32)> = None;
+        for e in self.tree.locate_all_at_point(&[lon, lat]) {
+            let rank = e.data;
+            let shape = &self.units[self.grids[rank as usize]].shape;
+            let inside = match shape.coordinate_position(&c) {
+                CoordPos::Inside => true,
+                CoordPos::OnBoundary => false,
+                CoordPos::Outside => continue,
+            };
+            best = match best {
+                Some((bi, br))
+                    if (bi, std::cmp::Reverse(br)) >= (inside, std::cmp::Reverse(rank)) =>
+                {
+                    Some((bi, br))
+                }
+                _ => Some((inside, rank)),
+            };
+        }
+        best.map(|(_, r)| r)
+            .or_else(|| self.nearest_within_sliver(c))
+    }
+
+    /// A point in a rounding sliver between grids belongs to the nearest grid.
+    fn nearest_within_sliver(&self, c: Coord<f64>) -> Option<u32> {
+        let env = AABB::from_corners([c.x - SLIVER, c.y - SLIVER], [c.x + SLIVER, c.y + SLIVER]);
+        let p = Point::from(c);
+        self.tree
+            .locate_in_envelope_intersecting(&env)
+            .map(|e| {
+                let shape = &self.units[self.grids[e.data as usize]].shape;
+                (Euclidean.distance(&p, shape), e.data)
+            })
+            .filter(|(d, _)| *d <= SLIVER)
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map(|(_, r)| r)
+    }
+
+    /// Units whose name contains `text` or whose code starts with `prefix`, at a level, in code
+    /// order, at most `limit`.
+    #[must_use]
+    pub fn search(
+        &self,
+        text: Option<&str>,
+        prefix: Option<&str>,
+        level: Option<Level>,
+        limit: usize,
+    ) -> Vec<usize> {
+        let text = text.map(str::to_lowercase);
+        let mut found: Vec<usize> = (0..self.units.len())
+            .filter(|&i| {
+                let u = &self.units[i];
+                level.is_none_or(|l| u.level == l)
+                    && prefix.is_none_or(|p| u.code.starts_with(p))
+                    && text
+                        .as_deref()
+                        .is_none_or(|t| u.name.to_lowercase().contains(t) || u.code == t)
+            })
+            .collect();
+        found.sort_by(|&a, &b| self.units[a].code.cmp(&self.units[b].code));
+        found.truncate(limit);
+        found
+    }
+
+    /// Adds per-grid counts up the tree: the count of every unit.
+    #[must_use]
+    pub fn roll_up(&self, per_grid: &[u32]) -> Vec<u64> {
+        let mut out = vec![0u64; self.units.len()];
+        for (rank, &n) in per_grid.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            for &u in &self.chains[rank] {
+                if u != NONE {
+                    out[u as usize] += u64::from(n);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A Web Mercator polygon geometry back in WGS84, as a multipolygon.
+fn to_lonlat_polygons(g: &Geometry<f64>) -> Option<MultiPolygon<f64>> {
+    let back = |c: Coord<f64>| {
+        let (x, y) = mercator_to_lonlat(c.x, c.y);
+        Coord { x, y }
+    };
+    match g {
+        Geometry::Polygon(p) => Some(MultiPolygon::new(vec![p.map_coords(back)])),
+        Geometry::MultiPolygon(mp) => Some(mp.map_coords(back)),
+        _ => None,
+    }
+}
