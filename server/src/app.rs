@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use bytes::Bytes;
 use citytwin_city::City;
+use citytwin_city::query::Limits;
 use moka::sync::Cache;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// start time, for `/health`
     pub started: Instant,
+    /// caps on every query
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             tiles,
             metrics: Arc::new(Metrics::new()),
             started: Instant::now(),
+            limits: Limits::default(),
         };
         state.update_gauges();
         state
@@ -140,7 +144,11 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
 pub fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::HEAD,
+            axum::http::Method::POST,
+        ])
         .allow_headers(Any)
         .expose_headers([header::ETAG, header::CONTENT_ENCODING]);
     Router::new()
@@ -148,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::styles::router())
         .merge(routes::ops::router())
+        .merge(routes::territory::router())
+        .merge(routes::spatial::router())
+        .merge(routes::features::router())
+        .merge(routes::api::router())
         .merge(routes::web::router(&state.settings))
         .fallback(routes::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record))

@@ -73,6 +73,7 @@ async fn import_entry(
     req.source = Some(entry.meta.source.clone());
     req.acquired.clone_from(&entry.meta.acquired);
     req.tile_fields.clone_from(&entry.meta.tile_fields);
+    req.time_field.clone_from(&entry.meta.time_field);
     import(store, req, progress)
         .await
         .map(|_| ())

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod metrics;
+pub mod params;
 pub mod problem;
 pub mod progress;
 pub mod routes;

@@ -122,6 +122,10 @@ struct ImportArgs {
     /// the attributes written into tiles, comma-separated (default: all)
     #[arg(long, value_delimiter = ',')]
     tile_fields: Option<Vec<String>>,
+    /// the field holding each feature's time: RFC 3339 text or an integer year (for `datetime`
+    /// queries and temporal filters)
+    #[arg(long)]
+    time_field: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -257,6 +261,7 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.source = a.source;
     req.acquired = a.acquired;
     req.tile_fields = a.tile_fields;
+    req.time_field = a.time_field;
     let started = std::time::Instant::now();
     let imported = import(store.as_ref(), req, Arc::new(Bar::new())).await;
     store.close().await;

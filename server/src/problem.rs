@@ -59,6 +59,10 @@ impl From<CityError> for Problem {
             CityError::Tiles(citytwin_tiles::Error::TileOutOfRange { .. }) => {
                 Problem::bad_parameter("z/x/y", e.to_string())
             }
+            CityError::TooExpensive(d) => {
+                Problem::new(StatusCode::BAD_REQUEST, "query-too-expensive", d.clone())
+            }
+            CityError::NotFound(d) => Problem::not_found(d.clone()),
             _ if e.is_client_error() => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid-request", e.to_string())
             }

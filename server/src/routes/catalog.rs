@@ -40,7 +40,10 @@ fn entry(l: &LayerIndex, base: &str) -> Value {
     })
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+/// The catalogue of layers: metadata, provenance and tile links.
+#[utoipa::path(get, path = "/catalog", tag = "catalog",
+    responses((status = 200, description = "every layer with its metadata")))]
+pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let base = base_url(&headers);
     let layers: Vec<Value> = state
         .city
@@ -51,7 +54,14 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> 
     Json(json!({ "layers": layers }))
 }
 
-async fn one(
+/// One layer's catalogue entry.
+#[utoipa::path(get, path = "/catalog/{layer}", tag = "catalog",
+    params(("layer" = String, Path, description = "layer name")),
+    responses(
+        (status = 200, description = "the layer's metadata"),
+        (status = 404, description = "no such layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn one(
     State(state): State<AppState>,
     Path(layer): Path<String>,
     headers: HeaderMap,

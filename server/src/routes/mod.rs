@@ -1,13 +1,30 @@
 //! HTTP routes, one module per area.
 
+pub mod api;
 pub mod catalog;
+pub mod features;
 pub mod ops;
+pub mod selection;
+pub mod spatial;
 pub mod styles;
+pub mod territory;
 pub mod tiles;
 pub mod web;
 
 use crate::problem::Problem;
-use axum::http::Uri;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+/// A GeoJSON body already written.
+#[must_use]
+pub fn geojson_response(body: String) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    resp
+}
 
 /// 404 problem for any path no route matches.
 pub async fn not_found(uri: Uri) -> Problem {

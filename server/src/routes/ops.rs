@@ -16,7 +16,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+/// Liveness and the store's state.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "status ok or degraded, store up or down, layer and feature counts")))]
+pub(crate) async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let store_up =
         tokio::time::timeout(std::time::Duration::from_secs(2), state.city.store().ping())
             .await
@@ -32,7 +35,10 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -44,7 +44,13 @@ pub fn absolutize(mut style: Value, base: &str) -> Value {
     style
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+/// The MapLibre styles served.
+#[utoipa::path(get, path = "/styles", tag = "styles",
+    responses((status = 200, description = "style ids with their URLs")))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let base = base_url(&headers);
     let dir = &state.settings.styles_dir;
     let entries = std::fs::read_dir(dir).map_err(|e| {
@@ -76,7 +82,14 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Js
     Ok(Json(json!({ "styles": styles })))
 }
 
-async fn one(
+/// One MapLibre style, with tile URLs pointing at this server.
+#[utoipa::path(get, path = "/styles/{file}", tag = "styles",
+    params(("file" = String, Path, description = "style id, optionally with .json")),
+    responses(
+        (status = 200, description = "MapLibre style JSON"),
+        (status = 404, description = "no such style", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn one(
     State(state): State<AppState>,
     Path(file): Path<String>,
     headers: HeaderMap,

@@ -80,7 +80,22 @@ fn gzip(raw: &[u8]) -> Bytes {
     Bytes::from(enc.finish().unwrap_or_default())
 }
 
-async fn tile(
+/// One vector tile (MVT) of one or more comma-separated layers, gzipped when accepted.
+#[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}", tag = "tiles",
+    params(
+        ("layers" = String, Path, description = "layer names, comma-separated, in drawing order"),
+        ("z" = u8, Path, description = "zoom 0..=22"),
+        ("x" = u32, Path, description = "column"),
+        ("y" = String, Path, description = "row with .mvt or .pbf, e.g. 6873.mvt"),
+    ),
+    responses(
+        (status = 200, description = "the tile", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "no feature in the tile"),
+        (status = 304, description = "unchanged since the ETag given in If-None-Match"),
+        (status = 400, description = "an unknown layer or a tile out of range", content_type = "application/problem+json"),
+        (status = 503, description = "the store could not answer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn tile(
     State(state): State<AppState>,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
     headers: HeaderMap,
@@ -207,7 +222,14 @@ pub fn vector_layer(l: &LayerIndex) -> Value {
     })
 }
 
-async fn tilejson(
+/// TileJSON 3.0 of one or more comma-separated layers (also at `/tiles/{layers}/tilejson.json`).
+#[utoipa::path(get, path = "/tiles/{layers}", tag = "tiles",
+    params(("layers" = String, Path, description = "layer names, comma-separated")),
+    responses(
+        (status = 200, description = "TileJSON with vector_layers, bounds and zooms"),
+        (status = 400, description = "an unknown layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn tilejson(
     State(state): State<AppState>,
     Path(layers): Path<String>,
     headers: HeaderMap,

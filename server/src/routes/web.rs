@@ -1,12 +1,15 @@
-//! The browser viewer and the MapLibre GL JS files it loads, all served locally.
+//! The browser viewer and the MapLibre GL JS files it loads, all served locally; `/` answers
+//! clients asking for JSON with the OGC API landing page.
 
 use crate::app::AppState;
+use crate::app::base_url;
 use crate::config::Settings;
 use crate::problem::Problem;
-use axum::Router;
-use axum::http::StatusCode;
+use crate::routes::features::landing_page;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use tower_http::services::ServeDir;
 
 /// Routes of this area: `/` (the viewer), `/web/*` (its files), `/vendor/maplibre-gl/*`.
@@ -18,13 +21,41 @@ pub fn router(settings: &Settings) -> Router<AppState> {
     Router::new()
         .route(
             "/",
-            get(move || {
+            get(move |headers: HeaderMap, uri: Uri| {
                 let index = index.clone();
-                async move { viewer(&index, installed) }
+                async move {
+                    if wants_json(&headers, &uri) {
+                        Json(landing_page(&base_url(&headers))).into_response()
+                    } else {
+                        viewer(&index, installed)
+                    }
+                }
             }),
         )
         .nest_service("/web", ServeDir::new(web))
         .nest_service("/vendor/maplibre-gl", ServeDir::new(maplibre))
+}
+
+/// Whether a request for `/` asks for the OGC API landing page rather than the viewer:
+/// `f=json`, or an Accept header naming JSON before (or without) HTML.
+fn wants_json(headers: &HeaderMap, uri: &Uri) -> bool {
+    if let Some(q) = uri.query() {
+        if q.split('&').any(|kv| kv == "f=json") {
+            return true;
+        }
+        if q.split('&').any(|kv| kv == "f=html") {
+            return false;
+        }
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match (accept.find("json"), accept.find("text/html")) {
+        (Some(j), Some(h)) => j < h,
+        (Some(_), None) => true,
+        _ => false,
+    }
 }
 
 fn viewer(index: &std::path::Path, installed: bool) -> Response {

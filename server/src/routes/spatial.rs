@@ -1,0 +1,449 @@
+//! Spatial questions over one layer: `/layers/{layer}/nearest`, `/within`, `/intersects`,
+//! statistics per territory (`/stats`) and per regular cell (`/cells`).
+
+use crate::app::AppState;
+use crate::params::Params;
+use crate::problem::{ApiResult, Problem};
+use crate::routes::geojson_response;
+use crate::routes::selection::{SELECTION_PARAMS, selection};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use citytwin_city::cells::{CellSpec, aggregate};
+use citytwin_city::geojson::{Properties, write_feature, write_geometry};
+use citytwin_city::query::{Near, Selection, intersecting, nearest, within};
+use citytwin_city::stats::{StatsRequest, statistics};
+use citytwin_city::territory::Level;
+use citytwin_city::{FieldKind, LayerIndex};
+use citytwin_tiles::value::json_string;
+use geo::Geometry;
+use serde_json::json;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/layers/{layer}/nearest", get(nearest_features))
+        .route("/layers/{layer}/within", get(within_distance))
+        .route("/layers/{layer}/intersects", post(intersects))
+        .route("/layers/{layer}/stats", get(stats))
+        .route("/layers/{layer}/cells", get(cells))
+}
+
+/// A layer held in memory, or 404.
+pub fn layer(state: &AppState, name: &str) -> ApiResult<Arc<LayerIndex>> {
+    let l = state
+        .city
+        .layer(name)
+        .ok_or_else(|| Problem::not_found(format!("no layer {name:?}")))?;
+    if !l.resident {
+        return Err(Problem::bad_parameter(
+            "layer",
+            format!(
+                "layer {name:?} is tiled by the store and not held in memory; it answers tiles only"
+            ),
+        ));
+    }
+    Ok(l)
+}
+
+fn params_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = SELECTION_PARAMS.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+fn point(p: &Params) -> ApiResult<(f64, f64)> {
+    let pt = (p.f64("lon")?, p.f64("lat")?);
+    citytwin_city::query::check_point(pt)
+        .map_err(|e| Problem::bad_parameter("lon/lat", e.to_string()))?;
+    Ok(pt)
+}
+
+fn collection(l: &LayerIndex, found: &[Near<'_>], more: bool) -> Response {
+    let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+    for (i, n) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let d = format!("{:.2}", n.distance_m);
+        write_feature(
+            &mut out,
+            &l.meta,
+            n.feature,
+            Properties::All,
+            &[("distance_m", d)],
+            true,
+        );
+    }
+    let _ = write!(
+        out,
+        r#"],"numberReturned":{},"truncated":{more}}}"#,
+        found.len()
+    );
+    geojson_response(out)
+}
+
+/// The k features nearest to a point, nearest first, with distances in metres.
+#[utoipa::path(get, path = "/layers/{layer}/nearest", tag = "spatial",
+    params(
+        ("layer" = String, Path, description = "layer name"),
+        ("lon" = f64, Query, description = "longitude, WGS84"),
+        ("lat" = f64, Query, description = "latitude, WGS84"),
+        ("k" = Option<usize>, Query, description = "how many, 1..=1000 (default 10)"),
+        ("max_distance" = Option<f64>, Query, description = "metres; farther features are left out"),
+        ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
+        ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
+    ),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection with `distance_m` on each feature", content_type = "application/geo+json"),
+        (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
+        (status = 404, description = "no such layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn nearest_features(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    p.only(&params_with(&["lon", "lat", "k", "max_distance"]))?;
+    let l = layer(&state, &name)?;
+    let pt = point(&p)?;
+    let k = p.count("k", 10, 1000)?;
+    let max = p.opt_f64("max_distance")?;
+    if max.is_some_and(|m| m <= 0.0) {
+        return Err(Problem::bad_parameter(
+            "max_distance",
+            "max_distance must be > 0 metres",
+        ));
+    }
+    let sel = selection(&p, &l.meta)?;
+    let limits = state.limits;
+    blocking(move || {
+        let found = nearest(&l, pt, k, max, &sel, &limits)?;
+        Ok(collection(&l, &found, false))
+    })
+    .await
+}
+
+/// Features within a distance of a point, nearest first.
+#[utoipa::path(get, path = "/layers/{layer}/within", tag = "spatial",
+    params(
+        ("layer" = String, Path, description = "layer name"),
+        ("lon" = f64, Query, description = "longitude, WGS84"),
+        ("lat" = f64, Query, description = "latitude, WGS84"),
+        ("radius" = f64, Query, description = "metres, up to 100000"),
+        ("limit" = Option<usize>, Query, description = "most features, 1..=10000 (default 1000)"),
+        ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
+        ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
+    ),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection with `distance_m`; `truncated` when the limit cut it", content_type = "application/geo+json"),
+        (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
+        (status = 404, description = "no such layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn within_distance(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    p.only(&params_with(&["lon", "lat", "radius", "limit"]))?;
+    let l = layer(&state, &name)?;
+    let pt = point(&p)?;
+    let radius = p.f64("radius")?;
+    if !(radius > 0.0 && radius <= 100_000.0) {
+        return Err(Problem::bad_parameter(
+            "radius",
+            "radius must be within 0..=100000 metres",
+        ));
+    }
+    let limit = p.count("limit", 1000, state.limits.max_features)?;
+    let sel = selection(&p, &l.meta)?;
+    let limits = state.limits;
+    blocking(move || {
+        let (found, more) = within(&l, pt, radius, limit, &sel, &limits)?;
+        Ok(collection(&l, &found, more))
+    })
+    .await
+}
+
+/// Reads a posted GeoJSON geometry, Feature or FeatureCollection of one feature.
+fn posted_geometry(body: &[u8]) -> ApiResult<Geometry<f64>> {
+    let bad = |d: String| Problem::bad_parameter("body", d);
+    let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8".into()))?;
+    let gj: geojson::GeoJson = text
+        .parse()
+        .map_err(|e| bad(format!("the body is not GeoJSON: {e}")))?;
+    let g = match gj {
+        geojson::GeoJson::Geometry(g) => g,
+        geojson::GeoJson::Feature(f) => f
+            .geometry
+            .ok_or_else(|| bad("the posted Feature has no geometry".into()))?,
+        geojson::GeoJson::FeatureCollection(fc) if fc.features.len() == 1 => fc.features[0]
+            .geometry
+            .clone()
+            .ok_or_else(|| bad("the posted Feature has no geometry".into()))?,
+        geojson::GeoJson::FeatureCollection(_) => {
+            return Err(bad("post one geometry or one Feature".into()));
+        }
+    };
+    let g = Geometry::<f64>::try_from(g).map_err(|e| bad(format!("invalid geometry: {e}")))?;
+    if geo::CoordsIter::coords_count(&g) > 100_000 {
+        return Err(bad("the geometry has more than 100000 vertices".into()));
+    }
+    Ok(g)
+}
+
+/// Features intersecting a posted GeoJSON geometry (a polygon, usually).
+#[utoipa::path(post, path = "/layers/{layer}/intersects", tag = "spatial",
+    params(
+        ("layer" = String, Path, description = "layer name"),
+        ("limit" = Option<usize>, Query, description = "most features, 1..=10000 (default 1000)"),
+        ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
+        ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
+    ),
+    request_body(content = String, content_type = "application/geo+json", description = "a GeoJSON geometry or Feature in WGS84"),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection in id order; `truncated` when the limit cut it", content_type = "application/geo+json"),
+        (status = 400, description = "a bad body or parameter", content_type = "application/problem+json"),
+        (status = 404, description = "no such layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn intersects(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+    body: Bytes,
+) -> ApiResult<Response> {
+    p.only(&params_with(&["limit"]))?;
+    let l = layer(&state, &name)?;
+    let limit = p.count("limit", 1000, state.limits.max_features)?;
+    let g = posted_geometry(&body)?;
+    let sel = selection(&p, &l.meta)?;
+    let limits = state.limits;
+    blocking(move || {
+        let (found, more) = intersecting(&l, &g, limit, &sel, &limits).map_err(|e| match e {
+            citytwin_city::Error::Invalid(d) => Problem::bad_parameter("body", d),
+            e => Problem::from(e),
+        })?;
+        let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+        for (i, f) in found.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_feature(&mut out, &l.meta, f, Properties::All, &[], true);
+        }
+        let _ = write!(
+            out,
+            r#"],"numberReturned":{},"truncated":{more}}}"#,
+            found.len()
+        );
+        Ok(geojson_response(out))
+    })
+    .await
+}
+
+/// Runs CPU-bound query work off the async workers.
+pub async fn blocking(
+    work: impl FnOnce() -> ApiResult<Response> + Send + 'static,
+) -> ApiResult<Response> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Problem::from(citytwin_city::Error::Invalid(format!("query failed: {e}"))))?
+}
+
+fn numeric_field(l: &LayerIndex, p: &Params) -> ApiResult<Option<usize>> {
+    p.text("field")
+        .map(|f| match l.meta.field_index(f) {
+            Some(i) if matches!(l.meta.fields[i].kind, FieldKind::Integer | FieldKind::Real) => {
+                Ok(i)
+            }
+            Some(_) => Err(Problem::bad_parameter(
+                "field",
+                format!("field {f:?} is not numeric"),
+            )),
+            None => Err(Problem::bad_parameter(
+                "field",
+                format!("layer {} has no field {f:?}", l.meta.name),
+            )),
+        })
+        .transpose()
+}
+
+fn output_format(p: &Params) -> ApiResult<bool> {
+    match p.text("f") {
+        None | Some("json") => Ok(false),
+        Some("geojson") => Ok(true),
+        Some(v) => Err(Problem::bad_parameter(
+            "f",
+            format!("f is json or geojson, not {v:?}"),
+        )),
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{}", (v * 1000.0).round() / 1000.0)
+    } else {
+        "null".into()
+    }
+}
+
+/// Counts (and sum, mean, min, max of a numeric field) of a layer's features per territory.
+#[utoipa::path(get, path = "/layers/{layer}/stats", tag = "statistics",
+    params(
+        ("layer" = String, Path, description = "layer name"),
+        ("by" = Option<String>, Query, description = "grid (default), community, street, district or city"),
+        ("within" = Option<String>, Query, description = "only units inside the unit of this code"),
+        ("field" = Option<String>, Query, description = "numeric field to sum and average"),
+        ("filter" = Option<String>, Query, description = "CQL2 text the counted features must match"),
+        ("datetime" = Option<String>, Query, description = "time window the counted features must intersect"),
+        ("bbox" = Option<String>, Query, description = "only features intersecting west,south,east,north"),
+        ("f" = Option<String>, Query, description = "json (default) or geojson (choropleth-ready, with outlines)"),
+    ),
+    responses(
+        (status = 200, description = "one entry per unit of the level, zeros included"),
+        (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
+        (status = 404, description = "no such layer or unit", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    p.only(&params_with(&["by", "within", "field", "f"]))?;
+    let l = layer(&state, &name)?;
+    let level = Level::parse(p.text("by").unwrap_or("grid"))
+        .map_err(|e| Problem::bad_parameter("by", e.to_string()))?;
+    let field = numeric_field(&l, &p)?;
+    let geojson = output_format(&p)?;
+    let selection: Selection = selection(&p, &l.meta)?;
+    let tree = state.city.territory().await?;
+    let within = p
+        .text("within")
+        .map(|c| {
+            tree.by_code(c).ok_or_else(|| {
+                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
+            })
+        })
+        .transpose()?;
+    let assignment = state.city.assignment(&l, &tree).await?;
+    let limits = state.limits;
+    blocking(move || {
+        let req = StatsRequest { level, within, field, selection };
+        let units = statistics(&tree, &l, &assignment, &req, &limits)?;
+        let total: u64 = units.iter().map(|u| u.count).sum();
+        let field_name = field.map(|i| l.meta.fields[i].name.clone());
+        let entry = |u: &citytwin_city::stats::UnitStats| {
+            let t = tree.unit(u.unit);
+            let mut v = json!({ "code": t.code, "name": t.name, "count": u.count,
+                "density_per_km2": if t.area_km2 > 0.0 { (u.count as f64 / t.area_km2 * 100.0).round() / 100.0 } else { 0.0 } });
+            if field.is_some() {
+                v["sum"] = serde_json::from_str(&number(u.sum)).unwrap_or_default();
+                v["mean"] = u.mean().map_or(serde_json::Value::Null, |m| serde_json::from_str(&number(m)).unwrap_or_default());
+                v["min"] = serde_json::from_str(&number(u.min)).unwrap_or_default();
+                v["max"] = serde_json::from_str(&number(u.max)).unwrap_or_default();
+            }
+            v
+        };
+        if !geojson {
+            let body = json!({
+                "layer": l.meta.name, "by": level.name(), "field": field_name, "total": total,
+                "units": units.iter().map(entry).collect::<Vec<_>>(),
+            });
+            return Ok(axum::response::IntoResponse::into_response(axum::Json(body)));
+        }
+        let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+        for (i, u) in units.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let t = tree.unit(u.unit);
+            let _ = write!(out, r#"{{"type":"Feature","id":{},"properties":{},"geometry":"#, json_string(&t.code), entry(u));
+            write_geometry(&mut out, &Geometry::MultiPolygon(t.shape.clone()), false);
+            out.push('}');
+        }
+        let _ = write!(out, r#"],"layer":{},"by":"{}","total":{total}}}"#, json_string(&l.meta.name), level.name());
+        Ok(geojson_response(out))
+    })
+    .await
+}
+
+/// Counts (and sums of a numeric field) on H3 cells or square cells, for heat maps.
+#[utoipa::path(get, path = "/layers/{layer}/cells", tag = "statistics",
+    params(
+        ("layer" = String, Path, description = "layer name"),
+        ("h3" = Option<u8>, Query, description = "H3 resolution 0..=15 (give h3 or size)"),
+        ("size" = Option<f64>, Query, description = "square cell side in metres, 10..=100000"),
+        ("field" = Option<String>, Query, description = "numeric field to sum and average"),
+        ("filter" = Option<String>, Query, description = "CQL2 text the counted features must match"),
+        ("datetime" = Option<String>, Query, description = "time window the counted features must intersect"),
+        ("bbox" = Option<String>, Query, description = "only features intersecting west,south,east,north"),
+    ),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection of cells with features, each with count (and sum, mean)", content_type = "application/geo+json"),
+        (status = 400, description = "a bad parameter, or more than 100000 cells", content_type = "application/problem+json"),
+        (status = 404, description = "no such layer", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn cells(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    p.only(&params_with(&["h3", "size", "field"]))?;
+    let l = layer(&state, &name)?;
+    let spec = match (p.text("h3"), p.opt_f64("size")?) {
+        (Some(r), None) => CellSpec::H3(r.parse().map_err(|_| {
+            Problem::bad_parameter("h3", format!("h3 is a resolution 0..=15, not {r:?}"))
+        })?),
+        (None, Some(m)) => CellSpec::Square(m),
+        _ => {
+            return Err(Problem::bad_parameter(
+                "h3",
+                "give either h3 (a resolution) or size (metres)",
+            ));
+        }
+    };
+    let field = numeric_field(&l, &p)?;
+    let sel = selection(&p, &l.meta)?;
+    let limits = state.limits;
+    blocking(move || {
+        let cells = aggregate(&l, &sel, spec, field, &limits).map_err(|e| match e {
+            citytwin_city::Error::Invalid(d) => Problem::bad_parameter(
+                if matches!(spec, CellSpec::H3(_)) {
+                    "h3"
+                } else {
+                    "size"
+                },
+                d,
+            ),
+            e => Problem::from(e),
+        })?;
+        let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut props = json!({ "cell": c.key, "count": c.count });
+            if field.is_some() {
+                props["sum"] = serde_json::from_str(&number(c.sum)).unwrap_or_default();
+                props["mean"] = if c.values > 0 {
+                    serde_json::from_str(&number(c.sum / c.values as f64)).unwrap_or_default()
+                } else {
+                    serde_json::Value::Null
+                };
+            }
+            let _ = write!(
+                out,
+                r#"{{"type":"Feature","id":{},"properties":{props},"geometry":"#,
+                json_string(&c.key)
+            );
+            write_geometry(&mut out, &Geometry::Polygon(c.outline.clone()), false);
+            out.push('}');
+        }
+        let _ = write!(out, r#"],"numberReturned":{}}}"#, cells.len());
+        Ok(geojson_response(out))
+    })
+    .await
+}
