@@ -356,3 +356,134 @@ fn to_lonlat_polygons(g: &Geometry<f64>) -> Option<MultiPolygon<f64>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
+    use citytwin_tiles::Value;
+    use geo::{LineString, Polygon};
+
+    fn square(x0: f64, y0: f64, side: f64) -> Geometry<f64> {
+        Polygon::new(
+            LineString::from(vec![
+                (x0, y0),
+                (x0 + side, y0),
+                (x0 + side, y0 + side),
+                (x0, y0 + side),
+                (x0, y0),
+            ]),
+            vec![],
+        )
+        .into()
+    }
+
+    fn layer(name: &str, units: &[(&str, &str, &str, Geometry<f64>)]) -> Arc<LayerIndex> {
+        let mut meta = LayerMeta::new(name, GeometryKind::Polygon);
+        meta.fields = ["code", "name", "parent"]
+            .iter()
+            .map(|n| Field {
+                name: (*n).into(),
+                kind: FieldKind::Text,
+            })
+            .collect();
+        let features = units
+            .iter()
+            .enumerate()
+            .map(|(i, (code, name, parent, g))| Feature {
+                id: i as i64 + 1,
+                geometry: g.clone(),
+                values: vec![Value::from(*code), Value::from(*name), Value::from(*parent)],
+            })
+            .collect();
+        Arc::new(LayerIndex::build(meta, features, 1))
+    }
+
+    /// Two grids side by side under one community; "…002" listed (and indexed) first.
+    fn tree() -> TerritoryTree {
+        let community = layer(
+            "communities",
+            &[(
+                "320102001001",
+                "东社区",
+                "320102001",
+                square(118.0, 32.0, 0.02),
+            )],
+        );
+        let grids = layer(
+            "grids",
+            &[
+                (
+                    "320102001001002",
+                    "东第2网格",
+                    "320102001001",
+                    square(118.01, 32.0, 0.01),
+                ),
+                (
+                    "320102001001001",
+                    "东第1网格",
+                    "320102001001",
+                    square(118.0, 32.0, 0.01),
+                ),
+            ],
+        );
+        TerritoryTree::build(&[community, grids])
+    }
+
+    #[test]
+    fn a_point_belongs_to_the_grid_around_it_and_its_parents() {
+        let t = tree();
+        let g = t.locate(118.005, 32.005).unwrap();
+        let chain = t.chain(g);
+        assert_eq!(
+            t.unit(chain[Level::Grid as usize] as usize).code,
+            "320102001001001"
+        );
+        assert_eq!(
+            t.unit(chain[Level::Community as usize] as usize).name,
+            "东社区"
+        );
+        assert_eq!(
+            chain[Level::District as usize],
+            NONE,
+            "no districts layer here"
+        );
+        let right = t.chain(t.locate(118.015, 32.005).unwrap())[Level::Grid as usize];
+        assert_eq!(t.unit(right as usize).code, "320102001001002");
+        assert!(t.locate(118.05, 32.005).is_none());
+    }
+
+    #[test]
+    fn a_point_on_a_shared_edge_goes_to_the_smaller_code_every_time() {
+        let t = tree();
+        // the edge as the tree holds it (after the index's round trip through Web Mercator)
+        let right = &t.unit(t.by_code("320102001001002").unwrap()).shape;
+        let x = right.0[0].exterior().0[0].x;
+        let (y0, y1) = (right.0[0].exterior().0[0].y, right.0[0].exterior().0[3].y);
+        for y in [y0, f64::midpoint(y0, y1), y1] {
+            for _ in 0..3 {
+                let g = t.locate(x, y).unwrap();
+                assert_eq!(
+                    t.unit(t.chain(g)[Level::Grid as usize] as usize).code,
+                    "320102001001001"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn search_and_roll_up() {
+        let t = tree();
+        assert_eq!(t.search(Some("第2"), None, None, 10).len(), 1);
+        assert_eq!(
+            t.search(None, Some("320102001001"), Some(Level::Grid), 10)
+                .len(),
+            2
+        );
+        assert_eq!(t.search(None, Some("320102001001"), None, 1).len(), 1);
+        let community = t.by_code("320102001001").unwrap();
+        let counts = t.roll_up(&[3, 4]);
+        assert_eq!(counts[community], 7);
+        assert!(Level::parse("planet").is_err());
+    }
+}

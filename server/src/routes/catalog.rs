@@ -33,9 +33,11 @@ fn entry(l: &LayerIndex, base: &str) -> Value {
         "updated_at": m.updated_at,
         "bounds": m.bounds,
         "feature_count": m.feature_count,
+        "time_field": m.time_field,
         "links": {
             "tilejson": format!("{base}/tiles/{}", m.name),
             "tiles": format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", m.name),
+            "features": format!("{base}/collections/{}/items", m.name),
         },
     })
 }
