@@ -5,7 +5,7 @@ use citytwin_tiles::Value;
 use citytwin_tiles::proj::lonlat_to_mercator;
 use geo::{Area, BoundingRect, Euclidean, Geometry, Length, MapCoords, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{AABB, RTree};
+use rstar::{AABB, Envelope, RTree, RTreeObject};
 
 /// A feature as the index keeps it.
 #[derive(Debug, Clone)]
@@ -173,11 +173,19 @@ impl LayerIndex {
             .map(|e| &self.features[e.data as usize])
     }
 
-    /// Features whose bounding box touches an envelope (Web Mercator).
-    pub fn query_envelope(&self, env: &AABB<[f64; 2]>) -> impl Iterator<Item = &IndexedFeature> {
+    /// Features whose bounding box touches an envelope (Web Mercator), in the R-tree's order
+    /// (fixed for one version of the layer), each with whether its box lies inside `inside`.
+    pub fn query_envelope<'a>(
+        &'a self,
+        env: &AABB<[f64; 2]>,
+        inside: Option<AABB<[f64; 2]>>,
+    ) -> impl Iterator<Item = (&'a IndexedFeature, bool)> {
         self.tree
             .locate_in_envelope_intersecting(env)
-            .map(|e| &self.features[e.data as usize])
+            .map(move |e| {
+                let contained = inside.is_some_and(|i| i.contains_envelope(&e.geom().envelope()));
+                (&self.features[e.data as usize], contained)
+            })
     }
 
     /// Features by increasing distance of their bounding box from a point, with the squared

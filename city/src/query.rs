@@ -107,6 +107,17 @@ fn overlap(a: Rect<f64>, b: Rect<f64>) -> Option<Rect<f64>> {
         .then(|| Rect::new(Coord { x: min_x, y: min_y }, Coord { x: max_x, y: max_y }))
 }
 
+/// Where a selection's matches can be (Web Mercator).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Area {
+    /// anywhere
+    Everywhere,
+    /// nowhere: the bbox and the filter's area do not meet
+    Nowhere,
+    /// inside this box
+    Within(Rect<f64>),
+}
+
 /// What to select from a layer.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -126,69 +137,100 @@ impl Selection {
     }
 
     /// Visits the matching features in a stable order (the index's for a full scan, the
-    /// R-tree's for an area), stopping when `visit` returns false.
+    /// R-tree's for an area; both fixed for one version of the layer), stopping when `visit`
+    /// returns false.
     pub fn scan<'a>(
         &self,
         index: &'a LayerIndex,
         deadline: &mut Deadline,
         mut visit: impl FnMut(&'a IndexedFeature) -> bool,
     ) -> Result<()> {
-        let time_field = match self.datetime {
-            Some(_) => Some(index.meta.time_index()?.ok_or_else(|| {
+        let time_field = self.time_field(index)?;
+        let area = match self.area() {
+            Area::Everywhere => {
+                for f in index.features() {
+                    deadline.check()?;
+                    if self.matches_with(f, false, time_field) && !visit(f) {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            Area::Nowhere => return Ok(()),
+            Area::Within(a) => a,
+        };
+        let bbox = self.bbox.as_ref().map(envelope);
+        for (f, in_bbox) in index.query_envelope(&envelope(&area), bbox) {
+            deadline.check()?;
+            if self.matches_with(f, in_bbox, time_field) && !visit(f) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The area matches are confined to.
+    pub(crate) fn area(&self) -> Area {
+        match (self.bbox, self.filter.as_ref().and_then(|f| f.area)) {
+            (Some(a), Some(b)) => overlap(a, b).map_or(Area::Nowhere, Area::Within),
+            (Some(a), None) | (None, Some(a)) => Area::Within(a),
+            (None, None) => Area::Everywhere,
+        }
+    }
+
+    pub(crate) fn time_field(&self, index: &LayerIndex) -> Result<Option<usize>> {
+        match self.datetime {
+            Some(_) => Ok(Some(index.meta.time_index()?.ok_or_else(|| {
                 Error::Invalid(format!(
                     "layer {} has no time field to match datetime against",
                     index.meta.name
                 ))
-            })?),
-            None => None,
+            })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a feature matches; `in_bbox` says its box is known to lie inside the bbox.
+    pub(crate) fn matches_with(
+        &self,
+        f: &IndexedFeature,
+        in_bbox: bool,
+        time_field: Option<usize>,
+    ) -> bool {
+        if !in_bbox
+            && let Some(b) = &self.bbox
+            && !b.intersects(&f.geometry)
+        {
+            return false;
+        }
+        if let (Some(w), Some(i)) = (&self.datetime, time_field)
+            && !temporal::of_value(&f.values[i]).is_some_and(|t| t.intersects(w))
+        {
+            return false;
+        }
+        self.filter.as_ref().is_none_or(|flt| flt.matches(f))
+    }
+
+    /// Whether one feature matches.
+    pub fn matches(&self, index: &LayerIndex, f: &IndexedFeature) -> Result<bool> {
+        Ok(self.matches_with(f, false, self.time_field(index)?))
+    }
+
+    /// Counts the matches of a bbox-only selection without reading the features whose box
+    /// lies inside the bbox; `None` for other selections.
+    fn count_bbox_only(&self, index: &LayerIndex, deadline: &mut Deadline) -> Result<Option<u64>> {
+        let (Some(b), None, None) = (&self.bbox, &self.datetime, &self.filter) else {
+            return Ok(None);
         };
-        let area = match (self.bbox, self.filter.as_ref().and_then(|f| f.area)) {
-            (Some(a), Some(b)) => match overlap(a, b) {
-                Some(r) => Some(r),
-                None => return Ok(()),
-            },
-            (a, b) => a.or(b),
-        };
-        let mut test = |f: &'a IndexedFeature| -> Result<bool> {
+        let env = envelope(b);
+        let mut n = 0;
+        for (f, inside) in index.query_envelope(&env, Some(env)) {
             deadline.check()?;
-            if let Some(b) = &self.bbox
-                && !b.intersects(&f.geometry)
-            {
-                return Ok(true);
-            }
-            if let (Some(w), Some(i)) = (&self.datetime, time_field)
-                && !temporal::of_value(&f.values[i]).is_some_and(|t| t.intersects(w))
-            {
-                return Ok(true);
-            }
-            if let Some(filter) = &self.filter
-                && !filter.matches(f)
-            {
-                return Ok(true);
-            }
-            Ok(visit(f))
-        };
-        match area {
-            Some(a) => {
-                // The R-tree's order depends only on the tree, so pages are stable; sorting by
-                // id keeps them stable across rebuilds too, at a cost paid only for areas.
-                let mut hits: Vec<&IndexedFeature> = index.query_envelope(&envelope(&a)).collect();
-                hits.sort_unstable_by_key(|f| f.id);
-                for f in hits {
-                    if !test(f)? {
-                        break;
-                    }
-                }
-            }
-            None => {
-                for f in index.features() {
-                    if !test(f)? {
-                        break;
-                    }
-                }
+            if inside || b.intersects(&f.geometry) {
+                n += 1;
             }
         }
-        Ok(())
+        Ok(Some(n))
     }
 }
 
@@ -228,6 +270,23 @@ pub fn page<'a>(
         });
     }
     let mut deadline = Deadline::after(limits.timeout);
+    if let Some(matched) = sel.count_bbox_only(index, &mut deadline)? {
+        // the count came cheap; the page only needs its own features
+        let mut features = Vec::with_capacity(limit.min(1024));
+        let mut seen = 0usize;
+        sel.scan(index, &mut deadline, |f| {
+            if seen >= offset {
+                features.push(f);
+            }
+            seen += 1;
+            features.len() < limit
+        })?;
+        return Ok(Page {
+            features,
+            matched: Some(matched),
+            more: (offset.saturating_add(limit) as u64) < matched,
+        });
+    }
     let mut seen = 0usize;
     let mut features = Vec::with_capacity(limit.min(1024));
     sel.scan(index, &mut deadline, |f| {
@@ -290,7 +349,7 @@ pub fn nearest<'a>(
         if max_m.is_some_and(|m| bound_m > m) {
             break;
         }
-        if !matches_selection(sel, index, f)? {
+        if !sel.matches(index, f)? {
             continue;
         }
         let d = distance_m(lonlat, &f.geometry);
@@ -310,23 +369,6 @@ pub fn nearest<'a>(
         }
     }
     Ok(best)
-}
-
-fn matches_selection(sel: &Selection, index: &LayerIndex, f: &IndexedFeature) -> Result<bool> {
-    if let Some(b) = &sel.bbox
-        && !b.intersects(&f.geometry)
-    {
-        return Ok(false);
-    }
-    if let Some(w) = &sel.datetime {
-        let i = index.meta.time_index()?.ok_or_else(|| {
-            Error::Invalid(format!("layer {} has no time field", index.meta.name))
-        })?;
-        if !temporal::of_value(&f.values[i]).is_some_and(|t| t.intersects(w)) {
-            return Ok(false);
-        }
-    }
-    Ok(sel.filter.as_ref().is_none_or(|flt| flt.matches(f)))
 }
 
 /// Features within `radius_m` metres of a WGS84 point, nearest first, at most `limit`.
@@ -352,7 +394,7 @@ pub fn within<'a>(
     let mut found = Vec::new();
     for f in index.query(area) {
         deadline.check()?;
-        if !matches_selection(sel, index, f)? {
+        if !sel.matches(index, f)? {
             continue;
         }
         let d = distance_m(lonlat, &f.geometry);
@@ -397,11 +439,12 @@ pub fn intersecting<'a>(
     let mut deadline = Deadline::after(limits.timeout);
     let mut hits: Vec<&IndexedFeature> = index.query(r).collect();
     hits.sort_unstable_by_key(|f| f.id);
+    let time_field = sel.time_field(index)?;
     let mut found = Vec::new();
     let mut more = false;
     for f in hits {
         deadline.check()?;
-        if g.intersects(&f.geometry) && matches_selection(sel, index, f)? {
+        if g.intersects(&f.geometry) && sel.matches_with(f, false, time_field) {
             if found.len() == limit {
                 more = true;
                 break;

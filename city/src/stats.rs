@@ -128,6 +128,14 @@ impl UnitStats {
         (self.values > 0).then(|| self.sum / self.values as f64)
     }
 
+    fn merge(&mut self, other: &UnitStats) {
+        self.count += other.count;
+        self.values += other.values;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     fn add(&mut self, v: Option<f64>) {
         self.count += 1;
         if let Some(v) = v {
@@ -196,12 +204,56 @@ pub fn statistics(
         }
         return Ok(out);
     }
+    if base_len_mismatch(index, assignment) {
+        return Err(Error::Invalid(
+            "the layer changed during the query; retry".into(),
+        ));
+    }
+    if req.selection.area() == crate::query::Area::Everywhere {
+        // no area to narrow by: every feature is tested, on all cores
+        let time_field = req.selection.time_field(index)?;
+        let features = index.features();
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let chunk = features.len().div_ceil(threads).max(50_000);
+        let parts: Vec<Result<Vec<UnitStats>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = features
+                .chunks(chunk)
+                .enumerate()
+                .map(|(k, part)| {
+                    let mut local = out.clone();
+                    let (unit_of_grid, sel) = (&unit_of_grid, &req.selection);
+                    s.spawn(move || {
+                        let mut deadline = Deadline::after(limits.timeout);
+                        for (i, f) in part.iter().enumerate() {
+                            deadline.check()?;
+                            if !sel.matches_with(f, false, time_field) {
+                                continue;
+                            }
+                            if let Some(s) = unit_of_grid(assignment.grid_of[k * chunk + i]) {
+                                local[s].add(req.field.and_then(|i| number(&f.values[i])));
+                            }
+                        }
+                        Ok(local)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for part in parts {
+            for (total, p) in out.iter_mut().zip(part?) {
+                total.merge(&p);
+            }
+        }
+        return Ok(out);
+    }
     let mut deadline = Deadline::after(limits.timeout);
-    let base = index.features();
-    let mut failed = None;
+    let mut failed = false;
     req.selection.scan(index, &mut deadline, |f| {
         let Some(pos) = index.position_of(f) else {
-            failed = Some(());
+            failed = true;
             return false;
         };
         if let Some(s) = unit_of_grid(assignment.grid_of[pos]) {
@@ -209,12 +261,16 @@ pub fn statistics(
         }
         true
     })?;
-    if failed.is_some() || base.len() != assignment.grid_of.len() {
+    if failed {
         return Err(Error::Invalid(
             "the layer changed during the query; retry".into(),
         ));
     }
     Ok(out)
+}
+
+fn base_len_mismatch(index: &LayerIndex, assignment: &GridAssignment) -> bool {
+    index.features().len() != assignment.grid_of.len()
 }
 
 fn is_under(tree: &TerritoryTree, mut u: usize, ancestor: usize) -> bool {

@@ -11,8 +11,8 @@ use crate::{Error, Result};
 use citytwin_tiles::proj::mercator_to_lonlat;
 use geo::coordinate_position::{CoordPos, CoordinatePosition};
 use geo::{
-    BoundingRect, ChamberlainDuquetteArea, Coord, Distance, Euclidean, Geometry, MapCoords,
-    MultiPolygon, Point,
+    BoundingRect, ChamberlainDuquetteArea, Coord, Distance, Euclidean, Geometry, Intersects,
+    MapCoords, MultiPolygon, Point, Rect,
 };
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -128,6 +128,156 @@ pub struct TerritoryTree {
     tree: RTree<GridEntry>,
     /// versions of the layers it was built from, to know when it is stale
     pub versions: Vec<(String, u64)>,
+    raster: Option<Raster>,
+}
+
+/// A raster over the grids (about 4 million cells) answering most point lookups with one
+/// memory read: a cell no grid edge touches lies wholly in one grid (or in none), found once
+/// when the raster is built; only points in cells an edge crosses take the exact path.
+#[derive(Debug)]
+struct Raster {
+    x0: f64,
+    y0: f64,
+    /// cells per degree
+    scale_x: f64,
+    scale_y: f64,
+    nx: usize,
+    ny: usize,
+    /// grid rank, [`NONE`], or [`Raster::EDGE`]
+    cells: Vec<u32>,
+}
+
+impl Raster {
+    const EDGE: u32 = u32::MAX - 1;
+    const UNSET: u32 = u32::MAX - 2;
+    const MAX_CELLS: f64 = 4_000_000.0;
+
+    fn build(tree: &TerritoryTree) -> Option<Self> {
+        let r = tree
+            .grids
+            .iter()
+            .filter_map(|&u| tree.units[u].shape.bounding_rect())
+            .reduce(|a, b| {
+                Rect::new(
+                    Coord {
+                        x: a.min().x.min(b.min().x),
+                        y: a.min().y.min(b.min().y),
+                    },
+                    Coord {
+                        x: a.max().x.max(b.max().x),
+                        y: a.max().y.max(b.max().y),
+                    },
+                )
+            })?;
+        let (w, h) = (r.width() + 4.0 * SLIVER, r.height() + 4.0 * SLIVER);
+        let side = (w * h / Self::MAX_CELLS).sqrt();
+        if !(side.is_finite() && side > 0.0) {
+            return None;
+        }
+        let nx = ((w / side).ceil() as usize).max(1);
+        let ny = ((h / side).ceil() as usize).max(1);
+        let mut raster = Self {
+            x0: r.min().x - 2.0 * SLIVER,
+            y0: r.min().y - 2.0 * SLIVER,
+            scale_x: nx as f64 / w,
+            scale_y: ny as f64 / h,
+            nx,
+            ny,
+            cells: vec![Self::UNSET; nx * ny],
+        };
+        // every cell an edge touches (cells grown by the sliver tolerance)
+        for &u in &tree.grids {
+            for p in &tree.units[u].shape.0 {
+                for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+                    for seg in ring.lines() {
+                        raster.mark_edge(seg);
+                    }
+                }
+            }
+        }
+        // the rest in connected regions, each located once
+        let mut stack = Vec::new();
+        for start in 0..raster.cells.len() {
+            if raster.cells[start] != Self::UNSET {
+                continue;
+            }
+            let (ix, iy) = (start % nx, start / nx);
+            let cx = raster.x0 + (ix as f64 + 0.5) / raster.scale_x;
+            let cy = raster.y0 + (iy as f64 + 0.5) / raster.scale_y;
+            let label = tree.locate_exact(cx, cy).unwrap_or(NONE);
+            raster.cells[start] = label;
+            stack.push(start);
+            while let Some(c) = stack.pop() {
+                let (ix, iy) = (c % nx, c / nx);
+                let mut visit = |n: usize| {
+                    if raster.cells[n] == Self::UNSET {
+                        raster.cells[n] = label;
+                        stack.push(n);
+                    }
+                };
+                if ix > 0 {
+                    visit(c - 1);
+                }
+                if ix + 1 < nx {
+                    visit(c + 1);
+                }
+                if iy > 0 {
+                    visit(c - nx);
+                }
+                if iy + 1 < ny {
+                    visit(c + nx);
+                }
+            }
+        }
+        Some(raster)
+    }
+
+    fn mark_edge(&mut self, seg: geo::Line<f64>) {
+        let cell_x = |x: f64| {
+            ((x - self.x0) * self.scale_x)
+                .floor()
+                .clamp(0.0, (self.nx - 1) as f64) as usize
+        };
+        let cell_y = |y: f64| {
+            ((y - self.y0) * self.scale_y)
+                .floor()
+                .clamp(0.0, (self.ny - 1) as f64) as usize
+        };
+        let (ax, bx) = (seg.start.x.min(seg.end.x), seg.start.x.max(seg.end.x));
+        let (ay, by) = (seg.start.y.min(seg.end.y), seg.start.y.max(seg.end.y));
+        for iy in cell_y(ay - SLIVER)..=cell_y(by + SLIVER) {
+            for ix in cell_x(ax - SLIVER)..=cell_x(bx + SLIVER) {
+                let cell = Rect::new(
+                    Coord {
+                        x: self.x0 + ix as f64 / self.scale_x - SLIVER,
+                        y: self.y0 + iy as f64 / self.scale_y - SLIVER,
+                    },
+                    Coord {
+                        x: self.x0 + (ix + 1) as f64 / self.scale_x + SLIVER,
+                        y: self.y0 + (iy + 1) as f64 / self.scale_y + SLIVER,
+                    },
+                );
+                if cell.intersects(&seg) {
+                    self.cells[iy * self.nx + ix] = Self::EDGE;
+                }
+            }
+        }
+    }
+
+    /// The cell's answer: `Some(rank or NONE)`, or `None` when the exact test must decide.
+    #[inline]
+    fn get(&self, lon: f64, lat: f64) -> Option<u32> {
+        let fx = (lon - self.x0) * self.scale_x;
+        let fy = (lat - self.y0) * self.scale_y;
+        if !(fx >= 0.0 && fy >= 0.0 && fx < self.nx as f64 && fy < self.ny as f64) {
+            // outside every grid's box (NaN included)
+            return Some(NONE);
+        }
+        match self.cells[fy as usize * self.nx + fx as usize] {
+            Self::EDGE => None,
+            v => Some(v),
+        }
+    }
 }
 
 fn text_field(l: &LayerIndex, name: &str) -> Option<usize> {
@@ -225,7 +375,15 @@ impl TerritoryTree {
             chains,
             tree: RTree::bulk_load(entries),
             versions,
+            raster: None,
         }
+        .with_raster()
+    }
+
+    /// Adds the lookup raster (see [`Raster`]).
+    fn with_raster(mut self) -> Self {
+        self.raster = Raster::build(&self);
+        self
     }
 
     /// Every unit.
@@ -261,6 +419,16 @@ impl TerritoryTree {
     /// The grid (its rank) containing a WGS84 point, or `None` outside every grid.
     #[must_use]
     pub fn locate(&self, lon: f64, lat: f64) -> Option<u32> {
+        match self.raster.as_ref().and_then(|r| r.get(lon, lat)) {
+            Some(NONE) => None,
+            Some(rank) => Some(rank),
+            None => self.locate_exact(lon, lat),
+        }
+    }
+
+    /// [`TerritoryTree::locate`] without the raster: R-tree candidates, exact point-in-polygon.
+    #[must_use]
+    pub fn locate_exact(&self, lon: f64, lat: f64) -> Option<u32> {
         let c = Coord { x: lon, y: lat };
         // Inside beats on-the-edge; among equals the smaller code (= rank) wins.
         let mut best: Option<(bool, u32)> = None;

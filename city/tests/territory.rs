@@ -2,12 +2,16 @@
 //! The committed fixture set: the five-level tree partitions each parent exactly, codes extend
 //! their parents' codes, and the generator reproduces the committed files byte for byte.
 
+use citytwin_city::LayerIndex;
 use citytwin_city::generate::{Reference, Scale, generate, read_manifest, write_fixtures};
 use citytwin_city::import::NoProgress;
+use citytwin_city::territory::{Level, TerritoryTree};
 use geo::{Area, BooleanOps, BoundingRect, Geometry, MultiPolygon};
+use rand::{Rng as _, SeedableRng};
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -181,4 +185,34 @@ fn the_generator_reproduces_the_committed_fixtures() {
     }
     let buildings = layers.iter().find(|l| l.meta.name == "buildings").unwrap();
     assert_eq!(buildings.features.len(), 50_000);
+
+    // the lookup raster of the tree built from these layers answers as the exact test does
+    let indexes: Vec<Arc<LayerIndex>> = layers
+        .into_iter()
+        .filter(|l| Level::is_territory_layer(&l.meta.name))
+        .map(|l| Arc::new(LayerIndex::build(l.meta, l.features, 1)))
+        .collect();
+    let tree = TerritoryTree::build(&indexes);
+    assert_eq!(tree.grid_count(), 10_001);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut inside = 0;
+    for _ in 0..200_000 {
+        let (lon, lat) = (rng.random_range(118.3..119.3), rng.random_range(31.2..32.7));
+        let fast = tree.locate(lon, lat);
+        assert_eq!(fast, tree.locate_exact(lon, lat), "({lon}, {lat})");
+        inside += usize::from(fast.is_some());
+    }
+    assert!(inside > 50_000, "{inside}");
+    // and on the grids' own vertices, where edges meet
+    for u in tree
+        .units()
+        .iter()
+        .filter(|u| u.level == Level::Grid)
+        .take(2000)
+    {
+        for c in u.shape.0[0].exterior().0.iter().take(4) {
+            assert_eq!(tree.locate(c.x, c.y), tree.locate_exact(c.x, c.y));
+            assert!(tree.locate(c.x, c.y).is_some());
+        }
+    }
 }

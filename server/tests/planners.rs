@@ -1051,3 +1051,39 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         .unwrap();
     assert!(browser.text().await.unwrap().starts_with("<!doctype html>"));
 }
+
+#[tokio::test]
+async fn the_postgis_store_answers_the_same() {
+    let (gpkg, pg) = (server(), common::server_on(common::Backend::Postgis));
+    let (lon, lat) = (XJK.0.to_string(), XJK.1.to_string());
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
+        ("/grids/locate", vec![("lon", &lon), ("lat", &lat)], "grid"),
+        (
+            "/layers/buildings/stats",
+            vec![("by", "district"), ("field", "height")],
+            "units",
+        ),
+        (
+            "/collections/buildings/items",
+            vec![
+                (
+                    "filter",
+                    "height > 60 AND S_DWITHIN(geometry, POINT(118.7969 32.0603), 2000)",
+                ),
+                ("limit", "20"),
+            ],
+            "numberMatched",
+        ),
+        (
+            "/layers/pois/nearest",
+            vec![("lon", &lon), ("lat", &lat), ("k", "5")],
+            "features",
+        ),
+    ];
+    for (path, query, key) in cases {
+        let a = ok(gpkg, path, &query).await;
+        let b = ok(pg, path, &query).await;
+        assert_eq!(a[key], b[key], "{path} differs between the stores");
+    }
+}
