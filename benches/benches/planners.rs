@@ -83,6 +83,14 @@ fn planners(c: &mut Criterion) {
                 .count()
         });
     });
+    g.bench_function("1M points, one core, without the raster", |b| {
+        b.iter(|| {
+            coords
+                .iter()
+                .filter_map(|&(x, y)| tree.locate_exact(x, y))
+                .count()
+        });
+    });
     g.finish();
 
     let mut meta = LayerMeta::new("incidents", GeometryKind::Point);
