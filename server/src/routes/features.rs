@@ -212,15 +212,12 @@ pub(crate) async fn queryables(
     let base = base_url(&headers);
     let time = l.meta.time_field.clone();
     let draft: Vec<Value> = std::iter::once(json!({ "id": "id", "type": "integer" }))
-        .chain(l.meta.fields.iter().map(|f| {
-            let t = match f.kind {
-                FieldKind::Integer => "integer",
-                FieldKind::Real => "number",
-                FieldKind::Text => "string",
-                FieldKind::Boolean => "boolean",
-            };
-            json!({ "id": f.name, "type": t })
-        }))
+        .chain(
+            l.meta
+                .fields
+                .iter()
+                .map(|f| json!({ "id": f.name, "type": json_type(f.kind) })),
+        )
         .collect();
     let mut props = serde_json::Map::new();
     props.insert(
@@ -228,12 +225,7 @@ pub(crate) async fn queryables(
         json!({ "title": "feature id", "type": "integer" }),
     );
     for f in &l.meta.fields {
-        let mut s = match f.kind {
-            FieldKind::Integer => json!({ "type": "integer" }),
-            FieldKind::Real => json!({ "type": "number" }),
-            FieldKind::Text => json!({ "type": "string" }),
-            FieldKind::Boolean => json!({ "type": "boolean" }),
-        };
+        let mut s = json!({ "type": json_type(f.kind) });
         s["title"] = json!(f.name);
         if time.as_deref() == Some(f.name.as_str()) {
             s["description"] = json!(if f.kind == FieldKind::Text {
@@ -276,6 +268,16 @@ pub(crate) async fn queryables(
         );
     }
     Ok(resp)
+}
+
+/// The JSON Schema type of a field.
+fn json_type(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Integer => "integer",
+        FieldKind::Real => "number",
+        FieldKind::Text => "string",
+        FieldKind::Boolean => "boolean",
+    }
 }
 
 fn selected_properties(p: &Params, l: &LayerIndex) -> ApiResult<Option<Vec<usize>>> {
