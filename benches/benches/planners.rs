@@ -165,7 +165,7 @@ fn planners(c: &mut Criterion) {
                     boxes
                         .iter()
                         .map(|s| {
-                            page(&buildings, s, 0, limit, &limits)
+                            page(&buildings, s, 0, limit, &limits, None)
                                 .unwrap()
                                 .features
                                 .len()

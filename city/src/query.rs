@@ -245,13 +245,16 @@ pub struct Page<'a> {
     pub more: bool,
 }
 
-/// Features `offset..offset + limit` of a selection, counting every match.
+/// Features `offset..offset + limit` of a selection, with the number of matches: `known`
+/// when the caller counted this selection on this version of the layer before (the scan then
+/// stops at the end of the page), else counted here.
 pub fn page<'a>(
     index: &'a LayerIndex,
     sel: &Selection,
     offset: usize,
     limit: usize,
     limits: &Limits,
+    known: Option<u64>,
 ) -> Result<Page<'a>> {
     if limit > limits.max_features {
         return Err(Error::Invalid(format!(
@@ -270,8 +273,12 @@ pub fn page<'a>(
         });
     }
     let mut deadline = Deadline::after(limits.timeout);
-    if let Some(matched) = sel.count_bbox_only(index, &mut deadline)? {
-        // the count came cheap; the page only needs its own features
+    let counted = match known {
+        Some(n) => Some(n),
+        None => sel.count_bbox_only(index, &mut deadline)?,
+    };
+    if let Some(matched) = counted {
+        // the count is known; the page only needs its own features
         let mut features = Vec::with_capacity(limit.min(1024));
         let mut seen = 0usize;
         sel.scan(index, &mut deadline, |f| {

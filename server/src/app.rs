@@ -58,6 +58,19 @@ pub struct AppState {
     pub started: Instant,
     /// caps on every query
     pub limits: Limits,
+    /// numbers of matches of item queries, so paging through one counts it once
+    pub counts: Cache<CountKey, u64>,
+}
+
+/// A count cache key: the layer, its version, and the selection's parameters as given.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct CountKey {
+    /// layer name
+    pub layer: Arc<str>,
+    /// layer version; a changed layer never hits an old count
+    pub version: u64,
+    /// bbox, datetime and filter parameters, joined
+    pub selection: String,
 }
 
 impl AppState {
@@ -80,6 +93,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             started: Instant::now(),
             limits: Limits::default(),
+            counts: Cache::new(100_000),
         };
         state.update_gauges();
         state

@@ -3,7 +3,7 @@
 //! (`/conformance`, `/collections/…`). The landing page is `/` asked for JSON (the viewer
 //! answers browsers there) and always `/ogc`.
 
-use crate::app::{AppState, base_url};
+use crate::app::{AppState, CountKey, base_url};
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::routes::geojson_response;
@@ -20,6 +20,7 @@ use citytwin_city::{FieldKind, LayerIndex, temporal};
 use citytwin_tiles::value::json_string;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// CRS84, the only CRS served.
 pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
@@ -362,10 +363,25 @@ pub(crate) async fn items(
     .iter()
     .filter_map(|k| p.text(k).map(|v| ((*k).to_owned(), v.to_owned())))
     .collect();
+    let key = CountKey {
+        layer: Arc::from(l.meta.name.as_str()),
+        version: l.version,
+        selection: query
+            .iter()
+            .filter(|(k, _)| k != "properties")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+    };
     query.push(("limit".into(), limit.to_string()));
     let limits = state.limits;
+    let counts = state.counts.clone();
     blocking(move || {
-        let pg = page(&l, &sel, offset, limit, &limits)?;
+        let known = counts.get(&key);
+        let pg = page(&l, &sel, offset, limit, &limits, known)?;
+        if let (None, Some(n)) = (known, pg.matched) {
+            counts.insert(key, n);
+        }
         let mut out = String::with_capacity(256 + pg.features.len() * 256);
         out.push_str(r#"{"type":"FeatureCollection","features":["#);
         for (i, f) in pg.features.iter().enumerate() {
