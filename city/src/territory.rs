@@ -131,7 +131,7 @@ pub struct TerritoryTree {
     raster: Option<Raster>,
 }
 
-/// A raster over the grids (about 4 million cells) answering most point lookups with one
+/// A raster over the grids (about 16 million cells) answering most point lookups with one
 /// memory read: a cell no grid edge touches lies wholly in one grid (or in none), found once
 /// when the raster is built; only points in cells an edge crosses take the exact path.
 #[derive(Debug)]
@@ -143,16 +143,22 @@ struct Raster {
     scale_y: f64,
     nx: usize,
     ny: usize,
-    /// grid rank, [`NONE`], or [`Raster::EDGE`]
-    cells: Vec<u32>,
+    /// grid rank, [`Raster::OUTSIDE`] or [`Raster::EDGE`]; 16 bits keep the table at 32 MB
+    cells: Vec<u16>,
 }
 
 impl Raster {
-    const EDGE: u32 = u32::MAX - 1;
-    const UNSET: u32 = u32::MAX - 2;
-    const MAX_CELLS: f64 = 4_000_000.0;
+    const OUTSIDE: u16 = u16::MAX;
+    const EDGE: u16 = u16::MAX - 1;
+    const UNSET: u16 = u16::MAX - 2;
+    const MAX_CELLS: f64 = 16_000_000.0;
 
+    /// The raster, or `None` when there are no grids or too many for 16-bit ranks (lookups then
+    /// all take the exact path).
     fn build(tree: &TerritoryTree) -> Option<Self> {
+        if tree.grids.len() >= usize::from(Self::UNSET) {
+            return None;
+        }
         let r = tree
             .grids
             .iter()
@@ -204,7 +210,9 @@ impl Raster {
             let (ix, iy) = (start % nx, start / nx);
             let cx = raster.x0 + (ix as f64 + 0.5) / raster.scale_x;
             let cy = raster.y0 + (iy as f64 + 0.5) / raster.scale_y;
-            let label = tree.locate_exact(cx, cy).unwrap_or(NONE);
+            let label = tree
+                .locate_exact(cx, cy)
+                .map_or(Self::OUTSIDE, |rank| rank as u16);
             raster.cells[start] = label;
             stack.push(start);
             while let Some(c) = stack.pop() {
@@ -275,7 +283,8 @@ impl Raster {
         }
         match self.cells[fy as usize * self.nx + fx as usize] {
             Self::EDGE => None,
-            v => Some(v),
+            Self::OUTSIDE => Some(NONE),
+            v => Some(u32::from(v)),
         }
     }
 }
