@@ -1,6 +1,7 @@
 //! The per-layer spatial index: features pre-projected to Web Mercator in an R-tree.
 
 use crate::layer::{Feature, LayerMeta};
+use crate::temporal::{self, TimeInterval};
 use citytwin_tiles::Value;
 use citytwin_tiles::proj::lonlat_to_mercator;
 use geo::{Area, BoundingRect, Euclidean, Geometry, Length, MapCoords, Rect};
@@ -38,6 +39,8 @@ pub struct LayerIndex {
     pub resident: bool,
     /// (id, position) sorted by id, built on the first lookup by id
     ids: std::sync::OnceLock<Vec<(i64, u32)>>,
+    /// the span of the features' times, found on first use
+    time_extent: std::sync::OnceLock<Option<TimeInterval>>,
 }
 
 /// A feature moved to Web Mercator, with its rank and anchor.
@@ -139,6 +142,7 @@ impl LayerIndex {
             version,
             resident: true,
             ids: std::sync::OnceLock::new(),
+            time_extent: std::sync::OnceLock::new(),
         }
     }
 
@@ -152,6 +156,7 @@ impl LayerIndex {
             version,
             resident: false,
             ids: std::sync::OnceLock::new(),
+            time_extent: std::sync::OnceLock::new(),
         }
     }
 
@@ -203,6 +208,21 @@ impl LayerIndex {
     #[must_use]
     pub fn features(&self) -> &[IndexedFeature] {
         &self.features
+    }
+
+    /// From the earliest to the latest time of the features, when the layer has a time field
+    /// and any feature a readable time.
+    pub fn time_extent(&self) -> Option<TimeInterval> {
+        *self.time_extent.get_or_init(|| {
+            let i = self.meta.time_index().ok().flatten()?;
+            self.features
+                .iter()
+                .filter_map(|f| temporal::of_value(&f.values[i]))
+                .reduce(|a, b| TimeInterval {
+                    start: a.start.min(b.start),
+                    end: a.end.max(b.end),
+                })
+        })
     }
 
     /// A feature by id.

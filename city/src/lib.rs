@@ -97,5 +97,30 @@ impl Error {
     }
 }
 
+/// Runs `work` over consecutive slices of `items` (at least `min_chunk` long) on every core;
+/// each call gets its slice's offset in `items`. The results come back in slice order.
+pub(crate) fn on_all_cores<T: Sync, R: Send>(
+    items: &[T],
+    min_chunk: usize,
+    work: impl Fn(usize, &[T]) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = items.len().div_ceil(threads).max(min_chunk).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let work = &work;
+                s.spawn(move || work(k * chunk, part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;

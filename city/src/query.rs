@@ -211,11 +211,6 @@ impl Selection {
         self.filter.as_ref().is_none_or(|flt| flt.matches(f))
     }
 
-    /// Whether one feature matches.
-    pub fn matches(&self, index: &LayerIndex, f: &IndexedFeature) -> Result<bool> {
-        Ok(self.matches_with(f, false, self.time_field(index)?))
-    }
-
     /// Counts the matches of a bbox-only selection without reading the features whose box
     /// lies inside the bbox; `None` for other selections.
     fn count_bbox_only(&self, index: &LayerIndex, deadline: &mut Deadline) -> Result<Option<u64>> {
@@ -345,6 +340,7 @@ pub fn nearest<'a>(
     let (x, y) = lonlat_to_mercator(lonlat.0, lonlat.1);
     let scale = lonlat.1.to_radians().cos().max(0.01);
     let mut deadline = Deadline::after(limits.timeout);
+    let time_field = sel.time_field(index)?;
     let mut best: Vec<Near<'a>> = Vec::with_capacity(k + 1);
     for (f, env_d2) in index.nearest_by_envelope([x, y]) {
         deadline.check()?;
@@ -356,7 +352,7 @@ pub fn nearest<'a>(
         if max_m.is_some_and(|m| bound_m > m) {
             break;
         }
-        if !sel.matches(index, f)? {
+        if !sel.matches_with(f, false, time_field) {
             continue;
         }
         let d = distance_m(lonlat, &f.geometry);
@@ -398,10 +394,11 @@ pub fn within<'a>(
     let r = radius_m / lonlat.1.to_radians().cos().max(0.01) * 1.02;
     let area = Rect::new(Coord { x: x - r, y: y - r }, Coord { x: x + r, y: y + r });
     let mut deadline = Deadline::after(limits.timeout);
+    let time_field = sel.time_field(index)?;
     let mut found = Vec::new();
     for f in index.query(area) {
         deadline.check()?;
-        if !sel.matches(index, f)? {
+        if !sel.matches_with(f, false, time_field) {
             continue;
         }
         let d = distance_m(lonlat, &f.geometry);

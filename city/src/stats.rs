@@ -38,27 +38,15 @@ impl GridAssignment {
     #[must_use]
     pub fn compute(tree: &TerritoryTree, index: &LayerIndex) -> Self {
         let features = index.features();
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let chunk = features.len().div_ceil(threads).max(20_000);
-        let grid_of: Vec<u32> = std::thread::scope(|s| {
-            let handles: Vec<_> = features
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|f| {
-                                let (lon, lat) = centre(f);
-                                tree.locate(lon, lat).unwrap_or(NONE)
-                            })
-                            .collect::<Vec<u32>>()
-                    })
+        let grid_of: Vec<u32> = crate::on_all_cores(features, 20_000, |_, part| {
+            part.iter()
+                .map(|f| {
+                    let (lon, lat) = centre(f);
+                    tree.locate(lon, lat).unwrap_or(NONE)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
+                .collect::<Vec<u32>>()
+        })
+        .concat();
         let mut per_grid = vec![0u32; tree.grid_count()];
         for &g in &grid_of {
             if g != NONE {
@@ -204,7 +192,7 @@ pub fn statistics(
         }
         return Ok(out);
     }
-    if base_len_mismatch(index, assignment) {
+    if index.features().len() != assignment.grid_of.len() {
         return Err(Error::Invalid(
             "the layer changed during the query; retry".into(),
         ));
@@ -213,34 +201,19 @@ pub fn statistics(
         // no area to narrow by: every feature is tested, on all cores
         let time_field = req.selection.time_field(index)?;
         let features = index.features();
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let chunk = features.len().div_ceil(threads).max(50_000);
-        let parts: Vec<Result<Vec<UnitStats>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = features
-                .chunks(chunk)
-                .enumerate()
-                .map(|(k, part)| {
-                    let mut local = out.clone();
-                    let (unit_of_grid, sel) = (&unit_of_grid, &req.selection);
-                    s.spawn(move || {
-                        let mut deadline = Deadline::after(limits.timeout);
-                        for (i, f) in part.iter().enumerate() {
-                            deadline.check()?;
-                            if !sel.matches_with(f, false, time_field) {
-                                continue;
-                            }
-                            if let Some(s) = unit_of_grid(assignment.grid_of[k * chunk + i]) {
-                                local[s].add(req.field.and_then(|i| number(&f.values[i])));
-                            }
-                        }
-                        Ok(local)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
+        let parts = crate::on_all_cores(features, 50_000, |start, part| {
+            let mut local = out.clone();
+            let mut deadline = Deadline::after(limits.timeout);
+            for (i, f) in part.iter().enumerate() {
+                deadline.check()?;
+                if !req.selection.matches_with(f, false, time_field) {
+                    continue;
+                }
+                if let Some(s) = unit_of_grid(assignment.grid_of[start + i]) {
+                    local[s].add(req.field.and_then(|i| number(&f.values[i])));
+                }
+            }
+            Ok::<_, Error>(local)
         });
         for part in parts {
             for (total, p) in out.iter_mut().zip(part?) {
@@ -267,10 +240,6 @@ pub fn statistics(
         ));
     }
     Ok(out)
-}
-
-fn base_len_mismatch(index: &LayerIndex, assignment: &GridAssignment) -> bool {
-    index.features().len() != assignment.grid_of.len()
 }
 
 fn is_under(tree: &TerritoryTree, mut u: usize, ancestor: usize) -> bool {

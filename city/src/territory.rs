@@ -289,10 +289,6 @@ impl Raster {
     }
 }
 
-fn text_field(l: &LayerIndex, name: &str) -> Option<usize> {
-    l.meta.field_index(name)
-}
-
 impl TerritoryTree {
     /// Builds the tree from the territory layers present (any may be missing; a unit whose
     /// parent is missing has none).
@@ -306,11 +302,12 @@ impl TerritoryTree {
                 continue;
             };
             versions.push((l.meta.name.clone(), l.version));
-            let (Some(code_i), Some(name_i)) = (text_field(l, "code"), text_field(l, "name"))
+            let (Some(code_i), Some(name_i)) =
+                (l.meta.field_index("code"), l.meta.field_index("name"))
             else {
                 continue;
             };
-            let parent_i = text_field(l, "parent");
+            let parent_i = l.meta.field_index("parent");
             let mut found: Vec<(Territory, Option<String>)> = l
                 .features()
                 .iter()

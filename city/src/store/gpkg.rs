@@ -5,7 +5,8 @@
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
 use super::{
-    Interner, Store, WriteMode, append_columns, bounds_of, quote, to_column_form, union_bounds,
+    Interner, Store, WriteMode, append_columns, bounds_of, column_list, quote, to_column_form,
+    union_bounds,
 };
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::{Error, Result};
@@ -235,11 +236,7 @@ impl Store for GeoPackageStore {
                 stored.bounds = bounds_of(features);
             }
         }
-        let columns: String = meta
-            .fields
-            .iter()
-            .map(|f| format!(", {}", quote(&f.name)))
-            .collect();
+        let columns = column_list(meta);
         let per_row = meta.fields.len() + 2;
         let rows_per_stmt = (30_000 / per_row).clamp(1, 400);
         for chunk in features.chunks(rows_per_stmt) {

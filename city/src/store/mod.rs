@@ -151,6 +151,14 @@ pub(crate) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// `, "a", "b"…`: the layer's attribute columns, quoted, to follow `fid, geom` in a column list.
+pub(crate) fn column_list(meta: &LayerMeta) -> String {
+    meta.fields
+        .iter()
+        .map(|f| format!(", {}", quote(&f.name)))
+        .collect()
+}
+
 /// WGS84 bounds of features.
 pub(crate) fn bounds_of(features: &[Feature]) -> Option<[f64; 4]> {
     features

@@ -14,7 +14,8 @@
 //! ([`Store::tile_layer`]).
 
 use super::{
-    Interner, Store, WriteMode, append_columns, bounds_of, quote, to_column_form, union_bounds,
+    Interner, Store, WriteMode, append_columns, bounds_of, column_list, quote, to_column_form,
+    union_bounds,
 };
 use crate::layer::{
     ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
@@ -781,11 +782,7 @@ impl Store for PostgisStore {
                 stored.bounds = bounds_of(features);
             }
         }
-        let columns: String = meta
-            .fields
-            .iter()
-            .map(|f| format!(", {}", quote(&f.name)))
-            .collect();
+        let columns = column_list(meta);
         let mut copy = (*tx)
             .copy_in_raw(&format!(
                 "COPY {table} (fid, geom{columns}) FROM STDIN (FORMAT binary)"

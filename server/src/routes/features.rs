@@ -8,7 +8,7 @@ use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::routes::geojson_response;
 use crate::routes::selection::{SELECTION_PARAMS, is_crs84, selection};
-use crate::routes::spatial::{blocking, layer};
+use crate::routes::spatial::blocking;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -100,20 +100,11 @@ pub(crate) async fn conformance(p: Params) -> ApiResult<Json<Value>> {
 }
 
 fn time_extent(l: &LayerIndex) -> Option<Value> {
-    let i = l.meta.time_index().ok().flatten()?;
-    let (lo, hi) = l
-        .features()
-        .iter()
-        .filter_map(|f| temporal::of_value(&f.values[i]))
-        .fold((i64::MAX, i64::MIN), |(lo, hi), t| {
-            (lo.min(t.start), hi.max(t.end))
-        });
-    (lo <= hi).then(|| {
-        json!({
-            "interval": [[temporal::format(lo), temporal::format(hi)]],
-            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
-        })
-    })
+    let t = l.time_extent()?;
+    Some(json!({
+        "interval": [[temporal::format(t.start), temporal::format(t.end)]],
+        "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+    }))
 }
 
 fn describe(l: &LayerIndex, base: &str) -> Value {
@@ -168,13 +159,13 @@ pub(crate) async fn collections(
     })))
 }
 
-fn collection_layer(state: &AppState, id: &str) -> ApiResult<std::sync::Arc<LayerIndex>> {
-    layer(state, id).map_err(|mut e| {
-        if e.status == 400 {
-            e.status = 404;
-        }
-        e
-    })
+/// A collection: a layer held in memory (layers tiled by the store are not collections).
+fn collection_layer(state: &AppState, id: &str) -> ApiResult<Arc<LayerIndex>> {
+    state
+        .city
+        .layer(id)
+        .filter(|l| l.resident)
+        .ok_or_else(|| Problem::not_found(format!("no collection {id:?}")))
 }
 
 /// One collection.
