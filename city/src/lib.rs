@@ -11,6 +11,7 @@ pub mod geojson;
 pub mod import;
 pub mod index;
 pub mod layer;
+pub mod live;
 pub mod query;
 pub mod stats;
 pub mod store;
@@ -63,6 +64,20 @@ pub enum Error {
     /// Nothing there: an unknown territory, a point outside every grid.
     #[error("{0}")]
     NotFound(String),
+    /// A change that the current state does not allow (an illegal event transition, a busy
+    /// unit); `state` is where the thing stands now.
+    #[error("{detail}")]
+    Conflict {
+        /// what is wrong
+        detail: String,
+        /// the current state
+        state: String,
+        /// what is allowed from there
+        allowed: Vec<String>,
+    },
+    /// The store could not take a write; nothing was applied.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
@@ -92,6 +107,7 @@ impl Error {
                 | Error::Invalid(_)
                 | Error::TooExpensive(_)
                 | Error::NotFound(_)
+                | Error::Conflict { .. }
                 | Error::Tiles(_)
         )
     }

@@ -49,6 +49,8 @@ pub struct CityOptions {
     /// layers too large for memory: the store tiles them itself (PostGIS with `ST_AsMVT`);
     /// every other layer is read into an in-memory index
     pub store_tiled: BTreeSet<String>,
+    /// deadlines per event category and the duplicate-merge window
+    pub live: crate::live::LiveOptions,
 }
 
 /// The live twin: a store and the indexes built from it.
@@ -62,6 +64,7 @@ pub struct City {
     territory: RwLock<Option<Arc<TerritoryTree>>>,
     assignments: RwLock<HashMap<String, Arc<GridAssignment>>>,
     derived: tokio::sync::Mutex<()>,
+    pub(crate) live: crate::live::Live,
 }
 
 impl std::fmt::Debug for City {
@@ -95,6 +98,7 @@ impl City {
             )));
         }
         let (changes, _) = broadcast::channel(256);
+        let live = crate::live::Live::open(Arc::clone(&store), options.live.clone()).await?;
         let city = Self {
             store,
             options,
@@ -105,6 +109,7 @@ impl City {
             territory: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
             derived: tokio::sync::Mutex::new(()),
+            live,
         };
         let metas = city.store.layers().await?;
         let loads = metas.into_iter().map(|m| city.load_layer(m));
@@ -148,6 +153,7 @@ impl City {
     }
 
     fn snapshot(&self) -> Arc<LayerMap> {
+        self.sync_live_layers();
         self.layers
             .read()
             .map_or_else(|p| Arc::clone(&p.into_inner()), |g| Arc::clone(&g))
@@ -185,6 +191,15 @@ impl City {
         Ok(())
     }
 
+    pub(crate) fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn install_live(&self, index: LayerIndex) -> Result<()> {
+        let name = index.meta.name.clone();
+        self.install(Some(Arc::new(index)), &name)
+    }
+
     /// Imports a file into a layer: read and validate, write atomically, rebuild the index.
     /// On any error the layer, in the store and in the index, is as it was.
     pub async fn import(
@@ -192,6 +207,12 @@ impl City {
         req: ImportRequest,
         progress: Arc<dyn Progress>,
     ) -> Result<LayerMeta> {
+        if crate::live::LiveLayer::parse(&req.layer).is_some() {
+            return Err(Error::Invalid(format!(
+                "layer name {:?} is the twin's live layer; import under another name",
+                req.layer
+            )));
+        }
         let _write = self.writes.lock().await;
         let imported =
             crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
@@ -213,6 +234,11 @@ impl City {
 
     /// Removes a layer.
     pub async fn drop_layer(&self, name: &str) -> Result<()> {
+        if crate::live::LiveLayer::parse(name).is_some() {
+            return Err(Error::Invalid(format!(
+                "layer {name} is the twin's live layer; it cannot be dropped"
+            )));
+        }
         let _write = self.writes.lock().await;
         if self.layer(name).is_none() {
             return Err(Error::UnknownLayer(name.to_owned()));
@@ -238,7 +264,9 @@ impl City {
             }
         }
         for name in current.keys() {
-            if !metas.iter().any(|m| &m.name == name) {
+            if crate::live::LiveLayer::parse(name).is_none()
+                && !metas.iter().any(|m| &m.name == name)
+            {
                 self.install(None, name)?;
                 changed.push(name.clone());
             }

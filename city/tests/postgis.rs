@@ -169,6 +169,7 @@ async fn database_tiles_carry_the_same_features_as_memory_tiles() {
     // a city that tiles buildings in the database answers composite tiles from both sides
     let options = CityOptions {
         store_tiled: ["buildings".to_owned()].into(),
+        ..CityOptions::default()
     };
     let mixed = City::open_with(store.clone(), options).await.unwrap();
     assert!(!mixed.layer("buildings").unwrap().resident);
@@ -194,6 +195,7 @@ async fn the_geopackage_store_cannot_tile_in_the_database() {
     let store = Backend::GeoPackage.fresh_store(dir.path()).await.unwrap();
     let options = CityOptions {
         store_tiled: ["buildings".to_owned()].into(),
+        ..CityOptions::default()
     };
     let err = City::open_with(store, options).await.unwrap_err();
     assert!(err.to_string().contains("PostGIS"), "{err}");
@@ -450,5 +452,110 @@ async fn a_write_failing_half_way_leaves_nothing_behind_on_either_store() {
             "{backend:?}: no half layer"
         );
         assert!(store.read_features("fresh").await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn live_changes_land_in_both_stores_and_come_back() {
+    use citytwin_city::live::{
+        Action, EventState, NewEvent, NewSensor, Place, ReadingIn, Severity, Source, Thresholds, ts,
+    };
+    for backend in [Backend::GeoPackage, Backend::Postgis] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = backend.fresh_store(dir.path()).await.unwrap();
+        import_fixtures(
+            store.as_ref(),
+            &["grids", "communities", "streets", "districts"],
+        )
+        .await;
+        let city = City::open(Arc::clone(&store)).await.unwrap();
+        let (lon, lat) = (118.7800, 32.0932);
+        let (event, merged) = city
+            .report_event(NewEvent {
+                source: Source::Citizen,
+                category: "road-damage".into(),
+                severity: Severity::General,
+                description: "pothole".into(),
+                lon,
+                lat,
+                media: vec!["https://example.org/pothole.jpg".into()],
+                reporter: None,
+                place: Place::default(),
+            })
+            .await
+            .unwrap();
+        assert!(!merged);
+        assert_eq!(
+            event.place.grid.as_ref().map(|g| g.code.as_str()),
+            Some("320102001001001"),
+            "{backend:?}"
+        );
+        assert_eq!(event.owner.as_ref().unwrap().code, "320102001");
+        let outside = city.place(119.9, 33.9).await.unwrap_err();
+        assert!(outside.is_client_error(), "{outside}");
+        city.transition_event(event.id, Action::Accept, "dispatcher", "")
+            .await
+            .unwrap();
+        city.register_sensor(NewSensor {
+            id: "WL-7".into(),
+            kind: "water-level".into(),
+            name: Some("Xinjiekou underpass".into()),
+            lon,
+            lat,
+            unit: "m".into(),
+            thresholds: Thresholds {
+                high: Some(0.5),
+                ..Thresholds::default()
+            },
+            place: Place::default(),
+        })
+        .await
+        .unwrap();
+        let t0 = (ts::now() / 60_000 - 30) * 60_000;
+        let readings: Vec<ReadingIn> = (0..120)
+            .map(|i| ReadingIn {
+                sensor: "WL-7".into(),
+                at: t0 + i * 15_000,
+                value: if i == 100 {
+                    0.9
+                } else {
+                    0.1 + (i % 4) as f64 * 0.01
+                },
+            })
+            .collect();
+        let (taken, raised, cleared) = city.ingest(readings).await.unwrap();
+        assert_eq!((taken, raised, cleared), (120, 1, 1), "{backend:?}");
+        let buckets = city
+            .readings("WL-7", t0, t0 + 1_800_000, Some(60_000), 100)
+            .await
+            .unwrap();
+        assert_eq!(buckets.len(), 30, "{backend:?}");
+        assert!(buckets.iter().all(|b| b.count == 4));
+        let spike = buckets.iter().find(|b| b.max > 0.8).unwrap();
+        assert_eq!(spike.start, t0 + 25 * 60_000);
+        assert!((spike.min - 0.11).abs() < 1e-9, "{spike:?}");
+        let raw = city
+            .readings("WL-7", t0, t0 + 60_000, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), 4);
+        let seq = city.live_seq();
+        drop(city);
+        let city = City::open(Arc::clone(&store)).await.unwrap();
+        city.with_live(|s| {
+            assert_eq!(s.seq, seq, "{backend:?}");
+            assert_eq!(s.events[&event.id].state, EventState::Accepted);
+            assert_eq!(s.events.len(), 2, "the alarm opened an event");
+            let sensor = &s.sensors["WL-7"];
+            assert_eq!(sensor.latest.unwrap().at, t0 + 119 * 15_000);
+            assert!(sensor.alarm.is_none());
+        });
+        let before = city.live_state_at(event.reported_at).await.unwrap();
+        assert_eq!(
+            before.events[&event.id].state,
+            EventState::Reported,
+            "{backend:?}"
+        );
+        assert!(before.sensors.is_empty() || before.sensors["WL-7"].latest.is_none());
     }
 }

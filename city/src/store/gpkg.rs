@@ -5,10 +5,11 @@
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
 use super::{
-    Interner, Store, WriteMode, append_columns, bounds_of, column_list, quote, to_column_form,
-    union_bounds,
+    Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode, append_columns, bounds_of,
+    column_list, quote, to_column_form, union_bounds,
 };
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
+use crate::live::{Change, Millis, Sample};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::Value;
@@ -29,6 +30,9 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE, description TEXT DEFAULT '', last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER, CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))",
     "CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL, CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name), CONSTRAINT uk_gc_table_name UNIQUE (table_name), CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name), CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))",
     "CREATE TABLE IF NOT EXISTS citytwin_layers (name TEXT PRIMARY KEY, meta TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS citytwin_changes (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL, entity TEXT NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL, grid TEXT, value REAL, body TEXT)",
+    "CREATE INDEX IF NOT EXISTS citytwin_changes_at ON citytwin_changes (at)",
+    "CREATE INDEX IF NOT EXISTS citytwin_changes_entity ON citytwin_changes (layer, entity, at)",
 ];
 
 /// A GeoPackage file holding every layer.
@@ -36,6 +40,8 @@ const SCHEMA: &[&str] = &[
 pub struct GeoPackageStore {
     path: PathBuf,
     pool: SqlitePool,
+    /// the connection live changes are appended through (opened on the first append)
+    log: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
 }
 
 impl GeoPackageStore {
@@ -75,6 +81,7 @@ impl GeoPackageStore {
         Ok(Self {
             path: path.to_path_buf(),
             pool,
+            log: Arc::default(),
         })
     }
 
@@ -334,9 +341,174 @@ impl Store for GeoPackageStore {
         Ok(())
     }
 
+    async fn append_changes(&self, changes: &[Arc<Change>]) -> Result<()> {
+        let (log, path, batch) = (Arc::clone(&self.log), self.path.clone(), changes.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let err = |e: rusqlite::Error| Error::Unavailable(format!("{}: {e}", path.display()));
+            let mut guard = log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_none() {
+                let conn = rusqlite::Connection::open(&path).map_err(err)?;
+                conn.busy_timeout(std::time::Duration::from_secs(30))
+                    .map_err(err)?;
+                conn.pragma_update(None, "journal_mode", "WAL")
+                    .map_err(err)?;
+                conn.pragma_update(None, "synchronous", "FULL")
+                    .map_err(err)?;
+                *guard = Some(conn);
+            }
+            let Some(conn) = guard.as_mut() else {
+                return Err(Error::Unavailable("no log connection".into()));
+            };
+            let result = append_blocking(conn, &batch).map_err(err);
+            if result.is_err() {
+                // a connection in an unknown state is not reused
+                *guard = None;
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("append task failed: {e}")))?
+    }
+
+    async fn read_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM citytwin_changes WHERE seq > ? AND at >= ? AND at <= ? AND (? OR kind <> 'reading') ORDER BY seq LIMIT ?"
+        ))
+        .bind(q.after_seq as i64)
+        .bind(q.from.unwrap_or(Millis::MIN))
+        .bind(q.to.unwrap_or(Millis::MAX))
+        .bind(q.readings)
+        .bind(q.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(sqlite_change)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn last_change(&self) -> Result<u64> {
+        let (seq,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM citytwin_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
+    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM citytwin_changes WHERE seq IN (SELECT max(seq) FROM citytwin_changes WHERE kind <> 'reading' AND at <= ? GROUP BY layer, entity) ORDER BY seq"
+        ))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(sqlite_change)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>> {
+        // SQLite returns the other columns of the row holding the max()
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT entity, max(at), value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND at <= ? GROUP BY entity",
+        )
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(e, at, value)| (e, Sample { at, value }))
+            .collect())
+    }
+
+    async fn reading_history(
+        &self,
+        sensor: &str,
+        from: Millis,
+        to: Millis,
+        interval: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>> {
+        let rows: Vec<(i64, i64, f64, f64, f64)> = match interval {
+            Some(step) => sqlx::query_as(
+                "SELECT (at / ?4) * ?4 AS b, count(*), min(value), max(value), avg(value) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 GROUP BY b ORDER BY b LIMIT ?5",
+            )
+            .bind(sensor).bind(from).bind(to).bind(step).bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query_as(
+                "SELECT at, 1, value, value, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, seq LIMIT ?4",
+            )
+            .bind(sensor).bind(from).bind(to).bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(start, count, min, max, avg)| Bucket {
+                start,
+                count: count as u64,
+                min,
+                max,
+                avg,
+            })
+            .collect())
+    }
+
     async fn close(&self) {
         GeoPackageStore::close(self).await;
     }
+}
+
+/// Appends changes in one transaction; with `synchronous = FULL` the commit returns once the
+/// write-ahead log is on disk.
+fn append_blocking(conn: &mut rusqlite::Connection, batch: &[Arc<Change>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "INSERT INTO citytwin_changes ({CHANGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?;
+        for c in batch {
+            stmt.execute(rusqlite::params![
+                c.seq as i64,
+                c.at,
+                c.layer.name(),
+                c.kind,
+                c.entity,
+                c.lon,
+                c.lat,
+                c.grid,
+                c.value,
+                c.body
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+fn sqlite_change(r: &sqlx::sqlite::SqliteRow) -> Result<Option<Change>> {
+    let kind: String = r.try_get(3)?;
+    let layer: String = r.try_get(2)?;
+    Ok(Change::stored(
+        r.try_get::<i64, _>(0)? as u64,
+        r.try_get(1)?,
+        &kind,
+        &layer,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+        r.try_get(7)?,
+        r.try_get(8)?,
+        r.try_get(9)?,
+    ))
 }
 
 /// Reads one slice of a feature table. Bulk reads go through rusqlite: sqlx's SQLite driver

@@ -8,6 +8,7 @@ pub mod gpkg;
 pub mod postgis;
 
 use crate::layer::{Feature, FieldKind, LayerMeta};
+use crate::live::{Change, Millis, Sample};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord, Value};
@@ -25,6 +26,51 @@ pub enum WriteMode {
     /// The written features are added to those already there.
     Append,
 }
+
+/// A selection of the live change log.
+#[derive(Debug, Clone)]
+pub struct ChangeQuery {
+    /// only changes after this sequence number
+    pub after_seq: u64,
+    /// only changes at or after this time
+    pub from: Option<Millis>,
+    /// only changes at or before this time
+    pub to: Option<Millis>,
+    /// whether readings are included
+    pub readings: bool,
+    /// most changes returned
+    pub limit: usize,
+}
+
+impl Default for ChangeQuery {
+    fn default() -> Self {
+        Self {
+            after_seq: 0,
+            from: None,
+            to: None,
+            readings: true,
+            limit: 10_000,
+        }
+    }
+}
+
+/// A sensor's readings over one interval (or one reading, when not downsampled).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// start of the interval (the reading's time when not downsampled)
+    pub start: Millis,
+    /// readings in it
+    pub count: u64,
+    /// smallest value
+    pub min: f64,
+    /// largest value
+    pub max: f64,
+    /// mean value
+    pub avg: f64,
+}
+
+/// The columns of the change log, in the order both stores write them.
+pub(crate) const CHANGE_COLUMNS: &str = "seq, at, layer, kind, entity, lon, lat, grid, value, body";
 
 /// A persistent home for layers and their metadata.
 #[async_trait]
@@ -75,6 +121,32 @@ pub trait Store: Send + Sync + 'static {
             meta.name
         )))
     }
+
+    /// Appends live changes in one transaction that is durable when this returns.
+    async fn append_changes(&self, changes: &[Arc<Change>]) -> Result<()>;
+
+    /// Changes of the log in sequence order, selected by sequence number and time.
+    async fn read_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>>;
+
+    /// The last sequence number of the change log (0 when empty).
+    async fn last_change(&self) -> Result<u64>;
+
+    /// The latest change carrying a snapshot of each event, sensor and unit, at or before
+    /// `until`.
+    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>>;
+
+    /// The latest reading of each sensor at or before `until`.
+    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>>;
+
+    /// A sensor's readings in `[from, to)`, raw or per `interval` milliseconds, oldest first.
+    async fn reading_history(
+        &self,
+        sensor: &str,
+        from: Millis,
+        to: Millis,
+        interval: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>>;
 
     /// Lets go of files and connections (flushing what needs flushing).
     async fn close(&self) {}

@@ -14,13 +14,14 @@
 //! ([`Store::tile_layer`]).
 
 use super::{
-    Interner, Store, WriteMode, append_columns, bounds_of, column_list, quote, to_column_form,
-    union_bounds,
+    Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode, append_columns, bounds_of,
+    column_list, quote, to_column_form, union_bounds,
 };
 use crate::layer::{
     ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
     now_rfc3339,
 };
+use crate::live::{Change, Millis, Sample};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, LayerStats, TileBudget, TileCoord, Value};
@@ -36,11 +37,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema migrations, embedded in the binary; sqlx records them in `_sqlx_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "layers",
-    include_str!("../../migrations/postgres/0001_layers.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "layers",
+        include_str!("../../migrations/postgres/0001_layers.sql"),
+    ),
+    (
+        2,
+        "live",
+        include_str!("../../migrations/postgres/0002_live.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded;
@@ -129,6 +137,23 @@ fn split_schema(url: &str) -> Result<(String, String)> {
         format!("{base}?{}", rest.join("&"))
     };
     Ok((url, schema))
+}
+
+fn pg_change(r: &sqlx::postgres::PgRow) -> Result<Option<Change>> {
+    let kind: String = r.try_get(3)?;
+    let layer: String = r.try_get(2)?;
+    Ok(Change::stored(
+        r.try_get::<i64, _>(0)? as u64,
+        r.try_get(1)?,
+        &kind,
+        &layer,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+        r.try_get(7)?,
+        r.try_get(8)?,
+        r.try_get(9)?,
+    ))
 }
 
 impl PostgisStore {
@@ -873,6 +898,117 @@ impl Store for PostgisStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn append_changes(&self, changes: &[Arc<Change>]) -> Result<()> {
+        let col = |f: &dyn Fn(&Change) -> Option<String>| -> Vec<Option<String>> {
+            changes.iter().map(|c| f(c)).collect()
+        };
+        sqlx::query(&format!(
+            "INSERT INTO citytwin_changes ({CHANGE_COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::text[], $9::float8[], $10::text[])"
+        ))
+        .bind(changes.iter().map(|c| c.seq as i64).collect::<Vec<_>>())
+        .bind(changes.iter().map(|c| c.at).collect::<Vec<_>>())
+        .bind(col(&|c| Some(c.layer.name().to_owned())))
+        .bind(col(&|c| Some(c.kind.to_owned())))
+        .bind(col(&|c| Some(c.entity.clone())))
+        .bind(changes.iter().map(|c| c.lon).collect::<Vec<_>>())
+        .bind(changes.iter().map(|c| c.lat).collect::<Vec<_>>())
+        .bind(col(&|c| c.grid.clone()))
+        .bind(changes.iter().map(|c| c.value).collect::<Vec<_>>())
+        .bind(col(&|c| c.body.clone()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn read_changes(&self, q: &ChangeQuery) -> Result<Vec<Change>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM citytwin_changes WHERE seq > $1 AND at >= $2 AND at <= $3 AND ($4 OR kind <> 'reading') ORDER BY seq LIMIT $5"
+        ))
+        .bind(q.after_seq as i64)
+        .bind(q.from.unwrap_or(Millis::MIN))
+        .bind(q.to.unwrap_or(Millis::MAX))
+        .bind(q.readings)
+        .bind(q.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(pg_change)
+            .collect::<Result<Vec<_>>>()
+            .map(|v| v.into_iter().flatten().collect())
+    }
+
+    async fn last_change(&self) -> Result<u64> {
+        let (seq,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM citytwin_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
+    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>> {
+        let rows = sqlx::query(&format!(
+            "SELECT DISTINCT ON (layer, entity) {CHANGE_COLUMNS} FROM citytwin_changes WHERE kind <> 'reading' AND at <= $1 ORDER BY layer, entity, seq DESC"
+        ))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<Change> = rows
+            .iter()
+            .map(pg_change)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        out.sort_by_key(|c| c.seq);
+        Ok(out)
+    }
+
+    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>> {
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT DISTINCT ON (entity) entity, at, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND at <= $1 ORDER BY entity, at DESC, seq DESC",
+        )
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(e, at, value)| (e, Sample { at, value }))
+            .collect())
+    }
+
+    async fn reading_history(
+        &self,
+        sensor: &str,
+        from: Millis,
+        to: Millis,
+        interval: Option<Millis>,
+        limit: usize,
+    ) -> Result<Vec<Bucket>> {
+        let rows: Vec<(i64, i64, f64, f64, f64)> = match interval {
+            Some(step) => sqlx::query_as(
+                "SELECT (at / $4) * $4 AS b, count(*), min(value), max(value), avg(value) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = $1 AND at >= $2 AND at < $3 GROUP BY b ORDER BY b LIMIT $5",
+            )
+            .bind(sensor).bind(from).bind(to).bind(step).bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query_as(
+                "SELECT at, 1::int8, value, value, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = $1 AND at >= $2 AND at < $3 ORDER BY at, seq LIMIT $4",
+            )
+            .bind(sensor).bind(from).bind(to).bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(start, count, min, max, avg)| Bucket {
+                start,
+                count: count as u64,
+                min,
+                max,
+                avg,
+            })
+            .collect())
     }
 
     fn encodes_tiles(&self) -> bool {
