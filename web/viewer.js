@@ -52,6 +52,45 @@ function featureInfo(map, e) {
   new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(e.lngLat).setHTML(html).addTo(map);
 }
 
+// Follows the change feed over a WebSocket (resuming after a reconnect from the last sequence
+// number seen) and reloads the live tiles at most once a second after a change.
+function followLive(map) {
+  const live = { changes: 0, seq: null, connected: false };
+  const kinds = 'event.reported,event.merged,event.transitioned,event.assigned,event.commanded,event.updated,'
+    + 'sensor.registered,alarm.raised,alarm.cleared,unit.registered,unit.moved,unit.status';
+  let pending = false;
+  const reload = () => {
+    pending = false;
+    const src = map.getSource('live');
+    if (src && src.tiles) src.setTiles(src.tiles);
+  };
+  const connect = () => {
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    const since = live.seq === null ? '' : `&since=${live.seq}`;
+    const ws = new WebSocket(`${proto}://${location.host}/live?kinds=${kinds}${since}`);
+    ws.onopen = () => { live.connected = true; };
+    ws.onmessage = (m) => {
+      const c = JSON.parse(m.data);
+      if (c.type === 'hello') {
+        if (live.seq === null) live.seq = c.seq;
+        return;
+      }
+      live.seq = c.seq;
+      live.changes += 1;
+      if (!pending) {
+        pending = true;
+        setTimeout(reload, 1000);
+      }
+    };
+    ws.onclose = () => {
+      live.connected = false;
+      setTimeout(connect, 2000);
+    };
+  };
+  connect();
+  return live;
+}
+
 async function main() {
   const styles = await loadStyles();
   if (styles.length === 0) throw new Error('the server has no styles');
@@ -66,13 +105,15 @@ async function main() {
   });
   map.addControl(new maplibregl.NavigationControl(), 'top-right');
   map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
-  window.citytwin = { map };
+  window.citytwin = { map, live: followLive(map) };
   map.on('style.load', () => buildLayerList(map));
   map.on('click', (e) => featureInfo(map, e));
   map.on('error', (e) => { statusEl.textContent = `error: ${e.error?.message ?? e}`; });
   map.on('idle', () => {
     const z = map.getZoom().toFixed(1);
-    statusEl.textContent = `zoom ${z} · ${map.getCenter().lng.toFixed(4)}, ${map.getCenter().lat.toFixed(4)}`;
+    const live = window.citytwin.live;
+    statusEl.textContent = `zoom ${z} · ${map.getCenter().lng.toFixed(4)}, ${map.getCenter().lat.toFixed(4)}`
+      + ` · live ${live.connected ? `#${live.seq}` : 'offline'}`;
   });
   styleSelect.addEventListener('change', () => map.setStyle(styleSelect.value));
 }

@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::territory::router())
         .merge(routes::spatial::router())
         .merge(routes::features::router())
+        .merge(routes::live::router())
         .merge(routes::api::router())
         .merge(routes::web::router(&state.settings))
         .fallback(routes::not_found)

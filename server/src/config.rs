@@ -1,9 +1,11 @@
 //! Configuration in three layers: command-line flags over environment variables over a TOML
 //! file, over built-in defaults. `citytwin serve --print-config` shows the effective result.
 
+use citytwin_city::live::LiveOptions;
 use citytwin_tiles::TileBudget;
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Flags of `citytwin serve`; every one also reads an environment variable.
@@ -48,6 +50,18 @@ pub struct ServeArgs {
     /// seconds between checks for layers changed in the store by another process (0: never)
     #[arg(long, env = "CITYTWIN_REFRESH_SECS")]
     pub refresh_secs: Option<u64>,
+    /// MQTT broker to take readings and positions from (mqtt://host:port)
+    #[arg(long, env = "CITYTWIN_MQTT")]
+    pub mqtt: Option<String>,
+    /// a report within this many metres of an open event of its category joins it
+    #[arg(long, env = "CITYTWIN_MERGE_DISTANCE_M")]
+    pub merge_distance_m: Option<f64>,
+    /// … when that event was reported at most this many minutes before
+    #[arg(long, env = "CITYTWIN_MERGE_WINDOW_MINS")]
+    pub merge_window_mins: Option<u64>,
+    /// run the traffic simulator against this server (hotline reports, readings, units)
+    #[arg(long, env = "CITYTWIN_SIMULATE")]
+    pub simulate: bool,
     /// print the effective configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -81,6 +95,16 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// see [`ServeArgs::refresh_secs`]
     pub refresh_secs: Option<u64>,
+    /// see [`ServeArgs::mqtt`]
+    pub mqtt: Option<String>,
+    /// see [`ServeArgs::merge_distance_m`]
+    pub merge_distance_m: Option<f64>,
+    /// see [`ServeArgs::merge_window_mins`]
+    pub merge_window_mins: Option<u64>,
+    /// see [`ServeArgs::simulate`]
+    pub simulate: Option<bool>,
+    /// hours to close an event, per category (`[deadlines]` table: `waterlogging = 2`)
+    pub deadlines: Option<BTreeMap<String, u32>>,
 }
 
 /// The effective configuration.
@@ -110,6 +134,17 @@ pub struct Settings {
     pub log_format: String,
     /// seconds between store change checks
     pub refresh_secs: u64,
+    /// MQTT broker URL
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<String>,
+    /// duplicate-merge distance in metres
+    pub merge_distance_m: f64,
+    /// duplicate-merge window in minutes
+    pub merge_window_mins: u64,
+    /// run the simulator
+    pub simulate: bool,
+    /// hours to close an event, per category (over the built-in table)
+    pub deadlines: BTreeMap<String, u32>,
 }
 
 /// A folder of the repository: relative to the working directory when it exists there,
@@ -190,7 +225,39 @@ impl Settings {
                 .unwrap_or(defaults.max_features),
             log_format,
             refresh_secs: args.refresh_secs.or(file.refresh_secs).unwrap_or(5),
+            mqtt: args.mqtt.clone().or(file.mqtt).filter(|m| !m.is_empty()),
+            merge_distance_m: {
+                let m = args
+                    .merge_distance_m
+                    .or(file.merge_distance_m)
+                    .unwrap_or(100.0);
+                if !(m.is_finite() && (0.0..=10_000.0).contains(&m)) {
+                    return Err(format!("merge distance {m} m: use 0 to 10000"));
+                }
+                m
+            },
+            merge_window_mins: args
+                .merge_window_mins
+                .or(file.merge_window_mins)
+                .unwrap_or(120),
+            simulate: args.simulate || file.simulate.unwrap_or(false),
+            deadlines: {
+                let mut d = LiveOptions::default().deadlines;
+                d.extend(file.deadlines.unwrap_or_default());
+                d
+            },
         })
+    }
+
+    /// Deadlines and the duplicate-merge window for the live twin.
+    #[must_use]
+    pub fn live_options(&self) -> LiveOptions {
+        LiveOptions {
+            merge_distance_m: self.merge_distance_m,
+            merge_window_ms: self.merge_window_mins as i64 * 60_000,
+            deadlines: self.deadlines.clone(),
+            ..LiveOptions::default()
+        }
     }
 
     /// The tile budget configured.

@@ -5,10 +5,12 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod metrics;
+pub mod mqtt;
 pub mod params;
 pub mod problem;
 pub mod progress;
 pub mod routes;
+pub mod simulate;
 
 pub use app::{AppState, router};
 pub use config::Settings;

@@ -41,6 +41,8 @@ enum Command {
     },
     /// Serve an existing PostGIS table or view (one citytwin did not create) as a layer.
     Publish(PublishArgs),
+    /// Drive realistic live traffic (reports, readings, units) through a running server.
+    Simulate(citytwin::simulate::SimulateArgs),
     /// Remove a layer (a published table is only unpublished, never dropped).
     Drop {
         /// the layer
@@ -213,6 +215,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let options = CityOptions {
         store_tiled: settings.store_tiled.iter().cloned().collect(),
+        live: settings.live_options(),
     };
     let city = Arc::new(
         City::open_with(store, options)
@@ -221,6 +224,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     let state = AppState::new(Arc::clone(&city), settings.clone());
     spawn_watchers(&state);
+    if let Some(url) = &settings.mqtt {
+        citytwin::mqtt::spawn(state.clone(), url)?;
+    }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -232,6 +238,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         startup_ms = started.elapsed().as_millis() as u64,
         "citytwin is serving; open http://{addr}/"
     );
+    if settings.simulate {
+        let args = citytwin::simulate::SimulateArgs {
+            url: format!("http://{addr}"),
+            mqtt: settings.mqtt.clone(),
+            sensors: 120,
+            units: 24,
+            rate: 60.0,
+            reports_per_min: 6.0,
+            duration: None,
+            seed: 2026,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = citytwin::simulate::run(args).await {
+                tracing::warn!(error = %e, "the simulator stopped");
+            }
+        });
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -379,6 +402,10 @@ fn main() -> ExitCode {
             Command::Layers { store } => list_layers(&store).await,
             Command::Publish(a) => publish(a).await,
             Command::Drop { layer, store } => drop_layer(&layer, &store).await,
+            Command::Simulate(a) => {
+                init_logging("human");
+                citytwin::simulate::run(a).await
+            }
         }
     });
     match result {

@@ -43,6 +43,12 @@ pub struct Metrics {
     pub layers: Gauge,
     /// features indexed over all layers
     pub features: Gauge,
+    /// sensor readings taken (HTTP and MQTT)
+    pub readings: Counter,
+    /// MQTT messages refused (malformed, unknown sensor or unit)
+    pub mqtt_rejected: Counter,
+    /// open WebSocket and SSE subscriptions
+    pub subscribers: Gauge,
 }
 
 impl Metrics {
@@ -59,8 +65,26 @@ impl Metrics {
             tile_thinned: Counter::default(),
             layers: Gauge::default(),
             features: Gauge::default(),
+            readings: Counter::default(),
+            mqtt_rejected: Counter::default(),
+            subscribers: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "readings",
+            "Sensor readings taken, durable",
+            m.readings.clone(),
+        );
+        registry.register(
+            "mqtt_rejected",
+            "MQTT messages refused as malformed or naming an unknown sensor or unit",
+            m.mqtt_rejected.clone(),
+        );
+        registry.register(
+            "live_subscribers",
+            "Open WebSocket and server-sent-event subscriptions",
+            m.subscribers.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",

@@ -20,6 +20,12 @@ pub struct Problem {
     /// the request parameter at fault, when one is
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
+    /// for a conflict: where the thing stands now
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// for a conflict: what is allowed from there
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
 }
 
 impl Problem {
@@ -32,6 +38,8 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             parameter: None,
+            state: None,
+            allowed: None,
         }
     }
 
@@ -63,6 +71,16 @@ impl From<CityError> for Problem {
                 Problem::new(StatusCode::BAD_REQUEST, "query-too-expensive", d.clone())
             }
             CityError::NotFound(d) => Problem::not_found(d.clone()),
+            CityError::Conflict {
+                detail,
+                state,
+                allowed,
+            } => {
+                let mut p = Problem::new(StatusCode::CONFLICT, "conflict", detail.clone());
+                p.state = Some(state.clone());
+                p.allowed = Some(allowed.clone());
+                p
+            }
             _ if e.is_client_error() => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid-request", e.to_string())
             }

@@ -43,6 +43,19 @@ try {
     const count = (layer) => map.queryRenderedFeatures({ layers: [layer] }).length;
     return { districts: count('districts-fill'), buildings: count('buildings'), roads: count('roads') };
   });
+  // a report made now shows on the map without reloading the page
+  const reported = await page.evaluate(async () => {
+    const c = window.citytwin.map.getCenter();
+    const res = await fetch('/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ source: 'hotline', category: 'waterlogging', description: 'viewer test', lon: c.lng, lat: c.lat }),
+    });
+    return (await res.json()).id;
+  });
+  await page.waitForFunction((id) => window.citytwin.map
+    .queryRenderedFeatures({ layers: ['live-events'] }).some((f) => f.id === id), reported, { timeout: 30000 });
+  counts.liveEvents = await page.evaluate(() => window.citytwin.map.queryRenderedFeatures({ layers: ['live-events'] }).length);
   await page.screenshot({ path: shot });
   console.log(JSON.stringify({ counts, offline }));
   if (counts.districts < 1) { console.error('no districts drawn'); failed = true; }

@@ -3,7 +3,7 @@
 use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
-use crate::routes::{catalog, features, ops, spatial, styles, territory, tiles};
+use crate::routes::{catalog, features, live, ops, spatial, styles, territory, tiles};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -18,7 +18,7 @@ use crate::app::AppState;
 // the derive expands to a for_each clippy frowns on
 #[allow(clippy::needless_for_each)]
 mod doc {
-    use super::{catalog, features, ops, spatial, styles, territory, tiles};
+    use super::{catalog, features, live, ops, spatial, styles, territory, tiles};
     use utoipa::OpenApi;
 
     #[derive(OpenApi)]
@@ -36,6 +36,11 @@ mod doc {
         spatial::nearest_features, spatial::within_distance, spatial::intersects, spatial::stats, spatial::cells,
         features::landing, features::conformance, features::collections, features::collection,
         features::queryables, features::items, features::item,
+        live::report, live::list_events, live::one_event, live::transition, live::assign,
+        live::command, live::nearest_units, live::register_sensor, live::list_sensors,
+        live::one_sensor, live::read_one, live::read_batch, live::history, live::register_unit,
+        live::list_units, live::one_unit, live::move_unit, live::unit_status, live::websocket,
+        live::sse, live::changes, live::state_at,
         ops::health, ops::metrics,
         super::document, super::docs,
     ),
@@ -47,6 +52,7 @@ mod doc {
         (name = "statistics", description = "counts and sums per territory and per cell"),
         (name = "spatial", description = "nearest, within a distance, intersecting a geometry"),
         (name = "ogc-features", description = "OGC API – Features Part 1 and Part 3 (CQL2 text)"),
+        (name = "live", description = "events and their closed loop, sensors and readings, response units, the change feed and the time machine"),
         (name = "operations", description = "health and metrics"),
         (name = "web", description = "the browser viewer and its files"),
         (name = "api", description = "this API's description"),

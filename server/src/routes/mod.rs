@@ -3,6 +3,7 @@
 pub mod api;
 pub mod catalog;
 pub mod features;
+pub mod live;
 pub mod ops;
 pub mod selection;
 pub mod spatial;

@@ -1,0 +1,177 @@
+//! Readings and unit positions from an MQTT broker.
+//!
+//! Topic scheme (QoS 1):
+//!
+//! | topic | payload |
+//! |---|---|
+//! | `citytwin/sensors/{sensor}/readings` | `{"value": 0.42, "at": "2026-11-22T08:00:00Z"}` or an array of them (`at` defaults to now) |
+//! | `citytwin/units/{unit}/position` | `{"lon": 118.78, "lat": 32.06}` |
+//! | `citytwin/rejected/…` (published by citytwin) | the problem+json of a refused message, under the topic it came on |
+//!
+//! A message is acknowledged to the broker (PUBACK) only once what it carries is durable in
+//! the store, and acknowledgements go out in the order the messages came. A refused message
+//! (malformed, unknown sensor or unit, a time in the future, a place outside the city) is
+//! acknowledged too — redelivering it would not make it right — and reported on
+//! `citytwin/rejected/…`. Messages are taken concurrently, so the writer commits many in one
+//! transaction.
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use crate::routes::live::{ReadingBody, readings_in};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Topic filter of readings.
+pub const READINGS: &str = "citytwin/sensors/+/readings";
+/// Topic filter of unit positions.
+pub const POSITIONS: &str = "citytwin/units/+/position";
+
+/// `mqtt://host:port` → (host, port); the port defaults to 1883.
+pub fn parse_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| format!("MQTT URL {url:?}: use mqtt://host:port"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Ok((
+            host.to_owned(),
+            port.parse()
+                .map_err(|_| format!("MQTT URL {url:?}: {port:?} is not a port"))?,
+        )),
+        _ if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+        _ => Err(format!("MQTT URL {url:?} names no host")),
+    }
+}
+
+/// Connects to the broker and takes messages until the process ends (reconnecting as
+/// needed).
+pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
+    let (host, port) = parse_url(url)?;
+    let mut opts = MqttOptions::new(format!("citytwin-{}", std::process::id()), host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_manual_acks(true);
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(8 << 20, 8 << 20);
+    let (client, mut events) = AsyncClient::new(opts, 65_536);
+    let (order, mut acks) = mpsc::channel::<tokio::task::JoinHandle<Option<Publish>>>(65_536);
+    let acker = client.clone();
+    tokio::spawn(async move {
+        while let Some(handle) = acks.recv().await {
+            if let Ok(Some(p)) = handle.await
+                && acker.ack(&p).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let url = url.to_owned();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!(broker = %url, "MQTT connected; subscribing to {READINGS} and {POSITIONS}");
+                    for topic in [READINGS, POSITIONS] {
+                        if let Err(e) = client.subscribe(topic, QoS::AtLeastOnce).await {
+                            tracing::warn!(error = %e, "MQTT subscribe failed");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let handle = tokio::spawn(take(state.clone(), client.clone(), p));
+                    if order.send(handle).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(broker = %url, error = %e, "MQTT connection lost; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Takes one message; returns it when it is to be acknowledged.
+async fn take(state: AppState, client: AsyncClient, p: Publish) -> Option<Publish> {
+    match apply(&state, &p).await {
+        Ok(()) => Some(p),
+        Err(problem) if problem.status < 500 => {
+            state.metrics.mqtt_rejected.inc();
+            tracing::debug!(topic = %p.topic, detail = %problem.detail, "MQTT message refused");
+            let body = serde_json::to_vec(&problem).unwrap_or_default();
+            let _ = client.try_publish(
+                format!("citytwin/rejected/{}", p.topic),
+                QoS::AtMostOnce,
+                false,
+                body,
+            );
+            Some(p)
+        }
+        Err(problem) => {
+            tracing::warn!(topic = %p.topic, detail = %problem.detail, "MQTT message not taken; left unacknowledged");
+            None
+        }
+    }
+}
+
+async fn apply(state: &AppState, p: &Publish) -> Result<(), Problem> {
+    let parts: Vec<&str> = p.topic.split('/').collect();
+    match parts.as_slice() {
+        ["citytwin", "sensors", sensor, "readings"] => {
+            let items: Vec<ReadingBody> = if p.payload.first() == Some(&b'[') {
+                crate::routes::live::body(&p.payload, "an array of readings")?
+            } else {
+                vec![crate::routes::live::body(
+                    &p.payload,
+                    r#"{"value": number, "at": "RFC 3339 time"}"#,
+                )?]
+            };
+            if items.len() > crate::routes::live::MAX_BATCH {
+                return Err(Problem::bad_parameter(
+                    "payload",
+                    "too many readings in one message",
+                ));
+            }
+            let readings = readings_in(items, Some(sensor))?;
+            let (n, _, _) = state.city.ingest(readings).await?;
+            state.metrics.readings.inc_by(n as u64);
+            Ok(())
+        }
+        ["citytwin", "units", unit, "position"] => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Position {
+                lon: f64,
+                lat: f64,
+            }
+            let pos: Position = crate::routes::live::body(&p.payload, r#"{"lon": …, "lat": …}"#)?;
+            state.city.move_unit(unit, pos.lon, pos.lat).await?;
+            Ok(())
+        }
+        _ => Err(Problem::bad_parameter(
+            "topic",
+            format!("no such topic {}", p.topic),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn broker_urls_are_read_with_a_default_port() {
+        assert_eq!(
+            parse_url("mqtt://localhost:1884").unwrap(),
+            ("localhost".into(), 1884)
+        );
+        assert_eq!(parse_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
+        assert!(parse_url("http://x").is_err());
+        assert!(parse_url("mqtt://h:nope").is_err());
+        assert!(parse_url("mqtt://").is_err());
+    }
+}
