@@ -12,12 +12,14 @@
 //! the store, and acknowledgements go out in the order the messages came. A refused message
 //! (malformed, unknown sensor or unit, a time in the future, a place outside the city) is
 //! acknowledged too — redelivering it would not make it right — and reported on
-//! `citytwin/rejected/…`. Messages are taken concurrently, so the writer commits many in one
+//! `citytwin/rejected/…`. Messages are queued to the writer in arrival order without waiting
+//! for each to be durable, so readings keep their order and the writer commits many in one
 //! transaction.
 
 use crate::app::AppState;
 use crate::problem::Problem;
 use crate::routes::live::{ReadingBody, readings_in};
+use citytwin_city::live::Pending;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -55,11 +57,15 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
     opts.set_clean_session(true);
     opts.set_max_packet_size(8 << 20, 8 << 20);
     let (client, mut events) = AsyncClient::new(opts, 65_536);
-    let (order, mut acks) = mpsc::channel::<tokio::task::JoinHandle<Option<Publish>>>(65_536);
-    let acker = client.clone();
+    let (order, mut acks) = mpsc::channel::<(Publish, Result<(Pending, usize), Problem>)>(65_536);
+    let (acker, acker_state) = (client.clone(), state.clone());
     tokio::spawn(async move {
-        while let Some(handle) = acks.recv().await {
-            if let Ok(Some(p)) = handle.await
+        while let Some((p, queued)) = acks.recv().await {
+            let result = match queued {
+                Ok((pending, n)) => pending.done().await.map(|()| n).map_err(Problem::from),
+                Err(problem) => Err(problem),
+            };
+            if let Some(p) = settle(&acker_state, &acker, p, result)
                 && acker.ack(&p).await.is_err()
             {
                 break;
@@ -79,8 +85,10 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let handle = tokio::spawn(take(state.clone(), client.clone(), p));
-                    if order.send(handle).await.is_err() {
+                    // queued in arrival order, so readings of a sensor keep theirs; many are
+                    // in flight at once, so the writer commits them together
+                    let queued = queue(&state, &p).await;
+                    if order.send((p, queued)).await.is_err() {
                         break;
                     }
                 }
@@ -95,10 +103,19 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Takes one message; returns it when it is to be acknowledged.
-async fn take(state: AppState, client: AsyncClient, p: Publish) -> Option<Publish> {
-    match apply(&state, &p).await {
-        Ok(()) => Some(p),
+/// Decides what becomes of a message once its fate is known; returns it when it is to be
+/// acknowledged.
+fn settle(
+    state: &AppState,
+    client: &AsyncClient,
+    p: Publish,
+    result: Result<usize, Problem>,
+) -> Option<Publish> {
+    match result {
+        Ok(readings) => {
+            state.metrics.readings.inc_by(readings as u64);
+            Some(p)
+        }
         Err(problem) if problem.status < 500 => {
             state.metrics.mqtt_rejected.inc();
             tracing::debug!(topic = %p.topic, detail = %problem.detail, "MQTT message refused");
@@ -118,7 +135,8 @@ async fn take(state: AppState, client: AsyncClient, p: Publish) -> Option<Publis
     }
 }
 
-async fn apply(state: &AppState, p: &Publish) -> Result<(), Problem> {
+/// Parses a message and queues what it carries to the writer.
+async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Problem> {
     let parts: Vec<&str> = p.topic.split('/').collect();
     match parts.as_slice() {
         ["citytwin", "sensors", sensor, "readings"] => {
@@ -137,9 +155,8 @@ async fn apply(state: &AppState, p: &Publish) -> Result<(), Problem> {
                 ));
             }
             let readings = readings_in(items, Some(sensor))?;
-            let (n, _, _) = state.city.ingest(readings).await?;
-            state.metrics.readings.inc_by(n as u64);
-            Ok(())
+            let n = readings.len();
+            Ok((state.city.queue_readings(readings).await?, n))
         }
         ["citytwin", "units", unit, "position"] => {
             #[derive(serde::Deserialize)]
@@ -149,8 +166,7 @@ async fn apply(state: &AppState, p: &Publish) -> Result<(), Problem> {
                 lat: f64,
             }
             let pos: Position = crate::routes::live::body(&p.payload, r#"{"lon": …, "lat": …}"#)?;
-            state.city.move_unit(unit, pos.lon, pos.lat).await?;
-            Ok(())
+            Ok((state.city.queue_move(unit, pos.lon, pos.lat).await?, 0))
         }
         _ => Err(Problem::bad_parameter(
             "topic",

@@ -20,12 +20,18 @@ pub struct Problem {
     /// the request parameter at fault, when one is
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter: Option<String>,
-    /// for a conflict: where the thing stands now
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// for a conflict: what is allowed from there
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed: Option<Vec<String>>,
+    /// for a conflict: where the thing stands and what is allowed from there
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Box<Conflict>>,
+}
+
+/// The extension members of a 409.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    /// where the thing stands now
+    pub state: String,
+    /// what is allowed from there
+    pub allowed: Vec<String>,
 }
 
 impl Problem {
@@ -38,8 +44,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             parameter: None,
-            state: None,
-            allowed: None,
+            conflict: None,
         }
     }
 
@@ -77,8 +82,10 @@ impl From<CityError> for Problem {
                 allowed,
             } => {
                 let mut p = Problem::new(StatusCode::CONFLICT, "conflict", detail.clone());
-                p.state = Some(state.clone());
-                p.allowed = Some(allowed.clone());
+                p.conflict = Some(Box::new(Conflict {
+                    state: state.clone(),
+                    allowed: allowed.clone(),
+                }));
                 p
             }
             _ if e.is_client_error() => {

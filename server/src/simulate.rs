@@ -263,11 +263,11 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
         if sim.rng.random::<f64>() < args.reports_per_min / 240.0 {
             report(&mut sim).await;
         }
-        if n % 8 == 0 {
+        if n.is_multiple_of(8) {
             move_units(&mut sim, &mut units).await;
             dispatch(&mut sim).await;
         }
-        if n % 40 == 0 {
+        if n.is_multiple_of(40) {
             tracing::info!(
                 sent = sim.sent,
                 refused = sim.refused,

@@ -108,10 +108,14 @@ impl Live {
     }
 
     async fn submit(&self, op: Op) -> Result<Outcome> {
+        self.enqueue(op).await?.outcome().await
+    }
+
+    /// Queues an operation behind those queued before it, without waiting for it.
+    async fn enqueue(&self, op: Op) -> Result<Pending> {
         let (tx, rx) = oneshot::channel();
-        let stopped = || Error::Unavailable("the live writer has stopped".into());
         self.jobs.send((op, tx)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        Ok(Pending(rx))
     }
 
     /// Live layers whose installed index is behind the state.
@@ -123,6 +127,26 @@ impl Live {
         }
         out[0] |= now >= self.due.load(Ordering::Acquire);
         out
+    }
+}
+
+fn stopped() -> Error {
+    Error::Unavailable("the live writer has stopped".into())
+}
+
+/// An operation queued to the writer: operations are applied in the order they were queued,
+/// and each is answered once it is durable (or refused).
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<Outcome>>);
+
+impl Pending {
+    async fn outcome(self) -> Result<Outcome> {
+        self.0.await.map_err(|_| stopped())?
+    }
+
+    /// Waits until the operation is durable, or refused.
+    pub async fn done(self) -> Result<()> {
+        self.outcome().await.map(|_| ())
     }
 }
 
@@ -649,6 +673,25 @@ impl City {
             } => Ok((accepted, raised, cleared)),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Queues readings behind everything queued before (so readings of one source keep their
+    /// order) without waiting for them to be durable; see [`Pending::done`].
+    pub async fn queue_readings(&self, readings: Vec<ReadingIn>) -> Result<Pending> {
+        self.live().enqueue(Op::Readings(readings)).await
+    }
+
+    /// Queues a unit's new position (placed first) like [`City::queue_readings`].
+    pub async fn queue_move(&self, id: &str, lon: f64, lat: f64) -> Result<Pending> {
+        let place = self.place(lon, lat).await?;
+        self.live()
+            .enqueue(Op::Move {
+                id: id.to_owned(),
+                lon,
+                lat,
+                place,
+            })
+            .await
     }
 
     /// Registers a unit, or updates a registered one.

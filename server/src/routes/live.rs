@@ -22,6 +22,7 @@ use citytwin_city::store::ChangeQuery;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -1036,7 +1037,7 @@ pub(crate) async fn changes(State(state): State<AppState>, p: Params) -> ApiResu
     if list.len() == limit
         && let Some(c) = list.last()
     {
-        out.push_str(&format!(r#","next":{}"#, c.seq));
+        let _ = write!(out, r#","next":{}"#, c.seq);
     }
     out.push('}');
     Ok((

@@ -1,0 +1,981 @@
+//! The live twin end to end: events round their closed loop, readings and alarms, units and
+//! dispatch, the change feed over WebSocket and SSE with resume, live layers fresh on the next
+//! request, bad input refused with nothing stored, MQTT through a real Mosquitto broker, and
+//! acknowledged writes surviving `kill -9`.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::{client, server};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Inside grid 320102001001001 (玄武区).
+const HERE: (f64, f64) = (118.7800, 32.0932);
+
+async fn post(path: &str, body: &Value) -> (u16, Value) {
+    let resp = client()
+        .post(format!("{}{path}", server().base))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if status >= 400 {
+        assert_eq!(
+            ct.as_deref(),
+            Some("application/problem+json"),
+            "{path}: {v}"
+        );
+    }
+    (status, v)
+}
+
+async fn get(path: &str) -> (u16, Value) {
+    let resp = client()
+        .get(format!("{}{path}", server().base))
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn step(id: i64, action: &str, note: &str) -> (u16, Value) {
+    post(
+        &format!("/events/{id}/transitions"),
+        &json!({ "action": action, "actor": "dispatcher Wang", "note": note }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_event_goes_round_its_closed_loop_over_http() {
+    let (status, e) = post(
+        "/events",
+        &json!({ "source": "hotline", "category": "pipe-burst", "severity": "serious",
+            "description": "water gushing from the pavement", "lon": HERE.0, "lat": HERE.1,
+            "media": ["https://media.example.org/1.jpg"], "reporter": "12345 caller" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{e}");
+    assert_eq!(e["place"]["grid"]["code"], "320102001001001");
+    assert_eq!(e["place"]["district"]["code"], "320102");
+    assert_eq!(e["owner"]["code"], "320102001");
+    assert_eq!(e["state"], "reported");
+    assert_eq!(e["allowed"], json!(["accept", "reject"]));
+    assert_eq!(e["overdue"], false);
+    let id = e["id"].as_i64().unwrap();
+    // a second call about the same burst pipe, 30 m away, joins it
+    let (status, dup) = post(
+        "/events",
+        &json!({ "source": "citizen", "category": "pipe-burst", "description": "burst pipe",
+            "lon": HERE.0 + 0.0003, "lat": HERE.1 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{dup}");
+    assert_eq!(dup["merged"], true);
+    assert_eq!(dup["id"], id);
+    assert_eq!(dup["duplicates"].as_array().unwrap().len(), 1);
+    // an illegal step: 409 naming the state
+    let (status, p) = step(id, "close", "").await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(p["state"], "reported");
+    assert_eq!(p["allowed"], json!(["accept", "reject"]));
+    // a step back needs a reason
+    for a in ["accept", "dispatch"] {
+        assert_eq!(step(id, a, "").await.0, 200);
+    }
+    let (status, p) = step(id, "return", "").await;
+    assert_eq!(status, 400, "{p}");
+    assert_eq!(step(id, "return", "wrong street").await.0, 200);
+    for a in ["dispatch", "start", "feedback", "verify", "close"] {
+        let (status, e) = step(id, a, "").await;
+        assert_eq!(status, 200, "{a}: {e}");
+    }
+    let (_, e) = get(&format!("/events/{id}")).await;
+    assert_eq!(e["state"], "closed");
+    let history: Vec<&str> = e["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "report", "merged", "accept", "dispatch", "return", "dispatch", "start", "feedback",
+            "verify", "close"
+        ]
+    );
+    assert_eq!(e["history"][4]["note"], "wrong street");
+    assert_eq!(e["history"][4]["actor"], "dispatcher Wang");
+    let (status, _) = get("/events/999999").await;
+    assert_eq!(status, 404);
+    let (_, list) = get("/events?state=closed&grid=320102").await;
+    assert!(
+        list["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id)
+    );
+}
+
+#[tokio::test]
+async fn dispatch_sends_the_nearest_available_units_and_a_major_event_commands() {
+    for (id, kind, dlon) in [
+        ("DS-P1", "pump", 0.010),
+        ("DS-P2", "pump", 0.001),
+        ("DS-T1", "team", 0.0005),
+    ] {
+        let (status, u) = post(
+            "/units",
+            &json!({ "id": id, "name": id, "type": kind, "lon": HERE.0 + dlon, "lat": HERE.1 }),
+        )
+        .await;
+        assert_eq!(status, 201, "{u}");
+    }
+    let (_, e) = post(
+        "/events",
+        &json!({ "source": "inspector", "category": "waterlogging", "description": "underpass flooded",
+            "lon": HERE.0, "lat": HERE.1 + 0.0001 }),
+    )
+    .await;
+    let id = e["id"].as_i64().unwrap();
+    let (_, near) = get(&format!("/events/{id}/nearest-units?type=pump&n=5")).await;
+    let ids: Vec<&str> = near["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .filter(|u| u.starts_with("DS-"))
+        .collect();
+    assert_eq!(ids, ["DS-P2", "DS-P1"]);
+    assert!(near["units"][0]["distance_m"].as_f64().unwrap() < 150.0);
+    let (status, e) = post(
+        &format!("/events/{id}/units"),
+        &json!({ "units": ["DS-P2"], "actor": "dispatcher" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["units"], json!(["DS-P2"]));
+    let (_, u) = get("/units/DS-P2").await;
+    assert_eq!(u["status"], "busy");
+    // busy now: another event cannot have it
+    let (_, other) = post(
+        "/events",
+        &json!({ "source": "hotline", "category": "fallen-tree", "lon": HERE.0, "lat": HERE.1 }),
+    )
+    .await;
+    let other_id = other["id"].as_i64().unwrap();
+    let (status, p) = post(
+        &format!("/events/{other_id}/units"),
+        &json!({ "units": ["DS-P2"], "actor": "d" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(p["state"], "busy");
+    // unified command over both events, with the team
+    let (status, major) = post(
+        &format!("/events/{id}/command"),
+        &json!({ "commander": "commander Li", "events": [other_id], "units": ["DS-T1"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{major}");
+    assert_eq!(major["command"]["events"], json!([other_id]));
+    assert_eq!(major["severity"], "major");
+    let (_, o) = get(&format!("/events/{other_id}")).await;
+    assert_eq!(o["major"], id);
+    // closing releases the units
+    assert_eq!(step(id, "reject", "test over").await.0, 200);
+    let (_, u) = get("/units/DS-P2").await;
+    assert_eq!(u["status"], "available");
+    let (status, u) = post(
+        "/units/DS-T1/position",
+        &json!({ "lon": HERE.0 + 0.002, "lat": HERE.1 }),
+    )
+    .await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(u["place"]["district"]["code"], "320102");
+}
+
+#[tokio::test]
+async fn readings_raise_one_alarm_event_and_history_downsamples() {
+    let (status, s) = post(
+        "/sensors",
+        &json!({ "id": "RA-WL-1", "type": "water-level", "lon": HERE.0, "lat": HERE.1, "unit": "m",
+            "thresholds": { "high": 0.5 } }),
+    )
+    .await;
+    assert_eq!(status, 201, "{s}");
+    let t0 = (citytwin_city::live::ts::now() / 60_000 - 20) * 60_000;
+    let at = |i: i64| citytwin_city::live::ts::format(t0 + i * 20_000);
+    let readings: Vec<Value> = (0..30)
+        .map(|i| json!({ "sensor": "RA-WL-1", "value": if (10..15).contains(&i) { 0.8 } else { 0.2 }, "at": at(i) }))
+        .collect();
+    let (status, r) = post("/readings", &json!({ "readings": readings })).await;
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(r["accepted"], 30);
+    assert_eq!(r["alarms_raised"], 1);
+    assert_eq!(r["alarms_cleared"], 1);
+    let (_, events) = get("/events?category=water-level-alarm&limit=10000").await;
+    let mine: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["sensor"] == "RA-WL-1")
+        .collect();
+    assert_eq!(mine.len(), 1, "one event per alarm, not one per reading");
+    let history: Vec<&str> = mine[0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["report", "alarm-cleared"]);
+    let (status, one) = post("/sensors/RA-WL-1/readings", &json!({ "value": 0.3 })).await;
+    assert_eq!(status, 202, "{one}");
+    let (_, s) = get("/sensors/RA-WL-1").await;
+    assert_eq!(s["latest"]["value"], 0.3);
+    let (status, h) = get(&format!(
+        "/sensors/RA-WL-1/readings?from={}&to={}&interval=1m",
+        at(0),
+        at(30)
+    ))
+    .await;
+    assert_eq!(status, 200, "{h}");
+    let buckets = h["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 10);
+    assert_eq!(buckets[0]["count"], 3);
+    assert_eq!(buckets[3]["max"], 0.8);
+    assert_eq!(buckets[3]["min"], 0.2);
+    let (_, raw) = get(&format!(
+        "/sensors/RA-WL-1/readings?from={}&to={}",
+        at(0),
+        at(3)
+    ))
+    .await;
+    assert_eq!(raw["readings"].as_array().unwrap().len(), 3);
+    let (status, _) = get("/sensors/RA-WL-1/readings?interval=5x").await;
+    assert_eq!(status, 400);
+    let (status, _) = get("/sensors/NOPE/readings").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_live_input_is_refused_and_nothing_is_stored() {
+    post(
+        "/sensors",
+        &json!({ "id": "BAD-1", "type": "gas", "lon": HERE.0, "lat": HERE.1, "unit": "ppm" }),
+    )
+    .await;
+    let seq = server().state.city.live_seq();
+    let future = citytwin_city::live::ts::format(citytwin_city::live::ts::now() + 3_600_000);
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "/sensors/NOPE/readings",
+            json!({ "value": 1.0 }),
+            404,
+            "NOPE",
+        ),
+        (
+            "/readings",
+            json!({ "readings": [{ "sensor": "BAD-1", "value": 1.0 }, { "sensor": "NOPE", "value": 1.0 }] }),
+            400,
+            "reading 1: unknown sensor",
+        ),
+        (
+            "/readings",
+            json!({ "readings": [{ "sensor": "BAD-1", "value": "NaN" }] }),
+            400,
+            "expected f64",
+        ),
+        (
+            "/readings",
+            json!({ "readings": [{ "sensor": "BAD-1", "value": 1.0, "at": future }] }),
+            400,
+            "future",
+        ),
+        (
+            "/readings",
+            json!({ "readings": [{ "sensor": "BAD-1", "value": 1.0, "at": "yesterday" }] }),
+            400,
+            "RFC 3339",
+        ),
+        (
+            "/readings",
+            json!({ "readings": [{ "sensor": "BAD-1", "valu": 1.0 }] }),
+            400,
+            "valu",
+        ),
+        (
+            "/events",
+            json!({ "source": "hotline", "category": "noise", "lon": 116.4, "lat": 39.9 }),
+            400,
+            "outside the city",
+        ),
+        (
+            "/events",
+            json!({ "source": "hotline", "category": "noise", "lon": f64::MAX, "lat": 32.0 }),
+            400,
+            "longitude",
+        ),
+        (
+            "/events",
+            json!({ "source": "pigeon", "category": "noise", "lon": HERE.0, "lat": HERE.1 }),
+            400,
+            "pigeon",
+        ),
+        (
+            "/events",
+            json!({ "source": "sensor", "category": "noise", "lon": HERE.0, "lat": HERE.1 }),
+            400,
+            "sensor alarms",
+        ),
+        (
+            "/events",
+            json!({ "source": "hotline", "category": "Noise!", "lon": HERE.0, "lat": HERE.1 }),
+            400,
+            "category",
+        ),
+        (
+            "/events",
+            json!({ "source": "citizen", "category": "noise", "lon": HERE.0, "lat": HERE.1, "media": ["javascript:alert(1)"] }),
+            400,
+            "media",
+        ),
+        (
+            "/sensors",
+            json!({ "id": "x/y", "type": "gas", "lon": HERE.0, "lat": HERE.1, "unit": "ppm" }),
+            400,
+            "sensor id",
+        ),
+        (
+            "/sensors",
+            json!({ "id": "BAD-2", "type": "gas", "lon": HERE.0, "lat": HERE.1, "unit": "ppm", "thresholds": { "low": 5, "high": 1 } }),
+            400,
+            "low",
+        ),
+        (
+            "/sensors",
+            json!({ "id": "BAD-3", "type": "gas", "lon": 0.0, "lat": 0.0, "unit": "ppm" }),
+            400,
+            "outside the city",
+        ),
+        (
+            "/units",
+            json!({ "id": "BAD-U", "name": "u", "type": "pump", "lon": 121.5, "lat": 31.2 }),
+            400,
+            "outside the city",
+        ),
+        (
+            "/units/NOPE/position",
+            json!({ "lon": HERE.0, "lat": HERE.1 }),
+            404,
+            "NOPE",
+        ),
+        (
+            "/events/1/transitions",
+            json!({ "action": "teleport", "actor": "x" }),
+            400,
+            "teleport",
+        ),
+        (
+            "/events/1/transitions",
+            json!({ "action": "accept", "actor": "" }),
+            400,
+            "actor",
+        ),
+    ];
+    for (path, body, want, says) in cases {
+        let (status, p) = post(path, &body).await;
+        assert_eq!(status, want, "{path} {body}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains(says),
+            "{path} {body}: {p}"
+        );
+    }
+    for (path, raw) in [
+        ("/readings", "{\"readings\": ["),
+        ("/sensors/BAD-1/readings", "{\"value\": 1e400}"),
+        ("/sensors/BAD-1/readings", "{\"value\": NaN}"),
+    ] {
+        let resp = client()
+            .post(format!("{}{path}", server().base))
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{raw}");
+    }
+    assert_eq!(
+        server().state.city.live_seq(),
+        seq,
+        "a refused write changed the log"
+    );
+    let (_, s) = get("/sensors/BAD-1").await;
+    assert!(s.get("latest").is_none(), "{s}");
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(query: &str) -> Ws {
+    let url = format!("{}/live?{query}", server().base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("no message within 30 s")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+async fn readings(sensor: &str, values: std::ops::Range<i32>) {
+    let batch: Vec<Value> = values
+        .map(|v| json!({ "sensor": sensor, "value": f64::from(v) }))
+        .collect();
+    let (status, r) = post("/readings", &json!({ "readings": batch })).await;
+    assert_eq!(status, 202, "{r}");
+}
+
+#[tokio::test]
+async fn the_feed_filters_and_resumes_after_a_reconnect_without_a_gap() {
+    post(
+        "/sensors",
+        &json!({ "id": "FD-1", "type": "noise", "lon": HERE.0, "lat": HERE.1, "unit": "dB" }),
+    )
+    .await;
+    // far away, in another district: filtered out by grid and bbox
+    post(
+        "/sensors",
+        &json!({ "id": "FD-2", "type": "noise", "lon": 118.7845, "lat": 32.0415, "unit": "dB" }),
+    )
+    .await;
+    let (_, s2) = get("/sensors/FD-2").await;
+    assert_ne!(s2["place"]["street"]["code"], "320102001", "{s2}");
+    let filter = "layers=sensors&kinds=reading&grid=320102001001001";
+    let mut ws = connect(filter).await;
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["type"], "hello");
+    readings("FD-2", 0..3).await;
+    readings("FD-1", 0..5).await;
+    let mut last = 0;
+    for v in 0..5 {
+        let c = next(&mut ws).await;
+        assert_eq!(
+            (c["id"].as_str(), c["value"].as_f64()),
+            (Some("FD-1"), Some(f64::from(v))),
+            "{c}"
+        );
+        assert_eq!(c["grid"], "320102001001001");
+        last = c["seq"].as_u64().unwrap();
+    }
+    ws.close(None).await.unwrap();
+    // while disconnected
+    readings("FD-1", 5..12).await;
+    readings("FD-2", 0..3).await;
+    let mut ws = connect(&format!("{filter}&since={last}")).await;
+    assert_eq!(next(&mut ws).await["type"], "hello");
+    readings("FD-1", 12..15).await;
+    let mut seqs = Vec::new();
+    for v in 5..15 {
+        let c = next(&mut ws).await;
+        assert_eq!(
+            c["value"].as_f64(),
+            Some(f64::from(v)),
+            "gap or repeat at {v}: {c}"
+        );
+        seqs.push(c["seq"].as_u64().unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // the same over SSE, resumed with Last-Event-ID
+    let resp = client()
+        .get(format!(
+            "{}/live/sse?layers=sensors&kinds=reading&bbox=118.77,32.08,118.79,32.10",
+            server().base
+        ))
+        .header("last-event-id", last.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while text.matches("\"kind\":\"reading\"").count() < 10 && Instant::now() < deadline {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert!(ids.len() >= 11, "{text}");
+    assert_eq!(
+        ids[1],
+        seqs[0].to_string(),
+        "SSE resumed at the first missed change"
+    );
+    assert!(!text.contains("FD-2"));
+    for (q, bad) in [
+        ("layers=roads", "layers"),
+        ("since=x", "since"),
+        ("kinds=nope", "kinds"),
+        ("grid=abc", "grid"),
+    ] {
+        let (status, p) = get(&format!("/live/sse?{q}")).await;
+        assert_eq!(
+            (status, p["parameter"].as_str()),
+            (400, Some(bad)),
+            "{q}: {p}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn live_layers_are_fresh_on_the_next_request_and_the_past_replays() {
+    let (_, before) = get("/collections/events/items?limit=10000").await;
+    let n = before["features"].as_array().unwrap().len();
+    let tile = |v: &'static str| async move {
+        let resp = client()
+            .get(format!("{}/tiles/events/14/13597/6648.mvt", server().base))
+            .send()
+            .await
+            .unwrap();
+        let _ = v;
+        resp.headers()
+            .get("etag")
+            .map(|e| e.to_str().unwrap().to_owned())
+    };
+    let etag_before = tile("before").await;
+    let t = citytwin_city::live::ts::now();
+    let (_, e) = post(
+        "/events",
+        &json!({ "source": "department", "category": "illegal-construction", "lon": HERE.0 - 0.001, "lat": HERE.1 }),
+    )
+    .await;
+    let id = e["id"].as_i64().unwrap();
+    let (_, after) = get("/collections/events/items?limit=10000").await;
+    assert_eq!(after["features"].as_array().unwrap().len(), n + 1);
+    let (_, f) = get(&format!("/collections/events/items/{id}")).await;
+    assert_eq!(f["properties"]["state"], "reported");
+    assert_eq!(f["properties"]["category"], "illegal-construction");
+    assert_ne!(
+        tile("after").await,
+        etag_before,
+        "the tile changed with the layer"
+    );
+    step(id, "accept", "").await;
+    let (_, f) = get(&format!("/collections/events/items/{id}")).await;
+    assert_eq!(f["properties"]["state"], "accepted");
+    // the state as of before the report does not have it; the changes since do
+    let at = citytwin_city::live::ts::format(t);
+    let (_, then) = get(&format!("/live/state?at={at}")).await;
+    assert!(
+        !then["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id)
+    );
+    let (_, changes) = get(&format!("/live/changes?from={at}&limit=10000")).await;
+    let mine: Vec<&str> = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["layer"] == "events" && c["id"].as_str().and_then(|s| s.parse().ok()) == Some(id)
+        })
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, ["event.reported", "event.transitioned"]);
+    let (status, _) = get("/live/state?at=nonsense").await;
+    assert_eq!(status, 400);
+    let (_, tj) = get("/tiles/events,sensors,units").await;
+    let names: Vec<&str> = tj["vector_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["events", "sensors", "units"]);
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `citytwin serve` on a store; returns the process and its address.
+fn serve(store: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_citytwin"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--refresh-secs",
+            "0",
+            "--store",
+        ])
+        .arg(store)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Child(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && let Some(a) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(a.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_mins(3))
+        .expect("server did not start");
+    (child, format!("http://{addr}"))
+}
+
+async fn wait_for(mut done: impl AsyncFnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post_to(base: &str, path: &str, body: &Value) -> reqwest::Result<(u16, Value)> {
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+async fn get_from(base: &str, path: &str) -> Value {
+    client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Mosquitto on a free port, from Debian's package (scripts/setup-test-deps installs it).
+fn mosquitto() -> (Child, u16) {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 100000\npersistence false\n"),
+    )
+    .unwrap();
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("mosquitto must be installed: run scripts/setup-test-deps");
+    let child = Child(
+        Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+#[tokio::test]
+async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let (_broker, port) = mosquitto();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let (_server, base) = serve(&dir.path().join("mq.gpkg"), &["--demo", "--mqtt", &url]);
+    let (status, s) = post_to(&base, "/sensors", &json!({ "id": "MQ-1", "type": "rainfall", "lon": HERE.0, "lat": HERE.1, "unit": "mm/h", "thresholds": { "high": 50 } })).await.unwrap();
+    assert_eq!(status, 201, "{s}");
+    post_to(
+        &base,
+        "/units",
+        &json!({ "id": "MQ-U", "name": "pump 1", "type": "pump", "lon": HERE.0, "lat": HERE.1 }),
+    )
+    .await
+    .unwrap();
+    let mut opts = MqttOptions::new("citytwin-test", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(opts, 10_000);
+    let (rejected_tx, mut rejected) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                let _ = rejected_tx.send((
+                    p.topic.clone(),
+                    String::from_utf8_lossy(&p.payload).into_owned(),
+                ));
+            }
+        }
+    });
+    client
+        .subscribe("citytwin/rejected/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let topic = "citytwin/sensors/MQ-1/readings";
+    // wait until citytwin has subscribed: a probe reading shows up
+    let t0 = citytwin_city::live::ts::now() - 600_000;
+    let ts = |i: i64| citytwin_city::live::ts::format(t0 + i * 100);
+    wait_for(
+        async || {
+            client
+                .publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    json!({ "value": -1.0, "at": ts(0) }).to_string(),
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            get_from(&base, "/sensors/MQ-1").await["latest"]["value"] == -1.0
+        },
+        "citytwin to subscribe",
+    )
+    .await;
+    for i in 1..=300 {
+        let v = if i == 150 { 80.0 } else { (i % 10) as f64 };
+        client
+            .publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                json!({ "value": v, "at": ts(i) }).to_string(),
+            )
+            .await
+            .unwrap();
+    }
+    let batch: Vec<Value> = (301..=400)
+        .map(|i| json!({ "value": 1.0, "at": ts(i) }))
+        .collect();
+    client
+        .publish(
+            topic,
+            QoS::AtLeastOnce,
+            false,
+            Value::from(batch).to_string(),
+        )
+        .await
+        .unwrap();
+    client
+        .publish(topic, QoS::AtLeastOnce, false, "{\"value\": \"high\"}")
+        .await
+        .unwrap();
+    client
+        .publish(
+            "citytwin/sensors/NOPE/readings",
+            QoS::AtLeastOnce,
+            false,
+            "{\"value\": 1}",
+        )
+        .await
+        .unwrap();
+    client
+        .publish(
+            "citytwin/units/MQ-U/position",
+            QoS::AtLeastOnce,
+            false,
+            json!({ "lon": HERE.0 + 0.001, "lat": HERE.1 }).to_string(),
+        )
+        .await
+        .unwrap();
+    let window = format!(
+        "/sensors/MQ-1/readings?from={}&to={}&limit=100000",
+        ts(1),
+        ts(401)
+    );
+    wait_for(
+        async || {
+            get_from(&base, &window).await["readings"]
+                .as_array()
+                .unwrap()
+                .len()
+                == 400
+        },
+        "400 readings over MQTT",
+    )
+    .await;
+    let (_, e) = (0, get_from(&base, "/events?category=rainfall-alarm").await);
+    assert_eq!(e["count"], 1, "the 80 mm/h reading raised one alarm: {e}");
+    wait_for(
+        async || get_from(&base, "/units/MQ-U").await["lon"].as_f64() == Some(HERE.0 + 0.001),
+        "the unit to move",
+    )
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (topic, body) = tokio::time::timeout(Duration::from_secs(30), rejected.recv())
+            .await
+            .expect("rejections reported")
+            .unwrap();
+        let p: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(p["status"], 400, "{p}");
+        seen.push(topic);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "citytwin/rejected/citytwin/sensors/MQ-1/readings",
+            "citytwin/rejected/citytwin/sensors/NOPE/readings"
+        ]
+    );
+    let metrics = client_text(&base, "/metrics").await;
+    assert!(
+        metrics.contains("citytwin_mqtt_rejected_total 2"),
+        "{metrics}"
+    );
+}
+
+async fn client_text(base: &str, path: &str) -> String {
+    client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Every write the server acknowledged before `kill -9` is there after a restart.
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("k9.gpkg");
+    let (mut server, base) = serve(&store, &["--demo"]);
+    post_to(
+        &base,
+        "/sensors",
+        &json!({ "id": "K9-1", "type": "water-level", "lon": HERE.0, "lat": HERE.1, "unit": "m" }),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let base = base.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut readings, mut events) = (Vec::new(), Vec::new());
+            for round in 0.. {
+                if w == 0 {
+                    let body = json!({ "source": "hotline", "category": "noise", "lon": HERE.0 + f64::from(round) * 0.002, "lat": HERE.1 });
+                    match post_to(&base, "/events", &body).await {
+                        Ok((201 | 200, e)) => events.push(e["id"].as_i64().unwrap()),
+                        _ => break,
+                    }
+                    continue;
+                }
+                let values: Vec<f64> = (0..200).map(|j| f64::from(w * 1_000_000 + round * 200 + j)).collect();
+                let body = json!({ "readings": values.iter().map(|v| json!({ "sensor": "K9-1", "value": v })).collect::<Vec<_>>() });
+                match post_to(&base, "/readings", &body).await {
+                    Ok((202, _)) => readings.extend(values),
+                    _ => break,
+                }
+            }
+            (readings, events)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed = Command::new("kill")
+        .args(["-KILL", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = server.0.wait();
+    let (mut acked, mut acked_events) = (Vec::new(), Vec::new());
+    for w in writers {
+        let (r, e) = w.await.unwrap();
+        acked.extend(r);
+        acked_events.extend(e);
+    }
+    assert!(
+        acked.len() >= 200 && !acked_events.is_empty(),
+        "the burst wrote too little to test anything ({} readings in {:?})",
+        acked.len(),
+        started.elapsed()
+    );
+    let (_server, base) = serve(&store, &[]);
+    let window = "/sensors/K9-1/readings?from=2000-01-01T00:00:00Z&limit=100000";
+    let stored: std::collections::HashSet<u64> = get_from(&base, window).await["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap() as u64)
+        .collect();
+    let lost: Vec<&f64> = acked
+        .iter()
+        .filter(|v| !stored.contains(&(**v as u64)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged readings lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    for id in acked_events {
+        let e = get_from(&base, &format!("/events/{id}")).await;
+        assert_eq!(e["category"], "noise", "event {id} lost: {e}");
+    }
+}
