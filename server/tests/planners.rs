@@ -1037,6 +1037,24 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         "/tiles/{layers}/{z}/{x}/{y}",
         "/vendor/maplibre-gl/{file}",
         "/web/{file}",
+        "/events",
+        "/events/{id}",
+        "/events/{id}/transitions",
+        "/events/{id}/units",
+        "/events/{id}/command",
+        "/events/{id}/nearest-units",
+        "/sensors",
+        "/sensors/{id}",
+        "/sensors/{id}/readings",
+        "/readings",
+        "/units",
+        "/units/{id}",
+        "/units/{id}/position",
+        "/units/{id}/status",
+        "/live",
+        "/live/sse",
+        "/live/changes",
+        "/live/state",
     ];
     for p in served {
         assert!(paths.contains_key(p), "{p} missing from /api");
@@ -1048,12 +1066,18 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
             .replace("{code}", "320102")
             .replace("{layers}", "pois")
             .replace("{file}", "index.html")
-            .replace("{z}/{x}/{y}", "14/13598/6650.mvt");
+            .replace("{z}/{x}/{y}", "14/13598/6650.mvt")
+            .replace("{id}", "1");
         let resp = client()
             .get(format!("{}{concrete}", srv.base))
             .send()
             .await
             .unwrap();
+        if p == "/live/sse" {
+            // an endless stream: its headers are the answer
+            assert_eq!(resp.status().as_u16(), 200);
+            continue;
+        }
         let body = resp.text().await.unwrap();
         assert!(!body.contains("\"no resource at"), "{concrete}: {body}");
     }
