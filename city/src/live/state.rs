@@ -1081,9 +1081,14 @@ impl<'a> Tx<'a> {
         }
         let (mut raised, mut cleared) = (0, 0);
         let accepted = readings.len();
-        for r in readings {
+        for mut r in readings {
             let sensor = self.sensor_mut(&r.sensor)?;
-            let (pos, place) = ((sensor.lon, sensor.lat), sensor.place.clone());
+            // a reading carries only the finest code of its sensor's place
+            let (lon, lat, grid) = (
+                sensor.lon,
+                sensor.lat,
+                sensor.place.code().map(str::to_owned),
+            );
             let prev = sensor.latest;
             let newest = prev.is_none_or(|p| r.at >= p.at);
             if newest {
@@ -1098,16 +1103,24 @@ impl<'a> Tx<'a> {
                 None
             };
             let alarmed = sensor.alarm.is_some();
-            self.push(
-                "reading",
-                LiveLayer::Sensors,
-                r.sensor.clone(),
-                pos,
-                &place,
-                r.at,
-                Some(r.value),
-                None,
-            );
+            let entity = if rule.is_some() || alarmed {
+                r.sensor.clone()
+            } else {
+                std::mem::take(&mut r.sensor)
+            };
+            self.record(Change {
+                seq: 0,
+                at: r.at,
+                kind: "reading",
+                layer: LiveLayer::Sensors,
+                entity,
+                lon,
+                lat,
+                grid,
+                value: Some(r.value),
+                body: None,
+                json: OnceLock::new(),
+            });
             match (rule, alarmed) {
                 (Some(rule), false) => {
                     self.raise(&r.sensor, rule, r.at, r.value)?;

@@ -927,11 +927,16 @@ pub(crate) async fn websocket(
     let (filter, since) = feed_params(&p, &headers)?;
     let rx = start_feed(&state, filter, since);
     let metrics = Arc::clone(&state.metrics);
-    Ok(ws.on_upgrade(move |socket| async move {
-        metrics.subscribers.inc();
-        pump_ws(socket, rx).await;
-        metrics.subscribers.dec();
-    }))
+    // small buffers: a subscriber mostly receives, and a thousand of them should not cost
+    // tungstenite's default 128 KiB read buffer each
+    Ok(ws
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
+        .on_upgrade(move |socket| async move {
+            metrics.subscribers.inc();
+            pump_ws(socket, rx).await;
+            metrics.subscribers.dec();
+        }))
 }
 
 async fn pump_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<(u64, Arc<str>)>) {
