@@ -777,10 +777,7 @@ impl City {
         let snapshots = self.store().live_snapshots(at).await?;
         let latest = self.store().latest_readings(at).await?;
         let seq = snapshots.iter().map(|c| c.seq).max().unwrap_or(0);
-        let mut s = LiveState::fold(&snapshots, &latest, seq)?;
-        // an alarm raised after `at` is not in the snapshot; nothing else to undo
-        s.seq = seq;
-        Ok(s)
+        LiveState::fold(&snapshots, &latest, seq)
     }
 
     /// A sensor's readings in `[from, to)`: raw, or per `interval` with min/max/avg.

@@ -227,7 +227,7 @@ impl LiveState {
         Ok(s)
     }
 
-    /// The open events of the nearest available units of a type to a point: (unit, metres),
+    /// The nearest available units (of a type, when given) to a point: (unit, metres),
     /// nearest first.
     #[must_use]
     pub fn nearest_units(
@@ -248,17 +248,13 @@ impl LiveState {
         found
     }
 
-    fn merge(&mut self, tx: Overlay) {
+    /// Applies the outcome of a committed batch.
+    pub fn commit(&mut self, tx: Overlay) {
         self.events.extend(tx.events);
         self.sensors.extend(tx.sensors);
         self.units.extend(tx.units);
         self.next_event = tx.next_event;
         self.seq = tx.seq;
-    }
-
-    /// Applies the outcome of a committed batch.
-    pub fn commit(&mut self, overlay: Overlay) {
-        self.merge(overlay);
     }
 }
 

@@ -451,16 +451,7 @@ impl Store for GeoPackageStore {
             .fetch_all(&self.pool)
             .await?,
         };
-        Ok(rows
-            .into_iter()
-            .map(|(start, count, min, max, avg)| Bucket {
-                start,
-                count: count as u64,
-                min,
-                max,
-                avg,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Bucket::from_row).collect())
     }
 
     async fn close(&self) {

@@ -69,6 +69,20 @@ pub struct Bucket {
     pub avg: f64,
 }
 
+impl Bucket {
+    /// A bucket from the `(start, count, min, max, avg)` row both stores select.
+    #[must_use]
+    pub(crate) fn from_row((start, count, min, max, avg): (i64, i64, f64, f64, f64)) -> Self {
+        Self {
+            start,
+            count: count as u64,
+            min,
+            max,
+            avg,
+        }
+    }
+}
+
 /// The columns of the change log, in the order both stores write them.
 pub(crate) const CHANGE_COLUMNS: &str = "seq, at, layer, kind, entity, lon, lat, grid, value, body";
 

@@ -999,16 +999,7 @@ impl Store for PostgisStore {
             .fetch_all(&self.pool)
             .await?,
         };
-        Ok(rows
-            .into_iter()
-            .map(|(start, count, min, max, avg)| Bucket {
-                start,
-                count: count as u64,
-                min,
-                max,
-                avg,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Bucket::from_row).collect())
     }
 
     fn encodes_tiles(&self) -> bool {
