@@ -282,7 +282,7 @@ pub struct BoardInput<'a> {
     /// one entry per panel of the layout, in order; non-data panels take `Missing`
     pub data: Vec<PanelData>,
     /// parsed styles by id, for map panels
-    pub styles: HashMap<String, Style>,
+    pub styles: &'a HashMap<String, Style>,
     /// features for map panels
     pub source: &'a dyn MapSource,
 }
@@ -744,15 +744,20 @@ impl Board {
             return self.missing(r, p, top, "当前没有记录");
         }
         let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9);
-        let label_w = 110.0 * u;
-        let value_w = 56.0 * u;
         let rows = bars.len() as f32;
         let row_h = ((p.y + p.h - top - 12.0 * u) / rows).min(44.0 * u);
+        let text_size = (row_h / u * 0.5).clamp(10.0, 18.0);
+        // the label column as wide as the longest label, at most 40 % of the panel
+        let widest = bars
+            .iter()
+            .map(|(name, _)| r.fonts.shape(name, text_size * u, None).1)
+            .fold(0.0f32, f32::max);
+        let label_w = (widest + 12.0 * u).clamp(40.0 * u, p.w * 0.4);
+        let value_w = 56.0 * u;
         let bar_x = p.x + 16.0 * u + label_w;
         let bar_max = (p.w - 32.0 * u - label_w - value_w).max(1.0);
         for (i, (name, v)) in bars.iter().enumerate() {
             let y = top + i as f32 * row_h;
-            let text_size = (row_h / u * 0.5).clamp(10.0, 18.0);
             let ty = y + (row_h - text_size * 1.2 * u) / 2.0;
             self.text(
                 r,

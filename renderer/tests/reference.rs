@@ -394,10 +394,11 @@ fn dashboard_with_every_panel_kind() {
         };
     }
     let fixture = Fixture::new();
+    let styles = HashMap::from([("fixture".to_owned(), style())]);
     let input = BoardInput {
         now: "2026-11-22 星期日 20:15".into(),
         data,
-        styles: HashMap::from([("fixture".to_owned(), style())]),
+        styles: &styles,
         source: &fixture,
     };
     let frame = renderer()

@@ -60,6 +60,8 @@ pub struct AppState {
     pub limits: Limits,
     /// numbers of matches of item queries, so paging through one counts it once
     pub counts: Cache<CountKey, u64>,
+    /// the renderer for static maps and dashboards, opened on first use
+    pub render: Arc<crate::render::RenderService>,
 }
 
 /// A count cache key: the layer, its version, and the selection's parameters as given.
@@ -94,6 +96,9 @@ impl AppState {
             started: Instant::now(),
             limits: Limits::default(),
             counts: Cache::new(100_000),
+            render: Arc::new(crate::render::RenderService::new(
+                citytwin_renderer::Options::default(),
+            )),
         };
         state.update_gauges();
         state
@@ -174,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::spatial::router())
         .merge(routes::features::router())
         .merge(routes::live::router())
+        .merge(routes::render::router())
         .merge(routes::api::router())
         .merge(routes::web::router(&state.settings))
         .fallback(routes::not_found)

@@ -9,6 +9,7 @@ pub mod mqtt;
 pub mod params;
 pub mod problem;
 pub mod progress;
+pub mod render;
 pub mod routes;
 pub mod simulate;
 

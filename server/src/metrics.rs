@@ -49,6 +49,8 @@ pub struct Metrics {
     pub mqtt_rejected: Counter,
     /// open WebSocket and SSE subscriptions
     pub subscribers: Gauge,
+    /// dashboard stream frames rendered
+    pub frames: Counter,
 }
 
 impl Metrics {
@@ -68,6 +70,7 @@ impl Metrics {
             readings: Counter::default(),
             mqtt_rejected: Counter::default(),
             subscribers: Gauge::default(),
+            frames: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -84,6 +87,11 @@ impl Metrics {
             "live_subscribers",
             "Open WebSocket and server-sent-event subscriptions",
             m.subscribers.clone(),
+        );
+        registry.register(
+            "dashboard_frames",
+            "Dashboard stream frames rendered (only when the data changed)",
+            m.frames.clone(),
         );
         registry.register(
             "http_requests",

@@ -1055,6 +1055,11 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         "/live/sse",
         "/live/changes",
         "/live/state",
+        "/render/{file}",
+        "/dashboards",
+        "/dashboards/{file}",
+        "/dashboards/{id}/stream",
+        "/screen/{id}",
     ];
     for p in served {
         assert!(paths.contains_key(p), "{p} missing from /api");

@@ -8,6 +8,7 @@
 //! publishes them on the feed and answers the callers. A refused operation changes nothing;
 //! a batch the store cannot take is answered with an error and changes nothing either.
 
+pub mod board;
 pub mod model;
 pub mod state;
 

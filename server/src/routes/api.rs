@@ -3,7 +3,7 @@
 use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
-use crate::routes::{catalog, features, live, ops, spatial, styles, territory, tiles};
+use crate::routes::{catalog, features, live, ops, render, spatial, styles, territory, tiles};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -18,7 +18,7 @@ use crate::app::AppState;
 // the derive expands to a for_each clippy frowns on
 #[allow(clippy::needless_for_each)]
 mod doc {
-    use super::{catalog, features, live, ops, spatial, styles, territory, tiles};
+    use super::{catalog, features, live, ops, render, spatial, styles, territory, tiles};
     use utoipa::OpenApi;
 
     #[derive(OpenApi)]
@@ -41,6 +41,7 @@ mod doc {
         live::one_sensor, live::read_one, live::read_batch, live::history, live::register_unit,
         live::list_units, live::one_unit, live::move_unit, live::unit_status, live::websocket,
         live::sse, live::changes, live::state_at,
+        render::static_map, render::list, render::dashboard, render::stream, render::screen,
         ops::health, ops::metrics,
         super::document, super::docs,
     ),
@@ -53,6 +54,7 @@ mod doc {
         (name = "spatial", description = "nearest, within a distance, intersecting a geometry"),
         (name = "ogc-features", description = "OGC API – Features Part 1 and Part 3 (CQL2 text)"),
         (name = "live", description = "events and their closed loop, sensors and readings, response units, the change feed and the time machine"),
+        (name = "render", description = "server-rendered static maps and big-screen dashboards: PNG frames, an MJPEG stream, a full-screen page"),
         (name = "operations", description = "health and metrics"),
         (name = "web", description = "the browser viewer and its files"),
         (name = "api", description = "this API's description"),

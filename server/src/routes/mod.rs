@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod features;
 pub mod live;
 pub mod ops;
+pub mod render;
 pub mod selection;
 pub mod spatial;
 pub mod styles;

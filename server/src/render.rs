@@ -1,0 +1,426 @@
+//! Wiring between the twin and the renderer: the twin's layers as a map source, dashboard
+//! panels filled from the twin's board queries, and one renderer shared by all requests.
+
+use crate::problem::Problem;
+use axum::http::StatusCode;
+use citytwin_city::City;
+use citytwin_city::index::{IndexedFeature, LayerIndex};
+use citytwin_city::layer::LayerMeta;
+use citytwin_city::live::Millis;
+use citytwin_city::live::board::{BoardQuery, BoardValue, check_query};
+use citytwin_renderer::dashboard::PanelSpec;
+use citytwin_renderer::expr::Props;
+use citytwin_renderer::{
+    Error as RenderError, Layout, MapSource, Options, PanelData, Renderer, Style,
+};
+use citytwin_tiles::Value;
+use geo::{Geometry, Rect};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The twin's layers, as they stand when the source is taken.
+pub struct CitySource {
+    layers: HashMap<String, Arc<LayerIndex>>,
+}
+
+impl CitySource {
+    /// A consistent snapshot of every layer of the twin (live layers brought up to date).
+    #[must_use]
+    pub fn of(city: &City) -> Self {
+        Self {
+            layers: city
+                .layers()
+                .into_iter()
+                .map(|l| (l.meta.name.clone(), l))
+                .collect(),
+        }
+    }
+
+    /// Sum of the layers' versions: changes whenever any layer does.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.layers.values().map(|l| l.version).sum()
+    }
+}
+
+struct FeatureProps<'a> {
+    meta: &'a LayerMeta,
+    feature: &'a IndexedFeature,
+}
+
+impl Props for FeatureProps<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.meta
+            .field_index(key)
+            .and_then(|i| self.feature.values.get(i))
+    }
+    fn id(&self) -> Option<i64> {
+        Some(self.feature.id)
+    }
+    fn geometry_type(&self) -> &'static str {
+        match self.feature.geometry {
+            Geometry::Point(_) | Geometry::MultiPoint(_) => "Point",
+            Geometry::LineString(_) | Geometry::MultiLineString(_) | Geometry::Line(_) => {
+                "LineString"
+            }
+            _ => "Polygon",
+        }
+    }
+}
+
+impl MapSource for CitySource {
+    fn has_layer(&self, layer: &str) -> bool {
+        self.layers.get(layer).is_some_and(|l| l.resident)
+    }
+
+    fn features(
+        &self,
+        layer: &str,
+        area: Rect<f64>,
+        zoom: f64,
+        each: &mut dyn FnMut(&Geometry<f64>, &dyn Props),
+    ) {
+        // every feature of the index, at full resolution: a frame has no tile byte budget to
+        // keep, so the layer's tile minimum zoom does not apply; the style's zoom range and
+        // the renderer's sub-pixel culling decide what is drawn
+        let _ = zoom;
+        let Some(index) = self.layers.get(layer) else {
+            return;
+        };
+        for f in index.query(area) {
+            each(
+                &f.geometry,
+                &FeatureProps {
+                    meta: &index.meta,
+                    feature: f,
+                },
+            );
+        }
+    }
+}
+
+/// One renderer for the process, opened on first use; requests take turns on it.
+pub struct RenderService {
+    options: Options,
+    renderer: Mutex<Option<Renderer>>,
+}
+
+impl std::fmt::Debug for RenderService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderService").finish_non_exhaustive()
+    }
+}
+
+impl RenderService {
+    /// A service that opens its renderer with `options` when first asked.
+    #[must_use]
+    pub fn new(options: Options) -> Self {
+        Self {
+            options,
+            renderer: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the renderer on a blocking thread, opening the renderer first if needed.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Renderer) -> Result<T, RenderError> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = me
+                .renderer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if guard.is_none() {
+                *guard = Some(Renderer::new(me.options).map_err(problem)?);
+            }
+            let r = guard.as_mut().expect("renderer opened above");
+            f(r).map_err(problem)
+        })
+        .await
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "render-failed",
+                format!("render task: {e}"),
+            )
+        })?
+    }
+}
+
+/// A renderer error as the problem a client gets.
+#[must_use]
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(problem)`
+pub fn problem(e: RenderError) -> Problem {
+    match e {
+        RenderError::NoAdapter(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "renderer-unavailable",
+            e.to_string(),
+        ),
+        RenderError::Style(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "style-unsupported",
+            e.to_string(),
+        ),
+        RenderError::Layout(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dashboard-invalid",
+            e.to_string(),
+        ),
+        RenderError::Size(_) => Problem::bad_parameter("width", e.to_string()),
+        _ => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "render-failed",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Checks a style or dashboard id (a file name without extension).
+pub fn check_id(what: &str, id: &str) -> Result<(), Problem> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Problem::bad_parameter(
+            what,
+            format!("invalid {what} name {id:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and parses `styles/{id}.json` for the renderer.
+pub fn load_style(dir: &Path, id: &str) -> Result<Style, Problem> {
+    check_id("style", id)?;
+    let text = std::fs::read_to_string(dir.join(format!("{id}.json")))
+        .map_err(|_| Problem::not_found(format!("no style {id:?}")))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "style-unsupported",
+            format!("style {id} is not valid JSON: {e}"),
+        )
+    })?;
+    Style::parse(&json).map_err(problem)
+}
+
+/// Reads and checks `styles/dashboards/{id}.json`: the layout, its queries and its styles.
+pub fn load_layout(styles: &Path, id: &str) -> Result<(Layout, HashMap<String, Style>), Problem> {
+    check_id("dashboard", id)?;
+    let text = std::fs::read_to_string(styles.join("dashboards").join(format!("{id}.json")))
+        .map_err(|_| Problem::not_found(format!("no dashboard {id:?}")))?;
+    let layout = Layout::parse(&text).map_err(problem)?;
+    for (i, p) in layout.panels.iter().enumerate() {
+        if let Some(q) = p.query() {
+            check_query(q).map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "dashboard-invalid",
+                    format!("dashboard {id}, panel {i}: {e}"),
+                )
+            })?;
+        }
+        if let PanelSpec::Kpi { trend: Some(t), .. } = p {
+            window_ms(t).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "dashboard-invalid",
+                    format!("dashboard {id}, panel {i}: trend {t:?} is not a window like 30分钟, 1小时, 1天, 30m, 1h, 1d"),
+                )
+            })?;
+        }
+    }
+    let mut styles_by_id = HashMap::new();
+    for s in layout.styles() {
+        styles_by_id.insert(s.to_owned(), load_style(styles, s)?);
+    }
+    Ok((layout, styles_by_id))
+}
+
+/// A trend window: `30m`, `1h`, `1d` or `30分钟`, `1小时`, `1天`.
+#[must_use]
+pub fn window_ms(t: &str) -> Option<Millis> {
+    let t = t.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = t[..split].parse().ok().filter(|n| *n > 0 && *n <= 10_000)?;
+    let unit = match &t[split..] {
+        "m" | "分钟" => 60_000,
+        "h" | "小时" => 3_600_000,
+        "d" | "天" => 86_400_000,
+        _ => return None,
+    };
+    Some(n * unit)
+}
+
+/// The clock line of a dashboard: `2026-11-22 星期日 20:15` in Nanjing time.
+#[must_use]
+pub fn clock_text(now: Millis) -> String {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let t = time::OffsetDateTime::from_unix_timestamp(now.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(offset);
+    let day =
+        ["一", "二", "三", "四", "五", "六", "日"][t.weekday().number_days_from_monday() as usize];
+    format!(
+        "{:04}-{:02}-{:02} 星期{day} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// Fills every panel of a layout from the twin's board queries at `now`. A query that fails
+/// leaves its panel showing why rather than failing the frame.
+pub async fn panel_data(city: &City, layout: &Layout, now: Millis) -> Vec<PanelData> {
+    let mut out = Vec::with_capacity(layout.panels.len());
+    // the state some time ago, once per distinct trend window
+    let mut then: HashMap<Millis, Vec<(String, Option<f64>)>> = HashMap::new();
+    for p in &layout.panels {
+        if let PanelSpec::Kpi {
+            query,
+            trend: Some(t),
+            ..
+        } = p
+            && let Some(w) = window_ms(t)
+        {
+            then.entry(w).or_default().push((query.clone(), None));
+        }
+    }
+    for (w, queries) in &mut then {
+        let names: Vec<String> = queries.iter().map(|q| q.0.clone()).collect();
+        match city.board_numbers_at(&names, now - *w).await {
+            Ok(values) => {
+                for (q, v) in queries.iter_mut().zip(values) {
+                    q.1 = v;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "dashboard trend"),
+        }
+    }
+    for p in &layout.panels {
+        let Some(name) = p.query() else {
+            out.push(PanelData::Missing(String::new()));
+            continue;
+        };
+        let q = match p {
+            PanelSpec::Line {
+                hours, kind, limit, ..
+            } => BoardQuery {
+                name: name.to_owned(),
+                hours: *hours,
+                kind: kind.clone(),
+                limit: *limit,
+            },
+            PanelSpec::Bar { limit, .. } | PanelSpec::List { limit, .. } => BoardQuery {
+                name: name.to_owned(),
+                limit: *limit,
+                ..BoardQuery::default()
+            },
+            _ => BoardQuery {
+                name: name.to_owned(),
+                ..BoardQuery::default()
+            },
+        };
+        let data = match city.board(&q, now).await {
+            Ok(BoardValue::Number(value)) => {
+                let previous = match p {
+                    PanelSpec::Kpi { trend: Some(t), .. } => window_ms(t)
+                        .and_then(|w| then.get(&w))
+                        .and_then(|qs| qs.iter().find(|(n, _)| n == name))
+                        .and_then(|(_, v)| *v),
+                    _ => None,
+                };
+                PanelData::Kpi { value, previous }
+            }
+            Ok(BoardValue::Counts(c)) => PanelData::Bars(c),
+            Ok(BoardValue::Series { x, series }) => PanelData::Lines { x, series },
+            Ok(BoardValue::Table { columns, rows }) => PanelData::Rows { columns, rows },
+            Err(e) => PanelData::Missing(e.to_string()),
+        };
+        out.push(data);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_clock() {
+        assert_eq!(window_ms("1小时"), Some(3_600_000));
+        assert_eq!(window_ms("30m"), Some(1_800_000));
+        assert_eq!(window_ms("2天"), Some(172_800_000));
+        assert_eq!(window_ms("soon"), None);
+        assert_eq!(window_ms("0h"), None);
+        // 2026-11-22T12:15:00Z, a Sunday
+        assert_eq!(clock_text(1_795_349_700_000), "2026-11-22 星期日 20:15");
+    }
+
+    #[test]
+    fn broken_layouts_and_styles_are_422_naming_the_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dashboards")).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("ok.json", r#"{"version": 8, "sources": {}, "layers": []}"#);
+        write(
+            "bad.json",
+            r#"{"version": 8, "sources": {}, "layers": [{"id": "x", "type": "background", "paint": {"background-color": ["sqrt", 1]}}]}"#,
+        );
+        let board = |panel: &str| {
+            format!(r#"{{"name": "t", "columns": 2, "rows": 2, "panels": [{panel}]}}"#)
+        };
+        for (id, panel, status, needle) in [
+            (
+                "q",
+                r#"{"type": "kpi", "at": [0, 0, 1, 1], "label": "x", "query": "pie"}"#,
+                422,
+                "pie",
+            ),
+            (
+                "t",
+                r#"{"type": "kpi", "at": [0, 0, 1, 1], "label": "x", "query": "open_events", "trend": "soon"}"#,
+                422,
+                "soon",
+            ),
+            (
+                "s",
+                r#"{"type": "map", "at": [0, 0, 1, 1], "style": "bad"}"#,
+                422,
+                "sqrt",
+            ),
+            (
+                "m",
+                r#"{"type": "map", "at": [0, 0, 1, 1], "style": "missing"}"#,
+                404,
+                "missing",
+            ),
+            (
+                "g",
+                r#"{"type": "clock", "at": [1, 1, 2, 1]}"#,
+                422,
+                "does not fit",
+            ),
+        ] {
+            write(&format!("dashboards/{id}.json"), &board(panel));
+            let err = load_layout(dir.path(), id).unwrap_err();
+            assert_eq!(err.status, status, "{id}: {}", err.detail);
+            assert!(err.detail.contains(needle), "{id}: {}", err.detail);
+        }
+        write(
+            "dashboards/fine.json",
+            &board(r#"{"type": "map", "at": [0, 0, 2, 2], "style": "ok"}"#),
+        );
+        let (layout, styles) = load_layout(dir.path(), "fine").unwrap();
+        assert_eq!(layout.panels.len(), 1);
+        assert!(styles.contains_key("ok"));
+    }
+}
