@@ -338,10 +338,14 @@ impl Renderer {
             w: fw as f32,
             h: fh as f32,
         };
+        let started = std::time::Instant::now();
         let cam = Camera::new(view, panel, (fw, fh), scale);
         let mut scene = Scene::new(fw, fh, Color::TRANSPARENT);
         draw_map(&mut scene, &mut self.fonts, style, source, &cam);
-        self.draw(scene)
+        let prepare = started.elapsed();
+        let mut frame = self.draw(scene)?;
+        frame.prepare = prepare;
+        Ok(frame)
     }
 
     /// One dashboard frame of `width`×`height` pixels.
@@ -360,6 +364,7 @@ impl Renderer {
                 input.data.len()
             )));
         }
+        let started = std::time::Instant::now();
         let background = Color::parse(&layout.background).map_err(Error::Layout)?;
         let accent = Color::parse(&layout.accent).map_err(Error::Layout)?;
         let u = height as f32 / 1080.0;
@@ -435,7 +440,10 @@ impl Renderer {
                 PanelSpec::List { title, limit, .. } => b.list(self, p, title, *limit, data),
             }
         }
-        self.draw(b.scene)
+        let prepare = started.elapsed();
+        let mut frame = self.draw(b.scene)?;
+        frame.prepare = prepare;
+        Ok(frame)
     }
 }
 

@@ -67,6 +67,10 @@ pub struct Frame {
     pub rgba: Vec<u8>,
     /// what the style or layout asked for that was not drawn, one sentence each
     pub warnings: Vec<String>,
+    /// time spent building the scene on the CPU (features, tessellation, text shaping)
+    pub prepare: std::time::Duration,
+    /// time spent on the GPU: upload, drawing, readback
+    pub draw: std::time::Duration,
 }
 
 /// Options of the renderer.
@@ -423,6 +427,7 @@ impl Renderer {
 
     /// Draws a scene and reads the pixels back.
     pub fn draw(&mut self, mut scene: Scene) -> Result<Frame, Error> {
+        let started = std::time::Instant::now();
         let (width, height) = (scene.width, scene.height);
         self.check_size(width, height)?;
         if scene.skipped > 0 {
@@ -650,6 +655,8 @@ impl Renderer {
             height,
             rgba,
             warnings: scene.warnings,
+            prepare: std::time::Duration::ZERO,
+            draw: started.elapsed(),
         })
     }
 

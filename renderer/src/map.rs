@@ -299,6 +299,16 @@ fn line(scene: &mut Scene, l: &Layer<'_>, g: &Geometry<f64>, p: &dyn Props, cam:
                 ),
                 _ => None,
             });
+    // a pattern shorter than a few pixels cannot be told from a fainter solid line (and would
+    // cost a stroke per dash): draw it solid at the dashes' share of the length
+    let (dashes, color) = match dashes {
+        Some(p) if p.len() >= 2 && p.iter().sum::<f32>() < 4.0 * l.scale => {
+            let on: f32 = p.iter().step_by(2).sum();
+            let share = on / p.iter().sum::<f32>().max(1e-3);
+            (None, color.with_opacity(share))
+        }
+        other => (other, color),
+    };
     match dashes {
         Some(pattern) => {
             let pieces: Rings = ls.iter().flat_map(|line| dash(line, &pattern)).collect();

@@ -62,6 +62,8 @@ pub struct AppState {
     pub counts: Cache<CountKey, u64>,
     /// the renderer for static maps and dashboards, opened on first use
     pub render: Arc<crate::render::RenderService>,
+    /// the latest JPEG frames of dashboard streams, shared by streams showing the same
+    pub frames: Cache<crate::routes::render::FrameKey, Bytes>,
 }
 
 /// A count cache key: the layer, its version, and the selection's parameters as given.
@@ -99,6 +101,10 @@ impl AppState {
             render: Arc::new(crate::render::RenderService::new(
                 citytwin_renderer::Options::default(),
             )),
+            frames: Cache::builder()
+                .max_capacity(64)
+                .time_to_live(std::time::Duration::from_mins(2))
+                .build(),
         };
         state.update_gauges();
         state
@@ -169,7 +175,11 @@ pub fn router(state: AppState) -> Router {
             axum::http::Method::POST,
         ])
         .allow_headers(Any)
-        .expose_headers([header::ETAG, header::CONTENT_ENCODING]);
+        .expose_headers([
+            header::ETAG,
+            header::CONTENT_ENCODING,
+            header::HeaderName::from_static("x-render-warnings"),
+        ]);
     Router::new()
         .merge(routes::tiles::router())
         .merge(routes::catalog::router())

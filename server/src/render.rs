@@ -137,7 +137,13 @@ impl RenderService {
                 *guard = Some(Renderer::new(me.options).map_err(problem)?);
             }
             let r = guard.as_mut().expect("renderer opened above");
-            f(r).map_err(problem)
+            let out = f(r);
+            if matches!(out, Err(RenderError::Gpu(_))) {
+                // a lost or wedged device: open a fresh one for the next request
+                tracing::warn!("renderer failed on the GPU; it reopens on the next request");
+                *guard = None;
+            }
+            out.map_err(problem)
         })
         .await
         .map_err(|e| {

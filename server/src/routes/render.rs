@@ -335,7 +335,21 @@ fn part(jpeg: &Bytes) -> Bytes {
     Bytes::from(out)
 }
 
+/// A stream frame: which board, at what size and quality, showing which data.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct FrameKey {
+    /// dashboard id
+    pub id: Arc<str>,
+    /// width, height
+    pub size: (u32, u32),
+    /// JPEG quality
+    pub quality: u8,
+    /// live sequence, layer versions, minute
+    pub data: (u64, u64, i64),
+}
+
 struct Streaming {
+    id: Arc<str>,
     state: AppState,
     layout: Arc<Layout>,
     styles: Arc<HashMap<String, Style>>,
@@ -388,6 +402,18 @@ impl Streaming {
                 }
                 continue;
             }
+            // streams of the same board, size and quality share frames: one render per change
+            let cache_key = FrameKey {
+                id: Arc::clone(&self.id),
+                size: self.size,
+                quality: self.quality,
+                data: key,
+            };
+            if let Some(jpeg) = self.state.frames.get(&cache_key) {
+                self.key = key;
+                self.last = jpeg;
+                return Some(part(&self.last));
+            }
             let frame = render_frame(
                 &self.state,
                 Arc::clone(&self.layout),
@@ -400,6 +426,7 @@ impl Streaming {
                 Ok(jpeg) => {
                     self.key = key;
                     self.last = Bytes::from(jpeg);
+                    self.state.frames.insert(cache_key, self.last.clone());
                     self.state.metrics.frames.inc();
                     return Some(part(&self.last));
                 }
@@ -448,10 +475,26 @@ pub(crate) async fn stream(
     let feed = state.city.feed();
     let layers = state.city.subscribe();
     let key = stream_key(&state);
-    let first = render_frame(&state, Arc::clone(&layout), Arc::clone(&styles), size).await?;
-    let jpeg = first.jpeg(quality).map_err(crate::render::problem)?;
-    state.metrics.frames.inc();
+    let id: Arc<str> = Arc::from(id.as_str());
+    let first_key = FrameKey {
+        id: Arc::clone(&id),
+        size,
+        quality,
+        data: key,
+    };
+    let jpeg = match state.frames.get(&first_key) {
+        Some(jpeg) => jpeg,
+        None => {
+            let first =
+                render_frame(&state, Arc::clone(&layout), Arc::clone(&styles), size).await?;
+            let jpeg = Bytes::from(first.jpeg(quality).map_err(crate::render::problem)?);
+            state.metrics.frames.inc();
+            state.frames.insert(first_key, jpeg.clone());
+            jpeg
+        }
+    };
     let s = Streaming {
+        id,
         state,
         layout,
         styles,
@@ -461,7 +504,7 @@ pub(crate) async fn stream(
         feed,
         layers,
         key,
-        last: Bytes::from(jpeg),
+        last: jpeg,
         rendered: Instant::now(),
         first: true,
     };
