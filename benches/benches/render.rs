@@ -5,35 +5,19 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use citytwin::render::{CitySource, clock_text, load_layout, load_style, panel_data};
-use citytwin_city::City;
-use citytwin_city::import::NoProgress;
+use citytwin_benches::demo_city;
 use citytwin_city::live::ts;
-use citytwin_city::store::gpkg::GeoPackageStore;
 use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::{BoardInput, Options, Renderer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn render(c: &mut Criterion) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let styles = repo.join("styles");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = std::env::temp_dir().join(format!("citytwin-render-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let city = rt.block_on(async {
-        let path = dir.join("demo.gpkg");
-        citytwin::demo::ensure_demo_store(
-            &path,
-            &repo.join("fixtures/nanjing"),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
-        let store = GeoPackageStore::open(&path).await.unwrap();
-        City::open(Arc::new(store)).await.unwrap()
-    });
+    let (city, _scratch) = demo_city(&rt, &repo);
     let mut r = Renderer::new(Options::default()).expect("a wgpu adapter");
     eprintln!("rendering on {}", r.describe());
     let (layout, board_styles) = load_layout(&styles, "nanjing").unwrap();
@@ -108,7 +92,6 @@ fn render(c: &mut Criterion) {
         );
     }
     g.finish();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, render);

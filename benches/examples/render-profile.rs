@@ -5,14 +5,11 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
 use citytwin::render::{CitySource, clock_text, load_layout, load_style, panel_data};
-use citytwin_city::City;
-use citytwin_city::import::NoProgress;
+use citytwin_benches::demo_city;
 use citytwin_city::live::ts;
-use citytwin_city::store::gpkg::GeoPackageStore;
 use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::{BoardInput, Frame, Options, Renderer};
 use std::path::Path;
-use std::sync::Arc;
 
 fn report(what: &str, frames: impl Fn() -> Frame) {
     let mut best = None::<Frame>;
@@ -37,21 +34,7 @@ fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let styles = repo.join("styles");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = std::env::temp_dir().join(format!("citytwin-render-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let city = rt.block_on(async {
-        let path = dir.join("demo.gpkg");
-        citytwin::demo::ensure_demo_store(
-            &path,
-            &repo.join("fixtures/nanjing"),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
-        City::open(Arc::new(GeoPackageStore::open(&path).await.unwrap()))
-            .await
-            .unwrap()
-    });
+    let (city, _scratch) = demo_city(&rt, &repo);
     let r = std::cell::RefCell::new(Renderer::new(Options::default()).unwrap());
     println!("{}", r.borrow().describe());
     let source = CitySource::of(&city);
@@ -93,5 +76,4 @@ fn main() {
                 .unwrap()
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

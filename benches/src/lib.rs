@@ -47,3 +47,38 @@ pub fn tile_list(
         })
         .collect()
 }
+
+/// A scratch folder removed when dropped.
+#[derive(Debug)]
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The demo city (the committed Nanjing fixtures, 50,000 buildings) over a GeoPackage built in
+/// a scratch folder of its own; keep the folder as long as the city.
+pub fn demo_city(rt: &tokio::runtime::Runtime, repo: &Path) -> (citytwin_city::City, Scratch) {
+    let dir = std::env::temp_dir().join(format!("citytwin-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    let scratch = Scratch(dir);
+    let city = rt.block_on(async {
+        let path = scratch.0.join("demo.gpkg");
+        citytwin::demo::ensure_demo_store(
+            &path,
+            &repo.join("fixtures/nanjing"),
+            std::sync::Arc::new(NoProgress),
+        )
+        .await
+        .expect("demo store");
+        let store = citytwin_city::store::gpkg::GeoPackageStore::open(&path)
+            .await
+            .expect("open demo store");
+        citytwin_city::City::open(std::sync::Arc::new(store))
+            .await
+            .expect("open demo city")
+    });
+    (city, scratch)
+}

@@ -207,7 +207,11 @@ impl Layout {
         }
         for (i, p) in layout.panels.iter().enumerate() {
             let [c, r, w, h] = p.at();
-            if w == 0 || h == 0 || c + w > layout.columns || r + h > layout.rows {
+            if w == 0
+                || h == 0
+                || c.saturating_add(w) > layout.columns
+                || r.saturating_add(h) > layout.rows
+            {
                 return Err(Error::Layout(format!(
                     "panel {i} at {:?} does not fit the {}×{} grid",
                     p.at(),
@@ -621,6 +625,21 @@ impl Board {
         );
     }
 
+    /// Draws a data panel's frame and caption; returns where its body starts.
+    fn open(&mut self, r: &mut Renderer, p: Panel, title: &str) -> f32 {
+        self.frame(p);
+        self.caption(r, p, title, false)
+    }
+
+    /// Says why a data panel has nothing to show: the caller's reason, or what it needs.
+    fn cannot_show(&mut self, r: &mut Renderer, p: Panel, top: f32, data: &PanelData, needs: &str) {
+        let why = match data {
+            PanelData::Missing(w) => w.as_str(),
+            _ => needs,
+        };
+        self.missing(r, p, top, why);
+    }
+
     fn missing(&mut self, r: &mut Renderer, p: Panel, top: f32, why: &str) {
         let u = self.u;
         let mid = (top + p.y + p.h) / 2.0 - 20.0 * u;
@@ -673,14 +692,9 @@ impl Board {
         data: &PanelData,
     ) {
         let u = self.u;
-        self.frame(p);
-        let top = self.caption(r, p, label, false);
+        let top = self.open(r, p, label);
         let PanelData::Kpi { value, previous } = data else {
-            let why = match data {
-                PanelData::Missing(w) => w.as_str(),
-                _ => "这个面板需要一个数值查询",
-            };
-            return self.missing(r, p, top, why);
+            return self.cannot_show(r, p, top, data, "这个面板需要一个数值查询");
         };
         let size = ((p.h - (top - p.y)) / u * 0.55).clamp(20.0, 72.0);
         let y = top + ((p.y + p.h - top) - size * 1.2 * u) / 2.0 - 8.0 * u;
@@ -738,14 +752,9 @@ impl Board {
         data: &PanelData,
     ) {
         let u = self.u;
-        self.frame(p);
-        let top = self.caption(r, p, title, false);
+        let top = self.open(r, p, title);
         let PanelData::Bars(bars) = data else {
-            let why = match data {
-                PanelData::Missing(w) => w.as_str(),
-                _ => "这个面板需要分类计数",
-            };
-            return self.missing(r, p, top, why);
+            return self.cannot_show(r, p, top, data, "这个面板需要分类计数");
         };
         let bars = &bars[..bars.len().min(limit.unwrap_or(12))];
         if bars.is_empty() {
@@ -810,14 +819,9 @@ impl Board {
 
     fn lines(&mut self, r: &mut Renderer, p: Panel, title: &str, data: &PanelData) {
         let u = self.u;
-        self.frame(p);
-        let top = self.caption(r, p, title, false);
+        let top = self.open(r, p, title);
         let PanelData::Lines { x, series } = data else {
-            let why = match data {
-                PanelData::Missing(w) => w.as_str(),
-                _ => "这个面板需要时间序列",
-            };
-            return self.missing(r, p, top, why);
+            return self.cannot_show(r, p, top, data, "这个面板需要时间序列");
         };
         let values: Vec<f64> = series
             .iter()
@@ -948,14 +952,9 @@ impl Board {
         data: &PanelData,
     ) {
         let u = self.u;
-        self.frame(p);
-        let top = self.caption(r, p, title, false);
+        let top = self.open(r, p, title);
         let PanelData::Rows { columns, rows } = data else {
-            let why = match data {
-                PanelData::Missing(w) => w.as_str(),
-                _ => "这个面板需要表格数据",
-            };
-            return self.missing(r, p, top, why);
+            return self.cannot_show(r, p, top, data, "这个面板需要表格数据");
         };
         if rows.is_empty() {
             return self.missing(r, p, top, "当前没有记录");

@@ -7,6 +7,9 @@ use wgpu::util::DeviceExt;
 
 const FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 const DEPTH: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// Most pixels in one frame (8K): with 4× MSAA colour and depth that is about 1 GiB of
+/// targets, which is as much as one request may hold.
+const MAX_PIXELS: u64 = 7680 * 4320;
 
 const SHADER: &str = r"
 struct Out {
@@ -353,6 +356,11 @@ impl Renderer {
             return Err(Error::Size(format!(
                 "{width}×{height} pixels: each side must be 1 to {}",
                 self.max_side
+            )));
+        }
+        if u64::from(width) * u64::from(height) > MAX_PIXELS {
+            return Err(Error::Size(format!(
+                "{width}×{height} pixels: a frame may have at most {MAX_PIXELS} (7680×4320, 8K)"
             )));
         }
         Ok(())
