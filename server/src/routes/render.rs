@@ -546,7 +546,7 @@ pub(crate) async fn screen(
     let bg: String = layout
         .background
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '#')
+        .filter(|c| c.is_ascii_alphanumeric() || "#(),. %".contains(*c))
         .collect();
     Ok(Html(format!(
         r#"<!doctype html>
@@ -564,8 +564,12 @@ img {{ display: block; width: 100vw; height: 100vh; object-fit: contain; }}
 <script>
 // the stream at the screen's own pixels, so the wall shows it 1:1
 const ratio = window.devicePixelRatio || 1;
-const w = Math.max(320, Math.min({MAX_SIDE}, Math.round(innerWidth * ratio)));
-const h = Math.max(180, Math.min({MAX_SIDE}, Math.round(innerHeight * ratio)));
+let w = Math.max(320, Math.min({MAX_SIDE}, Math.round(innerWidth * ratio)));
+let h = Math.max(180, Math.min({MAX_SIDE}, Math.round(innerHeight * ratio)));
+// at most 8K worth of pixels per frame: larger walls get a smaller frame, scaled up
+const fit = Math.min(1, Math.sqrt(7680 * 4320 / (w * h)));
+w = Math.floor(w * fit);
+h = Math.floor(h * fit);
 const img = document.getElementById('screen');
 const url = `/dashboards/{id}/stream?width=${{w}}&height=${{h}}`;
 const open = () => {{ img.removeAttribute('src'); img.src = url; }};
