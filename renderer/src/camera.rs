@@ -29,13 +29,11 @@ impl View {
     pub fn fit(bbox: [f64; 4], width: f64, height: f64) -> View {
         let (x0, y0) = lonlat_to_mercator(bbox[0], bbox[1]);
         let (x1, y1) = lonlat_to_mercator(bbox[2], bbox[3]);
-        let per_px = |z: f64| WORLD / (512.0 * z.exp2());
         let dx = (x1 - x0).abs().max(1.0);
         let dy = (y1 - y0).abs().max(1.0);
         let zx = (WORLD * width / (512.0 * dx)).log2();
         let zy = (WORLD * height / (512.0 * dy)).log2();
         let zoom = zx.min(zy).clamp(0.0, 22.0);
-        debug_assert!(per_px(zoom) > 0.0);
         let center = mercator_to_lonlat(f64::midpoint(x0, x1), f64::midpoint(y0, y1));
         View {
             center,

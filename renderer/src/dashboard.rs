@@ -407,8 +407,8 @@ impl Renderer {
                         return Err(Error::Layout(format!("panel {i}: no style {style:?}")));
                     };
                     let st = match layers {
-                        Some(ids) => st.clone().only(ids)?,
-                        None => st.clone(),
+                        Some(ids) => std::borrow::Cow::Owned(st.clone().only(ids)?),
+                        None => std::borrow::Cow::Borrowed(st),
                     };
                     b.frame(p);
                     let inner = Panel {

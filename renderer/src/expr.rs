@@ -217,12 +217,6 @@ impl Expr {
         }
     }
 
-    /// Whether the expression reads nothing but the zoom (or nothing at all).
-    #[must_use]
-    pub fn is_constant(&self) -> bool {
-        matches!(self, Expr::Lit(_))
-    }
-
     /// Evaluates the expression.
     #[must_use]
     pub fn eval(&self, cx: &Ctx<'_>) -> Val {

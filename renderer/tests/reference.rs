@@ -3,7 +3,7 @@
 //! references; a mismatch writes the frame to `target/render-diff/`.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, missing_docs)]
 
-use citytwin_renderer::dashboard::{Look, ViewSpec};
+use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::expr::Props;
 use citytwin_renderer::{
     BoardInput, Frame, Layout, MapSource, Options, PanelData, Renderer, Style,
@@ -460,7 +460,6 @@ fn bad_sizes_and_views_are_errors() {
             .unwrap_err();
         assert!(matches!(err, citytwin_renderer::Error::Size(_)), "{err}");
     }
-    let _ = ViewSpec::default();
 }
 
 #[test]

@@ -218,10 +218,24 @@ pub fn load_style(dir: &Path, id: &str) -> Result<Style, Problem> {
 
 /// Reads and checks `styles/dashboards/{id}.json`: the layout, its queries and its styles.
 pub fn load_layout(styles: &Path, id: &str) -> Result<(Layout, HashMap<String, Style>), Problem> {
+    let text = read_layout(styles, id)?;
+    check_layout(styles, id, &text)
+}
+
+/// The text of `styles/dashboards/{id}.json`.
+pub fn read_layout(styles: &Path, id: &str) -> Result<String, Problem> {
     check_id("dashboard", id)?;
-    let text = std::fs::read_to_string(styles.join("dashboards").join(format!("{id}.json")))
-        .map_err(|_| Problem::not_found(format!("no dashboard {id:?}")))?;
-    let layout = Layout::parse(&text).map_err(problem)?;
+    std::fs::read_to_string(styles.join("dashboards").join(format!("{id}.json")))
+        .map_err(|_| Problem::not_found(format!("no dashboard {id:?}")))
+}
+
+/// Parses and checks a layout's text: its panels, queries, trend windows and styles.
+pub fn check_layout(
+    styles: &Path,
+    id: &str,
+    text: &str,
+) -> Result<(Layout, HashMap<String, Style>), Problem> {
+    let layout = Layout::parse(text).map_err(problem)?;
     for (i, p) in layout.panels.iter().enumerate() {
         if let Some(q) = p.query() {
             check_query(q).map_err(|e| {

@@ -383,13 +383,7 @@ impl Store for GeoPackageStore {
         .bind(q.limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(sqlite_change)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect())
+        sqlite_changes(&rows)
     }
 
     async fn last_change(&self) -> Result<u64> {
@@ -406,13 +400,7 @@ impl Store for GeoPackageStore {
         .bind(until)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(sqlite_change)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect())
+        sqlite_changes(&rows)
     }
 
     async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>> {
@@ -483,6 +471,16 @@ fn append_blocking(conn: &mut rusqlite::Connection, batch: &[Arc<Change>]) -> ru
         }
     }
     tx.commit()
+}
+
+/// The changes of rows selected with `CHANGE_COLUMNS`, skipping kinds or layers this version
+/// does not know.
+fn sqlite_changes(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Change>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.extend(sqlite_change(r)?);
+    }
+    Ok(out)
 }
 
 fn sqlite_change(r: &sqlx::sqlite::SqliteRow) -> Result<Option<Change>> {

@@ -4,7 +4,10 @@
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
-use crate::render::{CitySource, check_id, clock_text, load_layout, load_style, panel_data};
+use crate::render::{
+    CitySource, check_id, check_layout, clock_text, load_layout, load_style, panel_data,
+    read_layout,
+};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -280,16 +283,8 @@ pub(crate) async fn dashboard(
 ) -> ApiResult<Response> {
     if let Some(id) = file.strip_suffix(".json") {
         params.only(&[])?;
-        check_id("dashboard", id)?;
-        load_layout(&state.settings.styles_dir, id)?;
-        let text = std::fs::read_to_string(
-            state
-                .settings
-                .styles_dir
-                .join("dashboards")
-                .join(format!("{id}.json")),
-        )
-        .map_err(|_| Problem::not_found(format!("no dashboard {id:?}")))?;
+        let text = read_layout(&state.settings.styles_dir, id)?;
+        check_layout(&state.settings.styles_dir, id, &text)?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
