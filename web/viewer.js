@@ -1,6 +1,7 @@
 // The citytwin map viewer: MapLibre GL JS served by citytwin itself (no CDN), a layer list,
 // and feature information on click. `window.citytwin` exposes the map for tests.
 import * as maplibregl from '/vendor/maplibre-gl/maplibre-gl.mjs';
+import { authHeaders, signInButton, startAuth, ticket } from '/web/auth.js';
 
 const statusEl = document.getElementById('status');
 const styleSelect = document.getElementById('style');
@@ -10,8 +11,8 @@ function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 }
 
-async function loadStyles() {
-  const res = await fetch('/styles');
+async function loadStyles(auth) {
+  const res = await fetch('/styles', { headers: authHeaders(auth) });
   if (!res.ok) throw new Error(`styles: HTTP ${res.status}`);
   const { styles } = await res.json();
   for (const s of styles) {
@@ -54,7 +55,7 @@ function featureInfo(map, e) {
 
 // Follows the change feed over a WebSocket (resuming after a reconnect from the last sequence
 // number seen) and reloads the live tiles at most once a second after a change.
-function followLive(map) {
+function followLive(map, auth) {
   const live = { changes: 0, seq: null, connected: false };
   const kinds = 'event.reported,event.merged,event.transitioned,event.assigned,event.commanded,event.updated,'
     + 'sensor.registered,alarm.raised,alarm.cleared,unit.registered,unit.moved,unit.status';
@@ -64,10 +65,13 @@ function followLive(map) {
     const src = map.getSource('live');
     if (src && src.tiles) src.setTiles(src.tiles);
   };
-  const connect = () => {
+  const connect = async () => {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     const since = live.seq === null ? '' : `&since=${live.seq}`;
-    const ws = new WebSocket(`${proto}://${location.host}/live?kinds=${kinds}${since}`);
+    // signed in, the feed opens with a one-use ticket (a WebSocket cannot send headers)
+    const t = await ticket(auth);
+    const pass = t ? `&ticket=${encodeURIComponent(t)}` : '';
+    const ws = new WebSocket(`${proto}://${location.host}/live?kinds=${kinds}${since}${pass}`);
     ws.onopen = () => { live.connected = true; };
     ws.onmessage = (m) => {
       const c = JSON.parse(m.data);
@@ -92,7 +96,9 @@ function followLive(map) {
 }
 
 async function main() {
-  const styles = await loadStyles();
+  const auth = await startAuth();
+  signInButton(auth, document.getElementById('account'));
+  const styles = await loadStyles(auth);
   if (styles.length === 0) throw new Error('the server has no styles');
   const params = new URLSearchParams(location.search);
   const map = new maplibregl.Map({
@@ -102,10 +108,12 @@ async function main() {
     zoom: Number(params.get('zoom') ?? 13.5),
     pitch: Number(params.get('pitch') ?? 40),
     hash: true,
+    // the signed-in user's token goes with every request to citytwin itself (styles, tiles)
+    transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeaders(auth) } : { url }),
   });
   map.addControl(new maplibregl.NavigationControl(), 'top-right');
   map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
-  window.citytwin = { map, live: followLive(map) };
+  window.citytwin = { map, auth, live: followLive(map, auth) };
   map.on('style.load', () => buildLayerList(map));
   map.on('click', (e) => featureInfo(map, e));
   map.on('error', (e) => { statusEl.textContent = `error: ${e.error?.message ?? e}`; });

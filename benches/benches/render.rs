@@ -18,14 +18,16 @@ fn render(c: &mut Criterion) {
     let styles = repo.join("styles");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (city, _scratch) = demo_city(&rt, &repo);
+    // the operations centre's view: every layer it may read
+    let who = citytwin_city::testing::operator();
     let mut r = Renderer::new(Options::default()).expect("a wgpu adapter");
     eprintln!("rendering on {}", r.describe());
     let (layout, board_styles) = load_layout(&styles, "nanjing").unwrap();
-    let source = CitySource::of(&city);
+    let source = CitySource::of(&city, &who.principal);
     let frame_data = || {
         let now = ts::now();
         (
-            rt.block_on(panel_data(&city, &layout, now)),
+            rt.block_on(panel_data(&city, &who.principal, &layout, now)),
             clock_text(now),
         )
     };
@@ -76,7 +78,7 @@ fn render(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     let (data, clock) = frame_data();
-                    let source = CitySource::of(&city);
+                    let source = CitySource::of(&city, &who.principal);
                     let input = BoardInput {
                         now: clock,
                         data,

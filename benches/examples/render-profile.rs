@@ -35,12 +35,14 @@ fn main() {
     let styles = repo.join("styles");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (city, _scratch) = demo_city(&rt, &repo);
+    // the operations centre's view: every layer it may read
+    let who = citytwin_city::testing::operator();
     let r = std::cell::RefCell::new(Renderer::new(Options::default()).unwrap());
     println!("{}", r.borrow().describe());
-    let source = CitySource::of(&city);
+    let source = CitySource::of(&city, &who.principal);
     let (layout, board_styles) = load_layout(&styles, "nanjing").unwrap();
     let now = ts::now();
-    let data = rt.block_on(panel_data(&city, &layout, now));
+    let data = rt.block_on(panel_data(&city, &who.principal, &layout, now));
     let input = BoardInput {
         now: clock_text(now),
         data,

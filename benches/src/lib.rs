@@ -76,9 +76,27 @@ pub fn demo_city(rt: &tokio::runtime::Runtime, repo: &Path) -> (citytwin_city::C
         let store = citytwin_city::store::gpkg::GeoPackageStore::open(&path)
             .await
             .expect("open demo store");
-        citytwin_city::City::open(std::sync::Arc::new(store))
+        // classified as scripts/demo classifies it
+        let catalog =
+            citytwin::demo::demo_catalog(&repo.join("demo/catalog.toml")).expect("demo catalogue");
+        citytwin::demo::classify_demo_layers(&store, &catalog)
             .await
-            .expect("open demo city")
+            .expect("classify demo layers");
+        let mut live = citytwin_city::live::LiveOptions::default();
+        for l in citytwin_city::live::LiveLayer::ALL {
+            if let Some(c) = catalog.get(l.name()) {
+                live.catalog.insert(l.name().to_owned(), c.clone());
+            }
+        }
+        citytwin_city::City::open_with(
+            std::sync::Arc::new(store),
+            citytwin_city::CityOptions {
+                live,
+                ..citytwin_city::CityOptions::default()
+            },
+        )
+        .await
+        .expect("open demo city")
     });
     (city, scratch)
 }

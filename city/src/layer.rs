@@ -159,6 +159,14 @@ pub struct LayerMeta {
     /// as an integer), which `datetime` queries and temporal filters use
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_field: Option<String>,
+    /// the layer's entry in the classified catalogue (owner, share and open class, security
+    /// level); a layer without one is treated as not shared and not open
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<crate::catalog::Classification>,
+    /// the text field holding each feature's territorial code: readers scoped to a territory
+    /// see only the features whose code lies inside theirs
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory_field: Option<String>,
 }
 
 /// A table or view of someone else's, served as a layer: where its rows and columns are.
@@ -197,6 +205,8 @@ impl LayerMeta {
             feature_count: 0,
             external: None,
             time_field: None,
+            classification: None,
+            territory_field: None,
         }
     }
 

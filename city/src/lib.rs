@@ -4,12 +4,16 @@
 //! backend, import from the common GIS file formats, the per-layer spatial index, and the
 //! generator of Nanjing's fixture data. Nothing here knows about HTTP.
 
+pub mod access;
+pub mod audit;
+pub mod catalog;
 pub mod cells;
 pub mod filter;
 pub mod generate;
 pub mod geojson;
 pub mod import;
 pub mod index;
+pub mod keys;
 pub mod layer;
 pub mod live;
 pub mod query;
@@ -75,6 +79,18 @@ pub enum Error {
         /// what is allowed from there
         allowed: Vec<String>,
     },
+    /// The principal may not do this (it lacks the role).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The principal may not know the thing exists: shown as if it did not (`shown`), with
+    /// the true reason for the audit log.
+    #[error("{shown}")]
+    Hidden {
+        /// what the client is told: that the thing does not exist
+        shown: String,
+        /// why, for the audit log
+        reason: String,
+    },
     /// The store could not take a write; nothing was applied.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -108,6 +124,8 @@ impl Error {
                 | Error::TooExpensive(_)
                 | Error::NotFound(_)
                 | Error::Conflict { .. }
+                | Error::Forbidden(_)
+                | Error::Hidden { .. }
                 | Error::Tiles(_)
         )
     }

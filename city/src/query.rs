@@ -127,13 +127,19 @@ pub struct Selection {
     pub datetime: Option<TimeInterval>,
     /// features the filter is true for
     pub filter: Option<Filter>,
+    /// only features whose territorial code (text in this field) starts with this code: a
+    /// territory-scoped reader's read plan
+    pub rows: Option<(usize, String)>,
 }
 
 impl Selection {
     /// Whether it selects every feature.
     #[must_use]
     pub fn is_everything(&self) -> bool {
-        self.bbox.is_none() && self.datetime.is_none() && self.filter.is_none()
+        self.bbox.is_none()
+            && self.datetime.is_none()
+            && self.filter.is_none()
+            && self.rows.is_none()
     }
 
     /// Visits the matching features in a stable order (the index's for a full scan, the
@@ -208,13 +214,19 @@ impl Selection {
         {
             return false;
         }
+        if let Some((i, code)) = &self.rows
+            && !matches!(f.values.get(*i), Some(citytwin_tiles::Value::Text(t)) if t.starts_with(code.as_str()))
+        {
+            return false;
+        }
         self.filter.as_ref().is_none_or(|flt| flt.matches(f))
     }
 
     /// Counts the matches of a bbox-only selection without reading the features whose box
     /// lies inside the bbox; `None` for other selections.
     fn count_bbox_only(&self, index: &LayerIndex, deadline: &mut Deadline) -> Result<Option<u64>> {
-        let (Some(b), None, None) = (&self.bbox, &self.datetime, &self.filter) else {
+        let (Some(b), None, None, None) = (&self.bbox, &self.datetime, &self.filter, &self.rows)
+        else {
             return Ok(None);
         };
         let env = envelope(b);

@@ -85,3 +85,24 @@ impl Backend {
         })
     }
 }
+
+/// A context with every operational role (reporting, dispatching, handling, verifying,
+/// commanding, sensors, units) for the city as a whole, in the operations centre's
+/// department, for tests that exercise the twin rather than its access rules.
+#[must_use]
+pub fn operator() -> crate::access::Context {
+    use crate::access::{Principal, PrincipalKind, Role};
+    crate::access::Context::of(
+        Principal {
+            id: "key:operator".into(),
+            name: "operator".into(),
+            kind: PrincipalKind::Key,
+            department: Some("ops".into()),
+            roles: Role::ALL.into_iter().filter(|r| !r.is_admin()).collect(),
+            territory: None,
+            sensors: None,
+            expires: None,
+        },
+        "test",
+    )
+}

@@ -30,6 +30,9 @@ pub struct TileRequest<'a> {
     pub coord: TileCoord,
     /// limits for the whole tile, split among its layers
     pub budget: TileBudget,
+    /// per layer (aligned with `layers`; empty: none), the rows of its read plan: only
+    /// features whose territorial code in this field starts with this code
+    pub rows: &'a [Option<(usize, String)>],
 }
 
 /// An encoded tile with what each layer contributed.
@@ -43,6 +46,9 @@ pub struct TileOutput {
 
 type LayerMap = BTreeMap<String, Arc<LayerIndex>>;
 
+/// A read plan's rows: a text field and the territorial code its values must start with.
+type Rows = Option<(usize, String)>;
+
 /// How the twin holds its layers.
 #[derive(Debug, Clone, Default)]
 pub struct CityOptions {
@@ -51,11 +57,16 @@ pub struct CityOptions {
     pub store_tiled: BTreeSet<String>,
     /// deadlines per event category and the duplicate-merge window
     pub live: crate::live::LiveOptions,
+    /// the audit log's key and retention (days); without it nothing is audited (tools and
+    /// tests that open a twin only to read it)
+    pub audit: Option<(crate::audit::AuditKey, u32)>,
 }
 
 /// The live twin: a store and the indexes built from it.
 pub struct City {
     store: Arc<dyn Store>,
+    pub(crate) credentials: crate::keys::Credentials,
+    pub(crate) audit: Option<crate::audit::AuditLog>,
     options: CityOptions,
     layers: RwLock<Arc<LayerMap>>,
     versions: AtomicU64,
@@ -99,8 +110,17 @@ impl City {
         }
         let (changes, _) = broadcast::channel(256);
         let live = crate::live::Live::open(Arc::clone(&store), options.live.clone()).await?;
+        let credentials = crate::keys::Credentials::open(Arc::clone(&store)).await?;
+        let audit = match &options.audit {
+            Some((key, days)) => {
+                Some(crate::audit::AuditLog::open(Arc::clone(&store), key.clone(), *days).await?)
+            }
+            None => None,
+        };
         let city = Self {
             store,
+            credentials,
+            audit,
             options,
             layers: RwLock::new(Arc::new(BTreeMap::new())),
             versions: AtomicU64::new(1),
@@ -389,15 +409,30 @@ impl City {
             .collect::<Result<_>>()?;
         let budget = req.budget.split(indexes.len());
         let coord = req.coord;
-        let resident: Vec<Arc<LayerIndex>> =
-            indexes.iter().filter(|i| i.resident).cloned().collect();
+        let rows_of = |k: usize| req.rows.get(k).cloned().flatten();
+        if let Some((_, i)) = indexes
+            .iter()
+            .enumerate()
+            .find(|(k, i)| !i.resident && rows_of(*k).is_some())
+        {
+            return Err(Error::Invalid(format!(
+                "layer {} is tiled by the store, which cannot narrow it to a territory",
+                i.meta.name
+            )));
+        }
+        let resident: Vec<(Arc<LayerIndex>, Rows)> = indexes
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.resident)
+            .map(|(k, i)| (Arc::clone(i), rows_of(k)))
+            .collect();
         let mut from_memory = if resident.is_empty() {
             Vec::new()
         } else {
             tokio::task::spawn_blocking(move || {
                 resident
                     .iter()
-                    .map(|i| encode_layer(i, coord, &budget))
+                    .map(|(i, rows)| encode_layer_rows(i, coord, &budget, rows.as_ref()))
                     .collect::<Result<Vec<_>>>()
             })
             .await
@@ -443,6 +478,17 @@ pub fn encode_layer(
     coord: TileCoord,
     budget: &TileBudget,
 ) -> Result<Option<EncodedLayer>> {
+    encode_layer_rows(index, coord, budget, None)
+}
+
+/// Encodes one layer of one tile from its index, keeping only the features whose text at
+/// `rows.0` starts with `rows.1` when given (a territory-scoped read plan).
+pub fn encode_layer_rows(
+    index: &LayerIndex,
+    coord: TileCoord,
+    budget: &TileBudget,
+    rows: Option<&(usize, String)>,
+) -> Result<Option<EncodedLayer>> {
     let meta = &index.meta;
     if coord.z < meta.minzoom {
         return Ok(None);
@@ -455,6 +501,11 @@ pub fn encode_layer(
     );
     let features: Vec<SourceFeature<'_>> = index
         .query(area)
+        .filter(|f| {
+            rows.is_none_or(|(i, code)| {
+                matches!(f.values.get(*i), Some(citytwin_tiles::Value::Text(t)) if t.starts_with(code.as_str()))
+            })
+        })
         .map(|f| SourceFeature {
             id: f.id as u64,
             geometry: &f.geometry,

@@ -180,6 +180,7 @@ async fn database_tiles_carry_the_same_features_as_memory_tiles() {
             layers: &["roads".to_owned(), "buildings".to_owned()],
             coord: TileCoord::containing(x, y, 15),
             budget,
+            rows: &[],
         })
         .await
         .unwrap();
@@ -471,17 +472,22 @@ async fn live_changes_land_in_both_stores_and_come_back() {
         let city = City::open(Arc::clone(&store)).await.unwrap();
         let (lon, lat) = (118.7800, 32.0932);
         let (event, merged) = city
-            .report_event(NewEvent {
-                source: Source::Citizen,
-                category: "road-damage".into(),
-                severity: Severity::General,
-                description: "pothole".into(),
-                lon,
-                lat,
-                media: vec!["https://example.org/pothole.jpg".into()],
-                reporter: None,
-                place: Place::default(),
-            })
+            .report_event(
+                &citytwin_city::testing::operator(),
+                NewEvent {
+                    source: Source::Citizen,
+                    category: "road-damage".into(),
+                    severity: Severity::General,
+                    description: "pothole".into(),
+                    lon,
+                    lat,
+                    media: vec!["https://example.org/pothole.jpg".into()],
+                    reporter: None,
+                    actor: None,
+                    receipt: None,
+                    place: Place::default(),
+                },
+            )
             .await
             .unwrap();
         assert!(!merged);
@@ -493,22 +499,30 @@ async fn live_changes_land_in_both_stores_and_come_back() {
         assert_eq!(event.owner.as_ref().unwrap().code, "320102001");
         let outside = city.place(119.9, 33.9).await.unwrap_err();
         assert!(outside.is_client_error(), "{outside}");
-        city.transition_event(event.id, Action::Accept, "dispatcher", "")
-            .await
-            .unwrap();
-        city.register_sensor(NewSensor {
-            id: "WL-7".into(),
-            kind: "water-level".into(),
-            name: Some("Xinjiekou underpass".into()),
-            lon,
-            lat,
-            unit: "m".into(),
-            thresholds: Thresholds {
-                high: Some(0.5),
-                ..Thresholds::default()
+        city.transition_event(
+            &citytwin_city::testing::operator(),
+            event.id,
+            Action::Accept,
+            "",
+        )
+        .await
+        .unwrap();
+        city.register_sensor(
+            &citytwin_city::testing::operator(),
+            NewSensor {
+                id: "WL-7".into(),
+                kind: "water-level".into(),
+                name: Some("Xinjiekou underpass".into()),
+                lon,
+                lat,
+                unit: "m".into(),
+                thresholds: Thresholds {
+                    high: Some(0.5),
+                    ..Thresholds::default()
+                },
+                place: Place::default(),
             },
-            place: Place::default(),
-        })
+        )
         .await
         .unwrap();
         let t0 = (ts::now() / 60_000 - 30) * 60_000;
@@ -523,7 +537,10 @@ async fn live_changes_land_in_both_stores_and_come_back() {
                 },
             })
             .collect();
-        let (taken, raised, cleared) = city.ingest(readings).await.unwrap();
+        let (taken, raised, cleared) = city
+            .ingest(&citytwin_city::testing::operator(), readings)
+            .await
+            .unwrap();
         assert_eq!((taken, raised, cleared), (120, 1, 1), "{backend:?}");
         let buckets = city
             .readings("WL-7", t0, t0 + 1_800_000, Some(60_000), 100)

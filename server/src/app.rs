@@ -14,7 +14,7 @@ use citytwin_city::query::Limits;
 use moka::sync::Cache;
 use std::sync::Arc;
 use std::time::Instant;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 /// A tile cache key: the layer list, the versions of those layers, and the tile.
@@ -24,6 +24,8 @@ pub struct TileKey {
     pub layers: Arc<str>,
     /// combined version of the layers; a changed layer never hits an old entry
     pub version: u64,
+    /// combined read-plan key of the layers: a tile is never served across plans
+    pub plan: u64,
     /// zoom
     pub z: u8,
     /// column
@@ -64,6 +66,15 @@ pub struct AppState {
     pub render: Arc<crate::render::RenderService>,
     /// the latest JPEG frames of dashboard streams, shared by streams showing the same
     pub frames: Cache<crate::routes::render::FrameKey, Bytes>,
+    /// the identity provider's tokens, checked locally; `None` when no one signs in
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// tokens already checked, for a minute (revocation and expiry are still checked on
+    /// every request)
+    pub tokens: Cache<String, Arc<citytwin_city::access::Principal>>,
+    /// one-use tickets for streams, for 30 seconds
+    pub tickets: Cache<String, Arc<citytwin_city::access::Principal>>,
+    /// rate limits per principal
+    pub rates: Arc<crate::auth::RateLimits>,
 }
 
 /// A count cache key: the layer, its version, and the selection's parameters as given.
@@ -75,6 +86,8 @@ pub struct CountKey {
     pub version: u64,
     /// bbox, datetime and filter parameters, joined
     pub selection: String,
+    /// the read plan's key: counts are never shared across plans
+    pub plan: u64,
 }
 
 impl AppState {
@@ -90,6 +103,12 @@ impl AppState {
                 .support_invalidation_closures()
                 .build()
         });
+        let rates = settings.rates;
+        let oidc = settings
+            .oidc
+            .clone()
+            .and_then(|c| crate::oidc::Oidc::new(c).ok())
+            .map(Arc::new);
         let state = Self {
             city,
             settings: Arc::new(settings),
@@ -105,6 +124,16 @@ impl AppState {
                 .max_capacity(64)
                 .time_to_live(std::time::Duration::from_mins(2))
                 .build(),
+            oidc,
+            tokens: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_mins(1))
+                .build(),
+            tickets: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(30))
+                .build(),
+            rates: Arc::new(crate::auth::RateLimits::new(rates)),
         };
         state.update_gauges();
         state
@@ -167,18 +196,40 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    // reads are open to pages of any origin (they carry no ambient credentials: tokens
+    // travel in headers); writes only to the origins configured
+    let writers: Arc<Vec<String>> = Arc::new(state.settings.cors_origins.clone());
     let cors = CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+            let method = parts
+                .headers
+                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                .and_then(|m| m.to_str().ok())
+                .unwrap_or_else(|| parts.method.as_str());
+            matches!(method, "GET" | "HEAD")
+                || origin
+                    .to_str()
+                    .is_ok_and(|o| writers.iter().any(|w| w == o))
+        }))
         .allow_methods([
             axum::http::Method::GET,
             axum::http::Method::HEAD,
             axum::http::Method::POST,
         ])
-        .allow_headers(Any)
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("last-event-id"),
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
         .expose_headers([
             header::ETAG,
             header::CONTENT_ENCODING,
+            header::RETRY_AFTER,
             header::HeaderName::from_static("x-render-warnings"),
+            header::HeaderName::from_static("x-request-id"),
         ]);
     Router::new()
         .merge(routes::tiles::router())
@@ -191,16 +242,36 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::live::router())
         .merge(routes::render::router())
         .merge(routes::api::router())
-        .merge(routes::web::router(&state.settings))
+        .merge(routes::access::router())
+        .merge(routes::web::router())
         .fallback(routes::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(crate::auth::body_limit("")))
+        .layer(middleware::from_fn(crate::auth::guard))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        // the span names the method and path only: queries may carry tickets, and headers
+        // carry credentials, and neither may reach the logs
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 
-/// Keeps the caches in step with layer changes and picks up changes other processes made.
+/// Keeps the caches in step with layer changes and picks up changes other processes made:
+/// layers, and revocations (twice a second, so a revoked user's streams close within one).
 pub fn spawn_watchers(state: &AppState) {
+    let city = Arc::clone(&state.city);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            match city.credentials().refresh().await {
+                Ok(cut) if !cut.is_empty() => tracing::info!(?cut, "revoked; their streams close"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "revocation check failed"),
+            }
+        }
+    });
     let mut changes = state.city.subscribe();
     let s = state.clone();
     tokio::spawn(async move {

@@ -1,7 +1,8 @@
 //! Configuration in three layers: command-line flags over environment variables over a TOML
 //! file, over built-in defaults. `citytwin serve --print-config` shows the effective result.
 
-use citytwin_city::live::LiveOptions;
+use citytwin_city::catalog::Classification;
+use citytwin_city::live::{LiveLayer, LiveOptions};
 use citytwin_tiles::TileBudget;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,27 @@ pub struct ServeArgs {
     /// run the traffic simulator against this server (hotline reports, readings, units)
     #[arg(long, env = "CITYTWIN_SIMULATE")]
     pub simulate: bool,
+    /// the audit log's HMAC key file (made when missing; default: beside the GeoPackage,
+    /// `<store>.audit-key`, or data/audit.key for PostGIS)
+    #[arg(long, env = "CITYTWIN_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// days audit entries are kept (at least 180)
+    #[arg(long, env = "CITYTWIN_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// a second address serving only /metrics, without credentials (for Prometheus on the
+    /// operators' network); on the main address /metrics needs the system-admin role
+    #[arg(long, env = "CITYTWIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// the city's OpenID Connect provider (issuer URL): people sign in through it
+    #[arg(long, env = "CITYTWIN_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// the audience citytwin's access tokens carry (default urn:citytwin)
+    #[arg(long, env = "CITYTWIN_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// web origins allowed to write and to open the live feed (comma-separated), besides
+    /// citytwin's own
+    #[arg(long, env = "CITYTWIN_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// print the effective configuration as TOML and exit
     #[arg(long)]
     pub print_config: bool,
@@ -105,6 +127,45 @@ pub struct FileConfig {
     pub simulate: Option<bool>,
     /// hours to close an event, per category (`[deadlines]` table: `waterlogging = 2`)
     pub deadlines: Option<BTreeMap<String, u32>>,
+    /// see [`ServeArgs::audit_key`]
+    pub audit_key: Option<PathBuf>,
+    /// see [`ServeArgs::audit_retention_days`]
+    pub audit_retention_days: Option<u32>,
+    /// see [`ServeArgs::metrics_listen`]
+    pub metrics_listen: Option<String>,
+    /// the catalogue entries of the live layers (`[catalog.events]` with owner, share, open,
+    /// level, update_frequency)
+    pub catalog: Option<BTreeMap<String, Classification>>,
+    /// the identity provider (`[oidc]`: issuer, audience, client_id, scopes, algorithms,
+    /// leeway_secs and the claim names)
+    pub oidc: Option<crate::oidc::OidcConfig>,
+    /// see [`ServeArgs::cors_origins`]
+    pub cors_origins: Option<Vec<String>>,
+    /// per-principal rate limits (`[rates]`)
+    pub rates: Option<Rates>,
+}
+
+/// Rate limits per principal (per client address for the public), each a steady rate with a
+/// burst of twice as many.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rates {
+    /// writes a second
+    pub writes_per_sec: u32,
+    /// expensive queries (statistics, cells, nearest/within/intersects, items, renders) a second
+    pub queries_per_sec: u32,
+    /// citizen reports by the public a minute, per client address
+    pub public_reports_per_min: u32,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        Self {
+            writes_per_sec: 2000,
+            queries_per_sec: 50,
+            public_reports_per_min: 6,
+        }
+    }
 }
 
 /// The effective configuration.
@@ -145,6 +206,22 @@ pub struct Settings {
     pub simulate: bool,
     /// hours to close an event, per category (over the built-in table)
     pub deadlines: BTreeMap<String, u32>,
+    /// the audit key file
+    pub audit_key: PathBuf,
+    /// days audit entries are kept
+    pub audit_retention_days: u32,
+    /// the address serving /metrics without credentials
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// the live layers' catalogue entries
+    pub catalog: BTreeMap<String, Classification>,
+    /// the identity provider, when people sign in
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcConfig>,
+    /// other web origins allowed to write and open the feed
+    pub cors_origins: Vec<String>,
+    /// rate limits
+    pub rates: Rates,
 }
 
 /// A folder of the repository: relative to the working directory when it exists there,
@@ -179,17 +256,78 @@ impl Settings {
             return Err(format!("log format {log_format:?}: use human or json"));
         }
         let defaults = TileBudget::default();
+        let store = args
+            .store
+            .clone()
+            .or(file.store.clone())
+            .unwrap_or_else(|| "data/citytwin.gpkg".into());
+        let audit_retention_days = args
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .unwrap_or(citytwin_city::audit::MIN_RETENTION_DAYS);
+        if audit_retention_days < citytwin_city::audit::MIN_RETENTION_DAYS {
+            return Err(format!(
+                "audit retention {audit_retention_days} days: entries are kept at least {} days",
+                citytwin_city::audit::MIN_RETENTION_DAYS
+            ));
+        }
+        let catalog = file.catalog.clone().unwrap_or_default();
+        for (layer, c) in &catalog {
+            if LiveLayer::parse(layer).is_none() {
+                return Err(format!(
+                    "[catalog.{layer}]: only the live layers (events, sensors, units) are classified in the configuration; classify base layers with `citytwin catalog set`"
+                ));
+            }
+            c.check().map_err(|e| format!("[catalog.{layer}]: {e}"))?;
+        }
+        let mut oidc = file.oidc.clone();
+        if let Some(issuer) = &args.oidc_issuer {
+            oidc.get_or_insert_with(crate::oidc::OidcConfig::default)
+                .issuer
+                .clone_from(issuer);
+        }
+        if let (Some(aud), Some(o)) = (&args.oidc_audience, oidc.as_mut()) {
+            o.audience.clone_from(aud);
+        }
+        if let Some(o) = &oidc {
+            crate::oidc::Oidc::new(o.clone())?;
+        }
+        let rates = file.rates.unwrap_or_default();
+        if rates.writes_per_sec == 0
+            || rates.queries_per_sec == 0
+            || rates.public_reports_per_min == 0
+        {
+            return Err("[rates]: every rate must be at least 1".into());
+        }
         Ok(Self {
+            oidc,
+            cors_origins: args
+                .cors_origins
+                .clone()
+                .or(file.cors_origins.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.is_empty())
+                .collect(),
+            rates,
+            audit_key: args
+                .audit_key
+                .clone()
+                .or(file.audit_key.clone())
+                .unwrap_or_else(|| default_audit_key(&store)),
+            audit_retention_days,
+            metrics_listen: args
+                .metrics_listen
+                .clone()
+                .or(file.metrics_listen.clone())
+                .filter(|m| !m.is_empty()),
+            catalog,
             listen: args
                 .listen
                 .clone()
                 .or(file.listen)
                 .unwrap_or_else(|| "127.0.0.1:8080".into()),
-            store: args
-                .store
-                .clone()
-                .or(file.store)
-                .unwrap_or_else(|| "data/citytwin.gpkg".into()),
+            store,
             store_tiled: args
                 .store_tiled
                 .clone()
@@ -256,6 +394,7 @@ impl Settings {
             merge_distance_m: self.merge_distance_m,
             merge_window_ms: self.merge_window_mins as i64 * 60_000,
             deadlines: self.deadlines.clone(),
+            catalog: self.catalog.clone(),
             ..LiveOptions::default()
         }
     }
@@ -274,9 +413,22 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         let shown = Self {
             store: mask_password(&self.store),
+            mqtt: self.mqtt.as_deref().map(mask_password),
             ..self.clone()
         };
         toml::to_string(&shown).unwrap_or_default()
+    }
+}
+
+/// Where the audit key lives by default: beside a GeoPackage store, or `data/audit.key` for
+/// PostGIS (every instance on one database must be given the same key).
+#[must_use]
+pub fn default_audit_key(store: &str) -> PathBuf {
+    match citytwin_city::store::StoreSpec::parse(store) {
+        citytwin_city::store::StoreSpec::GeoPackage(p) => {
+            PathBuf::from(format!("{}.audit-key", p.display()))
+        }
+        citytwin_city::store::StoreSpec::Postgres(_) => PathBuf::from("data/audit.key"),
     }
 }
 

@@ -79,3 +79,70 @@ async fn import_entry(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// The demo's classified catalogue (`demo/catalog.toml`): an entry per layer, base and live.
+pub fn demo_catalog(
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, citytwin_city::catalog::Classification>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let catalog: std::collections::BTreeMap<String, citytwin_city::catalog::Classification> =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (layer, c) in &catalog {
+        c.check()
+            .map_err(|e| format!("{}: [{layer}]: {e}", path.display()))?;
+    }
+    Ok(catalog)
+}
+
+/// Classifies the store's layers that have no entry yet from the demo catalogue; returns
+/// how many it classified.
+pub async fn classify_demo_layers(
+    store: &dyn Store,
+    catalog: &std::collections::BTreeMap<String, citytwin_city::catalog::Classification>,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for mut meta in store.layers().await.map_err(|e| e.to_string())? {
+        if meta.classification.is_some() {
+            continue;
+        }
+        if let Some(c) = catalog.get(&meta.name) {
+            meta.classification = Some(c.clone());
+            store
+                .set_layer_meta(&meta)
+                .await
+                .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// A key for the in-process traffic simulator: every operational role, the operations
+/// centre's department, all sensors, for a day.
+pub async fn simulator_key(city: &citytwin_city::City) -> Result<String, String> {
+    use citytwin_city::access::Role;
+    let (_, token) = city
+        .credentials()
+        .create(citytwin_city::keys::NewKey {
+            name: "simulator".into(),
+            roles: [
+                Role::Reporter,
+                Role::Dispatcher,
+                Role::Handler,
+                Role::Verifier,
+                Role::SensorAdmin,
+                Role::Gateway,
+                Role::Tracker,
+            ]
+            .into_iter()
+            .collect(),
+            department: Some("ops".into()),
+            territory: None,
+            sensors: Some(vec!["*".into()]),
+            expires_at: citytwin_city::live::ts::now() + 86_400_000,
+            created_by: "serve --simulate".into(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(token)
+}

@@ -2,10 +2,13 @@
 //! `citytwin-city`; this crate only translates between HTTP and the twin.
 
 pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod mqtt;
+pub mod oidc;
 pub mod params;
 pub mod problem;
 pub mod progress;

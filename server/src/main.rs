@@ -3,6 +3,7 @@
 use citytwin::app::{AppState, router, shutdown_signal, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings, repo_dir};
 use citytwin::progress::Bar;
+use citytwin_city::catalog::{Classification, OpenClass, ShareClass};
 use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
 use citytwin_city::import::{ImportRequest, import};
 use citytwin_city::store::StoreSpec;
@@ -43,6 +44,18 @@ enum Command {
     Publish(PublishArgs),
     /// Drive realistic live traffic (reports, readings, units) through a running server.
     Simulate(citytwin::simulate::SimulateArgs),
+    /// The classified catalogue: show a layer's entry, or set its owner, classes and level.
+    #[command(subcommand)]
+    Catalog(citytwin::cli::CatalogCommand),
+    /// API keys for machines: create (the key is shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(citytwin::cli::KeysCommand),
+    /// Cut off (or restore) a user of the identity provider at once.
+    #[command(subcommand)]
+    Users(citytwin::cli::UsersCommand),
+    /// The audit log: verify its hash chain, or show entries.
+    #[command(subcommand)]
+    Audit(citytwin::cli::AuditCommand),
     /// Remove a layer (a published table is only unpublished, never dropped).
     Drop {
         /// the layer
@@ -128,6 +141,21 @@ struct ImportArgs {
     /// queries and temporal filters)
     #[arg(long)]
     time_field: Option<String>,
+    /// the owner department, for the classified catalogue (with --share, --open, --level)
+    #[arg(long)]
+    owner: Option<String>,
+    /// sharing between departments: unconditional, conditional or not-shared
+    #[arg(long)]
+    share: Option<String>,
+    /// opening to the public: unconditional, conditional or not-open
+    #[arg(long)]
+    open: Option<String>,
+    /// security level 1–4
+    #[arg(long)]
+    level: Option<u8>,
+    /// how often the layer is updated
+    #[arg(long)]
+    update_frequency: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,7 +203,7 @@ async fn open_store(spec: &str, create: bool) -> Result<Arc<dyn Store>, String> 
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let settings = Settings::resolve(&args)?;
+    let mut settings = Settings::resolve(&args)?;
     if args.print_config {
         #[allow(clippy::print_stdout)]
         {
@@ -213,9 +241,27 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             tracing::info!(store = %store.describe(), layers = n, "imported the demo layers");
         }
     }
+    if settings.demo {
+        let catalog = citytwin::demo::demo_catalog(&repo_dir("demo/catalog.toml"))?;
+        let n = citytwin::demo::classify_demo_layers(store.as_ref(), &catalog).await?;
+        if n > 0 {
+            tracing::info!(layers = n, "classified the demo layers");
+        }
+        for live in citytwin_city::live::LiveLayer::ALL {
+            if let Some(c) = catalog.get(live.name()) {
+                settings
+                    .catalog
+                    .entry(live.name().to_owned())
+                    .or_insert_with(|| c.clone());
+            }
+        }
+    }
+    let audit_key = citytwin_city::audit::AuditKey::load(&settings.audit_key, true)
+        .map_err(|e| format!("audit key: {e}"))?;
     let options = CityOptions {
         store_tiled: settings.store_tiled.iter().cloned().collect(),
         live: settings.live_options(),
+        audit: Some((audit_key, settings.audit_retention_days)),
     };
     let city = Arc::new(
         City::open_with(store, options)
@@ -224,6 +270,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     let state = AppState::new(Arc::clone(&city), settings.clone());
     spawn_watchers(&state);
+    if let Some(addr) = &settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+        let s = state.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let s = s.clone();
+                async move { citytwin::routes::ops::metrics_text(&s) }
+            }),
+        );
+        tracing::info!(%addr, "metrics served without credentials");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
     if let Some(url) = &settings.mqtt {
         citytwin::mqtt::spawn(state.clone(), url)?;
     }
@@ -248,6 +311,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             reports_per_min: 6.0,
             duration: None,
             seed: 2026,
+            key: Some(citytwin::demo::simulator_key(&city).await?),
         };
         tokio::spawn(async move {
             if let Err(e) = citytwin::simulate::run(args).await {
@@ -255,10 +319,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             }
         });
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -285,6 +352,22 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.acquired = a.acquired;
     req.tile_fields = a.tile_fields;
     req.time_field = a.time_field;
+    req.classification = match (a.owner, a.share, a.open, a.level) {
+        (None, None, None, None) => None,
+        (Some(owner), Some(share), Some(open), Some(level)) => Some(Classification {
+            owner,
+            update_frequency: a.update_frequency.unwrap_or_default(),
+            share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
+            open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
+            level,
+        }),
+        _ => {
+            return Err(
+                "classify with all of --owner, --share, --open and --level (or none, and `citytwin catalog set` later)"
+                    .into(),
+            );
+        }
+    };
     let started = std::time::Instant::now();
     let imported = import(store.as_ref(), req, Arc::new(Bar::new())).await;
     store.close().await;
@@ -402,6 +485,10 @@ fn main() -> ExitCode {
             Command::Layers { store } => list_layers(&store).await,
             Command::Publish(a) => publish(a).await,
             Command::Drop { layer, store } => drop_layer(&layer, &store).await,
+            Command::Catalog(c) => citytwin::cli::catalog(c).await,
+            Command::Keys(c) => citytwin::cli::keys(c).await,
+            Command::Users(c) => citytwin::cli::users(c).await,
+            Command::Audit(c) => citytwin::cli::audit(c).await,
             Command::Simulate(a) => {
                 init_logging("human");
                 citytwin::simulate::run(a).await

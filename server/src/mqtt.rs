@@ -4,9 +4,14 @@
 //!
 //! | topic | payload |
 //! |---|---|
-//! | `citytwin/sensors/{sensor}/readings` | `{"value": 0.42, "at": "2026-11-22T08:00:00Z"}` or an array of them (`at` defaults to now) |
-//! | `citytwin/units/{unit}/position` | `{"lon": 118.78, "lat": 32.06}` |
+//! | `citytwin/gateways/{key}/sensors/{sensor}/readings` | `{"value": 0.42, "at": "2026-11-22T08:00:00Z"}` or an array of them (`at` defaults to now) |
+//! | `citytwin/gateways/{key}/units/{unit}/position` | `{"lon": 118.78, "lat": 32.06}` |
 //! | `citytwin/rejected/…` (published by citytwin) | the problem+json of a refused message, under the topic it came on |
+//!
+//! `{key}` is the id of the gateway's API key (`citytwin keys create`): the broker
+//! authenticates the gateway and its ACL lets it publish only under its own id (Mosquitto:
+//! `pattern write citytwin/gateways/%u/#` with the key id as the login), and citytwin then
+//! applies the key's roles and sensors, and refuses a revoked or expired key.
 //!
 //! A message is acknowledged to the broker (PUBACK) only once what it carries is durable in
 //! the store, and acknowledgements go out in the order the messages came. A refused message
@@ -25,9 +30,33 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Topic filter of readings.
-pub const READINGS: &str = "citytwin/sensors/+/readings";
+pub const READINGS: &str = "citytwin/gateways/+/sensors/+/readings";
 /// Topic filter of unit positions.
-pub const POSITIONS: &str = "citytwin/units/+/position";
+pub const POSITIONS: &str = "citytwin/gateways/+/units/+/position";
+/// Topics of before gateways were named, refused with a pointer to the new ones.
+const OLD_TOPICS: [&str; 2] = ["citytwin/sensors/+/readings", "citytwin/units/+/position"];
+
+/// A broker login.
+pub type Login = Option<(String, String)>;
+
+/// `mqtt://[user:password@]host:port` → (host, port, login); the port defaults to 1883.
+pub fn parse_url_login(url: &str) -> Result<(String, u16, Login), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| "MQTT URL: use mqtt://[user:password@]host:port".to_owned())?;
+    let (login, hostport) = match rest.rsplit_once('@') {
+        Some((auth, hp)) => {
+            let (u, p) = auth.split_once(':').unwrap_or((auth, ""));
+            (Some((u.to_owned(), p.to_owned())), hp)
+        }
+        None => (None, rest),
+    };
+    let shown = crate::config::mask_password(url);
+    let (host, port) = parse_url(&format!("mqtt://{hostport}"))
+        .map_err(|_| format!("MQTT URL {shown:?}: use mqtt://[user:password@]host:port"))?;
+    Ok((host, port, login))
+}
 
 /// `mqtt://host:port` → (host, port); the port defaults to 1883.
 pub fn parse_url(url: &str) -> Result<(String, u16), String> {
@@ -50,8 +79,11 @@ pub fn parse_url(url: &str) -> Result<(String, u16), String> {
 /// Connects to the broker and takes messages until the process ends (reconnecting as
 /// needed).
 pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
-    let (host, port) = parse_url(url)?;
+    let (host, port, login) = parse_url_login(url)?;
     let mut opts = MqttOptions::new(format!("citytwin-{}", std::process::id()), host, port);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_manual_acks(true);
     opts.set_clean_session(true);
@@ -72,13 +104,14 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
             }
         }
     });
-    let url = url.to_owned();
+    // the URL as logs may show it
+    let url = crate::config::mask_password(url);
     tokio::spawn(async move {
         loop {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(broker = %url, "MQTT connected; subscribing to {READINGS} and {POSITIONS}");
-                    for topic in [READINGS, POSITIONS] {
+                    for topic in [READINGS, POSITIONS].into_iter().chain(OLD_TOPICS) {
                         if let Err(e) = client.subscribe(topic, QoS::AtLeastOnce).await {
                             tracing::warn!(error = %e, "MQTT subscribe failed");
                         }
@@ -138,8 +171,26 @@ fn settle(
 /// Parses a message and queues what it carries to the writer.
 async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Problem> {
     let parts: Vec<&str> = p.topic.split('/').collect();
+    let cx = |key: &str| {
+        let key = key.to_owned();
+        async move {
+            let principal = state
+                .city
+                .credentials()
+                .principal_of_key_id(&key)
+                .await
+                .map_err(|e| crate::auth::unauthorized(&format!("gateway {key}: {e}")))?;
+            Ok::<_, Problem>(citytwin_city::access::Context {
+                principal: std::sync::Arc::new(principal),
+                channel: "mqtt".into(),
+                client: String::new(),
+                request_id: p.topic.clone(),
+            })
+        }
+    };
     match parts.as_slice() {
-        ["citytwin", "sensors", sensor, "readings"] => {
+        ["citytwin", "gateways", key, "sensors", sensor, "readings"] => {
+            let cx = cx(key).await?;
             let items: Vec<ReadingBody> = if p.payload.first() == Some(&b'[') {
                 crate::routes::live::body(&p.payload, "an array of readings")?
             } else {
@@ -156,9 +207,10 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
             }
             let readings = readings_in(items, Some(sensor))?;
             let n = readings.len();
-            Ok((state.city.queue_readings(readings).await?, n))
+            Ok((state.city.queue_readings(&cx, readings).await?, n))
         }
-        ["citytwin", "units", unit, "position"] => {
+        ["citytwin", "gateways", key, "units", unit, "position"] => {
+            let cx = cx(key).await?;
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Position {
@@ -166,8 +218,15 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
                 lat: f64,
             }
             let pos: Position = crate::routes::live::body(&p.payload, r#"{"lon": …, "lat": …}"#)?;
-            Ok((state.city.queue_move(unit, pos.lon, pos.lat).await?, 0))
+            Ok((state.city.queue_move(&cx, unit, pos.lon, pos.lat).await?, 0))
         }
+        ["citytwin", "sensors" | "units", ..] => Err(Problem::bad_parameter(
+            "topic",
+            format!(
+                "{}: publish under citytwin/gateways/{{key id}}/…, the gateway's own key",
+                p.topic
+            ),
+        )),
         _ => Err(Problem::bad_parameter(
             "topic",
             format!("no such topic {}", p.topic),
@@ -177,7 +236,7 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
 
 #[cfg(test)]
 mod tests {
-    use super::parse_url;
+    use super::{parse_url, parse_url_login};
 
     #[test]
     fn broker_urls_are_read_with_a_default_port() {
@@ -189,5 +248,11 @@ mod tests {
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("mqtt://h:nope").is_err());
         assert!(parse_url("mqtt://").is_err());
+        assert_eq!(
+            parse_url_login("mqtt://ct:s3cret@broker:1884").unwrap(),
+            ("broker".into(), 1884, Some(("ct".into(), "s3cret".into())))
+        );
+        let err = parse_url_login("mqtt://ct:s3cret@").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

@@ -23,6 +23,9 @@ pub struct Problem {
     /// for a conflict: where the thing stands and what is allowed from there
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<Box<Conflict>>,
+    /// for 429: seconds until a retry may succeed (the `Retry-After` header)
+    #[serde(skip)]
+    pub retry_after: Option<std::num::NonZeroU32>,
 }
 
 /// The extension members of a 409.
@@ -45,7 +48,17 @@ impl Problem {
             detail: detail.into(),
             parameter: None,
             conflict: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 with the seconds to wait.
+    #[must_use]
+    pub fn too_many(detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut p = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", detail);
+        p.retry_after =
+            std::num::NonZeroU32::new(u32::try_from(retry_after.max(1)).unwrap_or(u32::MAX));
+        p
     }
 
     /// 400 naming the parameter at fault.
@@ -76,6 +89,8 @@ impl From<CityError> for Problem {
                 Problem::new(StatusCode::BAD_REQUEST, "query-too-expensive", d.clone())
             }
             CityError::NotFound(d) => Problem::not_found(d.clone()),
+            CityError::Hidden { shown, .. } => Problem::not_found(shown.clone()),
+            CityError::Forbidden(d) => Problem::new(StatusCode::FORBIDDEN, "forbidden", d.clone()),
             CityError::Conflict {
                 detail,
                 state,
@@ -112,6 +127,10 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s.get()));
+        }
         resp
     }
 }

@@ -4,6 +4,7 @@
 use crate::problem::Problem;
 use axum::http::StatusCode;
 use citytwin_city::City;
+use citytwin_city::access::{Principal, ReadPlan};
 use citytwin_city::index::{IndexedFeature, LayerIndex};
 use citytwin_city::layer::LayerMeta;
 use citytwin_city::live::Millis;
@@ -19,20 +20,21 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// The twin's layers, as they stand when the source is taken.
+/// The twin's layers a principal may see, as they stand when the source is taken.
 pub struct CitySource {
-    layers: HashMap<String, Arc<LayerIndex>>,
+    layers: HashMap<String, (Arc<LayerIndex>, ReadPlan)>,
 }
 
 impl CitySource {
-    /// A consistent snapshot of every layer of the twin (live layers brought up to date).
+    /// A consistent snapshot of every layer of the twin the principal may see (live layers
+    /// brought up to date), each narrowed to its read plan.
     #[must_use]
-    pub fn of(city: &City) -> Self {
+    pub fn of(city: &City, who: &Principal) -> Self {
         Self {
             layers: city
-                .layers()
+                .visible_layers(who)
                 .into_iter()
-                .map(|l| (l.meta.name.clone(), l))
+                .map(|(l, plan)| (l.meta.name.clone(), (l, plan)))
                 .collect(),
         }
     }
@@ -40,7 +42,25 @@ impl CitySource {
     /// Sum of the layers' versions: changes whenever any layer does.
     #[must_use]
     pub fn version(&self) -> u64 {
-        self.layers.values().map(|l| l.version).sum()
+        self.layers.values().map(|(l, _)| l.version).sum()
+    }
+
+    /// What distinguishes this source's frames from another principal's: the layers seen
+    /// and their plans.
+    #[must_use]
+    pub fn plan_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut names: Vec<(&String, u64)> =
+            self.layers.iter().map(|(n, (_, p))| (n, p.key())).collect();
+        names.sort();
+        names.hash(&mut h);
+        h.finish()
+    }
+
+    /// The read plans of the layers drawn, for the audit log.
+    pub fn plans(&self) -> impl Iterator<Item = &ReadPlan> {
+        self.layers.values().map(|(_, p)| p)
     }
 }
 
@@ -71,7 +91,7 @@ impl Props for FeatureProps<'_> {
 
 impl MapSource for CitySource {
     fn has_layer(&self, layer: &str) -> bool {
-        self.layers.get(layer).is_some_and(|l| l.resident)
+        self.layers.get(layer).is_some_and(|(l, _)| l.resident)
     }
 
     fn features(
@@ -85,10 +105,10 @@ impl MapSource for CitySource {
         // keep, so the layer's tile minimum zoom does not apply; the style's zoom range and
         // the renderer's sub-pixel culling decide what is drawn
         let _ = zoom;
-        let Some(index) = self.layers.get(layer) else {
+        let Some((index, plan)) = self.layers.get(layer) else {
             return;
         };
-        for f in index.query(area) {
+        for f in index.query(area).filter(|f| plan.shows(&f.values)) {
             each(
                 &f.geometry,
                 &FeatureProps {
@@ -299,7 +319,12 @@ pub fn clock_text(now: Millis) -> String {
 
 /// Fills every panel of a layout from the twin's board queries at `now`. A query that fails
 /// leaves its panel showing why rather than failing the frame.
-pub async fn panel_data(city: &City, layout: &Layout, now: Millis) -> Vec<PanelData> {
+pub async fn panel_data(
+    city: &City,
+    who: &citytwin_city::access::Principal,
+    layout: &Layout,
+    now: Millis,
+) -> Vec<PanelData> {
     let mut out = Vec::with_capacity(layout.panels.len());
     // the state some time ago, once per distinct trend window
     let mut then: HashMap<Millis, Vec<(String, Option<f64>)>> = HashMap::new();
@@ -316,7 +341,7 @@ pub async fn panel_data(city: &City, layout: &Layout, now: Millis) -> Vec<PanelD
     }
     for (w, queries) in &mut then {
         let names: Vec<String> = queries.iter().map(|q| q.0.clone()).collect();
-        match city.board_numbers_at(&names, now - *w).await {
+        match city.board_numbers_as(who, &names, now - *w).await {
             Ok(values) => {
                 for (q, v) in queries.iter_mut().zip(values) {
                     q.1 = v;
@@ -349,7 +374,7 @@ pub async fn panel_data(city: &City, layout: &Layout, now: Millis) -> Vec<PanelD
                 ..BoardQuery::default()
             },
         };
-        let data = match city.board(&q, now).await {
+        let data = match city.board_as(who, &q, now).await {
             Ok(BoardValue::Number(value)) => {
                 let previous = match p {
                     PanelSpec::Kpi { trend: Some(t), .. } => window_ms(t)

@@ -37,6 +37,10 @@ pub struct SimulateArgs {
     /// random seed
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
+    /// the API key to act with (`citytwin keys create --roles reporter,dispatcher,handler,
+    /// verifier,sensor-admin,gateway,tracker --sensors '*'`)
+    #[arg(long, env = "CITYTWIN_KEY", hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 /// Sensor types: (type, unit, normal level, noise, high threshold, rate threshold per minute).
@@ -82,6 +86,8 @@ struct Sim {
     recent: Vec<(f64, f64, usize)>,
     sent: u64,
     refused: u64,
+    /// the id of the key the simulator acts with: its MQTT topics carry it
+    gateway: String,
 }
 
 impl Sim {
@@ -148,15 +154,33 @@ async fn city_points(sim: &Sim) -> Result<Vec<(f64, f64)>, String> {
 
 /// Runs the simulator until the duration is up (or forever).
 pub async fn run(args: SimulateArgs) -> Result<(), String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &args.key {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| "the key is not a valid header value".to_owned())?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    // the gateway's topics carry its key's id
+    let gateway = args
+        .key
+        .as_deref()
+        .and_then(|k| k.strip_prefix("ctk_"))
+        .and_then(|k| k.split_once('_'))
+        .map_or_else(|| "anonymous".to_owned(), |(id, _)| id.to_owned());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .default_headers(headers)
         .build()
         .map_err(|e| e.to_string())?;
     let mqtt = match &args.mqtt {
         Some(url) => {
-            let (host, port) = crate::mqtt::parse_url(url)?;
+            let (host, port, login) = crate::mqtt::parse_url_login(url)?;
             let mut o =
                 MqttOptions::new(format!("citytwin-sim-{}", std::process::id()), host, port);
+            if let Some((user, password)) = login {
+                o.set_credentials(user, password);
+            }
             o.set_keep_alive(Duration::from_secs(30));
             let (client, mut events) = AsyncClient::new(o, 10_000);
             tokio::spawn(async move {
@@ -179,6 +203,7 @@ pub async fn run(args: SimulateArgs) -> Result<(), String> {
         recent: Vec::new(),
         sent: 0,
         refused: 0,
+        gateway,
     };
     sim.places = city_points(&sim).await?;
     let mut sensors = Vec::new();
@@ -290,7 +315,7 @@ async fn send_readings(sim: &mut Sim, batch: Vec<(String, f64)>) {
             let payload = json!({ "value": value, "at": at }).to_string();
             if client
                 .publish(
-                    format!("citytwin/sensors/{id}/readings"),
+                    format!("citytwin/gateways/{}/sensors/{id}/readings", sim.gateway),
                     QoS::AtLeastOnce,
                     false,
                     payload,
@@ -357,7 +382,7 @@ async fn move_units(sim: &mut Sim, units: &mut [SimUnit]) {
         let ok = if let Some(client) = sim.mqtt.clone() {
             client
                 .publish(
-                    format!("citytwin/units/{}/position", u.id),
+                    format!("citytwin/gateways/{}/units/{}/position", sim.gateway, u.id),
                     QoS::AtLeastOnce,
                     false,
                     body.to_string(),
@@ -415,11 +440,11 @@ async fn dispatch(sim: &mut Sim) {
             .await
             && let Some(unit) = near["units"][0]["id"].as_str()
         {
-            let body = json!({ "units": [unit], "actor": "dispatcher" });
+            let body = json!({ "units": [unit] });
             let _ = sim.post(&format!("/events/{id}/units"), &body).await;
         }
     }
-    let body = json!({ "action": action, "actor": "simulated dispatcher", "note": note });
+    let body = json!({ "action": action, "note": note });
     if sim
         .post(&format!("/events/{id}/transitions"), &body)
         .await

@@ -190,6 +190,37 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // a layer nobody classified is not shared and not open: the public cannot see it
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(get(&addr, "/catalog/extra").starts_with("HTTP/1.1 404"));
+    let out = bin()
+        .args([
+            "catalog",
+            "set",
+            "extra",
+            "--owner",
+            "planning",
+            "--share",
+            "unconditional",
+        ])
+        .args([
+            "--open",
+            "unconditional",
+            "--level",
+            "1",
+            "--update-frequency",
+            "yearly",
+        ])
+        .args(["--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"open\":\"unconditional\""));
     let deadline = Instant::now() + Duration::from_mins(1);
     while !get(&addr, "/catalog/extra").starts_with("HTTP/1.1 200") {
         assert!(

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{client, server};
+use common::{cli_key, client, client_with, server};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -55,7 +55,7 @@ async fn get(path: &str) -> (u16, Value) {
 async fn step(id: i64, action: &str, note: &str) -> (u16, Value) {
     post(
         &format!("/events/{id}/transitions"),
-        &json!({ "action": action, "actor": "dispatcher Wang", "note": note }),
+        &json!({ "action": action, "note": note }),
     )
     .await
 }
@@ -120,7 +120,11 @@ async fn an_event_goes_round_its_closed_loop_over_http() {
         ]
     );
     assert_eq!(e["history"][4]["note"], "wrong street");
-    assert_eq!(e["history"][4]["actor"], "dispatcher Wang");
+    // the actor is whoever was signed in, never a field of the body
+    assert_eq!(
+        e["history"][4]["actor"],
+        "ktestoperator (key:ktestoperator)"
+    );
     let (status, _) = get("/events/999999").await;
     assert_eq!(status, 404);
     let (_, list) = get("/events?state=closed&grid=320102").await;
@@ -166,7 +170,7 @@ async fn dispatch_sends_the_nearest_available_units_and_a_major_event_commands()
     assert!(near["units"][0]["distance_m"].as_f64().unwrap() < 150.0);
     let (status, e) = post(
         &format!("/events/{id}/units"),
-        &json!({ "units": ["DS-P2"], "actor": "dispatcher" }),
+        &json!({ "units": ["DS-P2"] }),
     )
     .await;
     assert_eq!(status, 200, "{e}");
@@ -182,7 +186,7 @@ async fn dispatch_sends_the_nearest_available_units_and_a_major_event_commands()
     let other_id = other["id"].as_i64().unwrap();
     let (status, p) = post(
         &format!("/events/{other_id}/units"),
-        &json!({ "units": ["DS-P2"], "actor": "d" }),
+        &json!({ "units": ["DS-P2"] }),
     )
     .await;
     assert_eq!(status, 409, "{p}");
@@ -190,7 +194,7 @@ async fn dispatch_sends_the_nearest_available_units_and_a_major_event_commands()
     // unified command over both events, with the team
     let (status, major) = post(
         &format!("/events/{id}/command"),
-        &json!({ "commander": "commander Li", "events": [other_id], "units": ["DS-T1"] }),
+        &json!({ "events": [other_id], "units": ["DS-T1"] }),
     )
     .await;
     assert_eq!(status, 200, "{major}");
@@ -640,8 +644,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `citytwin serve` on a store; returns the process and its address.
-fn serve(store: &std::path::Path, extra: &[&str]) -> (Child, String) {
+/// The roles of the key child servers are driven with.
+const ALL_ROLES: &str =
+    "reporter,dispatcher,handler,verifier,commander,sensor-admin,gateway,tracker,system-admin";
+
+/// Starts `citytwin serve` on a store; returns the process, its address, and a key for it
+/// made with `citytwin keys create` while it runs (every operational role, all sensors).
+fn serve(store: &std::path::Path, extra: &[&str]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_citytwin"))
         .args([
             "serve",
@@ -673,7 +682,20 @@ fn serve(store: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let addr = rx
         .recv_timeout(Duration::from_mins(3))
         .expect("server did not start");
-    (child, format!("http://{addr}"))
+    let token = cli_key(
+        &store.display().to_string(),
+        &[
+            "--name",
+            "test",
+            "--roles",
+            ALL_ROLES,
+            "--department",
+            "ops",
+            "--sensors",
+            "*",
+        ],
+    );
+    (child, format!("http://{addr}"), token)
 }
 
 async fn wait_for(mut done: impl AsyncFnMut() -> bool, what: &str) {
@@ -684,8 +706,12 @@ async fn wait_for(mut done: impl AsyncFnMut() -> bool, what: &str) {
     }
 }
 
-async fn post_to(base: &str, path: &str, body: &Value) -> reqwest::Result<(u16, Value)> {
-    let resp = client()
+async fn post_to(
+    (base, token): (&str, &str),
+    path: &str,
+    body: &Value,
+) -> reqwest::Result<(u16, Value)> {
+    let resp = client_with(token)
         .post(format!("{base}{path}"))
         .json(body)
         .send()
@@ -694,8 +720,8 @@ async fn post_to(base: &str, path: &str, body: &Value) -> reqwest::Result<(u16, 
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-async fn get_from(base: &str, path: &str) -> Value {
-    client()
+async fn get_from((base, token): (&str, &str), path: &str) -> Value {
+    client_with(token)
         .get(format!("{base}{path}"))
         .send()
         .await
@@ -705,55 +731,132 @@ async fn get_from(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
-/// Mosquitto on a free port, from Debian's package (scripts/setup-test-deps installs it).
-fn mosquitto() -> (Child, u16) {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap().keep();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 100000\npersistence false\n"),
-    )
-    .unwrap();
-    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("mosquitto must be installed: run scripts/setup-test-deps");
-    let child = Child(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(50));
+/// Mosquitto on a free port, from Debian's package (scripts/setup-test-deps installs it),
+/// with logins from a password file and an ACL: citytwin reads every gateway's topics and
+/// writes rejections; a gateway (its login is its key id) writes only under its own id and
+/// reads only its own rejections.
+struct Broker {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+const BROKER_PASSWORD: &str = "citytwin-secret";
+
+impl Broker {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\nmax_inflight_messages 0\nmax_queued_messages 100000\npersistence false\n",
+                dir.join("passwd").display(),
+                dir.join("acl").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("acl"),
+            "user citytwin\ntopic read citytwin/gateways/#\ntopic read citytwin/sensors/#\ntopic read citytwin/units/#\ntopic write citytwin/rejected/#\n\npattern write citytwin/gateways/%u/#\npattern read citytwin/rejected/citytwin/gateways/%u/#\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("passwd"), "").unwrap();
+        let broker = |b: &str| {
+            [format!("/usr/sbin/{b}"), format!("/usr/bin/{b}")]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or_else(|| panic!("{b} must be installed: run scripts/setup-test-deps"))
+        };
+        let me = Self {
+            child: Child(
+                Command::new(broker("mosquitto"))
+                    .arg("-c")
+                    .arg(&conf)
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            ),
+            port,
+            dir,
+        };
+        me.add_login("citytwin", BROKER_PASSWORD);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        me
     }
-    (child, port)
+
+    /// Adds a login to the password file and has the broker read it again.
+    fn add_login(&self, user: &str, password: &str) {
+        let bin = ["/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("mosquitto_passwd must be installed");
+        let ok = Command::new(bin)
+            .args(["-b"])
+            .arg(self.dir.join("passwd"))
+            .args([user, password])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Command::new("kill")
+            .args(["-HUP", &self.child.0.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[tokio::test]
 async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-    let (_broker, port) = mosquitto();
+    let broker = Broker::start();
+    let port = broker.port;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("mqtt://127.0.0.1:{port}");
-    let (_server, base) = serve(&dir.path().join("mq.gpkg"), &["--demo", "--mqtt", &url]);
-    let (status, s) = post_to(&base, "/sensors", &json!({ "id": "MQ-1", "type": "rainfall", "lon": HERE.0, "lat": HERE.1, "unit": "mm/h", "thresholds": { "high": 50 } })).await.unwrap();
+    let url = format!("mqtt://citytwin:{BROKER_PASSWORD}@127.0.0.1:{port}");
+    let store = dir.path().join("mq.gpkg");
+    let (_server, base, token) = serve(&store, &["--demo", "--mqtt", &url]);
+    let at = (base.as_str(), token.as_str());
+    let (status, s) = post_to(at, "/sensors", &json!({ "id": "MQ-1", "type": "rainfall", "lon": HERE.0, "lat": HERE.1, "unit": "mm/h", "thresholds": { "high": 50 } })).await.unwrap();
     assert_eq!(status, 201, "{s}");
     post_to(
-        &base,
+        at,
         "/units",
         &json!({ "id": "MQ-U", "name": "pump 1", "type": "pump", "lon": HERE.0, "lat": HERE.1 }),
     )
     .await
     .unwrap();
-    let mut opts = MqttOptions::new("citytwin-test", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut events) = AsyncClient::new(opts, 10_000);
+    // the gateway's key: readings of MQ-* only, and unit positions
+    let gateway = cli_key(
+        &store.display().to_string(),
+        &[
+            "--name",
+            "gw",
+            "--roles",
+            "gateway,tracker",
+            "--sensors",
+            "MQ-*",
+        ],
+    );
+    let gw_id = gateway
+        .strip_prefix("ctk_")
+        .and_then(|t| t.split_once('_'))
+        .unwrap()
+        .0
+        .to_owned();
+    broker.add_login(&gw_id, "gw-secret");
+    broker.add_login("intruder", "intruder-secret");
+    let connect = |user: &str, password: &str| {
+        let mut opts = MqttOptions::new(format!("citytwin-test-{user}"), "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_credentials(user, password);
+        AsyncClient::new(opts, 10_000)
+    };
+    let (client, mut events) = connect(&gw_id, "gw-secret");
     let (rejected_tx, mut rejected) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(ev) = events.poll().await {
@@ -766,10 +869,13 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         }
     });
     client
-        .subscribe("citytwin/rejected/#", QoS::AtLeastOnce)
+        .subscribe(
+            format!("citytwin/rejected/citytwin/gateways/{gw_id}/#"),
+            QoS::AtLeastOnce,
+        )
         .await
         .unwrap();
-    let topic = "citytwin/sensors/MQ-1/readings";
+    let topic = format!("citytwin/gateways/{gw_id}/sensors/MQ-1/readings");
     // wait until citytwin has subscribed: a probe reading shows up
     let t0 = citytwin_city::live::ts::now() - 600_000;
     let ts = |i: i64| citytwin_city::live::ts::format(t0 + i * 100);
@@ -777,7 +883,7 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         async || {
             client
                 .publish(
-                    topic,
+                    topic.clone(),
                     QoS::AtLeastOnce,
                     false,
                     json!({ "value": -1.0, "at": ts(0) }).to_string(),
@@ -785,7 +891,7 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
-            get_from(&base, "/sensors/MQ-1").await["latest"]["value"] == -1.0
+            get_from(at, "/sensors/MQ-1").await["latest"]["value"] == -1.0
         },
         "citytwin to subscribe",
     )
@@ -794,7 +900,7 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         let v = if i == 150 { 80.0 } else { (i % 10) as f64 };
         client
             .publish(
-                topic,
+                topic.clone(),
                 QoS::AtLeastOnce,
                 false,
                 json!({ "value": v, "at": ts(i) }).to_string(),
@@ -807,7 +913,7 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         .collect();
     client
         .publish(
-            topic,
+            topic.clone(),
             QoS::AtLeastOnce,
             false,
             Value::from(batch).to_string(),
@@ -815,12 +921,25 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         .await
         .unwrap();
     client
-        .publish(topic, QoS::AtLeastOnce, false, "{\"value\": \"high\"}")
+        .publish(
+            topic.clone(),
+            QoS::AtLeastOnce,
+            false,
+            "{\"value\": \"high\"}",
+        )
         .await
         .unwrap();
+    // a sensor the key does not cover is refused by citytwin
+    post_to(
+        at,
+        "/sensors",
+        &json!({ "id": "RF-9", "type": "rainfall", "lon": HERE.0, "lat": HERE.1, "unit": "mm/h" }),
+    )
+    .await
+    .unwrap();
     client
         .publish(
-            "citytwin/sensors/NOPE/readings",
+            format!("citytwin/gateways/{gw_id}/sensors/RF-9/readings"),
             QoS::AtLeastOnce,
             false,
             "{\"value\": 1}",
@@ -829,10 +948,22 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         .unwrap();
     client
         .publish(
-            "citytwin/units/MQ-U/position",
+            format!("citytwin/gateways/{gw_id}/units/MQ-U/position"),
             QoS::AtLeastOnce,
             false,
             json!({ "lon": HERE.0 + 0.001, "lat": HERE.1 }).to_string(),
+        )
+        .await
+        .unwrap();
+    // another login cannot speak for this gateway: the broker's ACL drops it
+    let (intruder, mut intruder_events) = connect("intruder", "intruder-secret");
+    tokio::spawn(async move { while intruder_events.poll().await.is_ok() {} });
+    intruder
+        .publish(
+            topic.clone(),
+            QoS::AtLeastOnce,
+            false,
+            json!({ "value": 999.0 }).to_string(),
         )
         .await
         .unwrap();
@@ -843,7 +974,7 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
     );
     wait_for(
         async || {
-            get_from(&base, &window).await["readings"]
+            get_from(at, &window).await["readings"]
                 .as_array()
                 .unwrap()
                 .len()
@@ -852,10 +983,10 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         "400 readings over MQTT",
     )
     .await;
-    let e = get_from(&base, "/events?category=rainfall-alarm").await;
+    let e = get_from(at, "/events?category=rainfall-alarm").await;
     assert_eq!(e["count"], 1, "the 80 mm/h reading raised one alarm: {e}");
     wait_for(
-        async || get_from(&base, "/units/MQ-U").await["lon"].as_f64() == Some(HERE.0 + 0.001),
+        async || get_from(at, "/units/MQ-U").await["lon"].as_f64() == Some(HERE.0 + 0.001),
         "the unit to move",
     )
     .await;
@@ -866,26 +997,57 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
             .expect("rejections reported")
             .unwrap();
         let p: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(p["status"], 400, "{p}");
-        seen.push(topic);
+        seen.push((topic, p["status"].as_u64().unwrap()));
     }
     seen.sort();
     assert_eq!(
         seen,
         [
-            "citytwin/rejected/citytwin/sensors/MQ-1/readings",
-            "citytwin/rejected/citytwin/sensors/NOPE/readings"
+            (
+                format!("citytwin/rejected/citytwin/gateways/{gw_id}/sensors/MQ-1/readings"),
+                400
+            ),
+            (
+                format!("citytwin/rejected/citytwin/gateways/{gw_id}/sensors/RF-9/readings"),
+                403
+            ),
         ]
     );
-    let metrics = client_text(&base, "/metrics").await;
+    let latest = get_from(at, "/sensors/MQ-1").await;
+    assert_ne!(
+        latest["latest"]["value"], 999.0,
+        "the intruder's reading was taken"
+    );
+    let metrics = client_text(at, "/metrics").await;
     assert!(
         metrics.contains("citytwin_mqtt_rejected_total 2"),
         "{metrics}"
     );
+    // a revoked gateway is refused on its next message
+    Command::new(env!("CARGO_BIN_EXE_citytwin"))
+        .args(["keys", "revoke", &gw_id, "--store"])
+        .arg(&store)
+        .status()
+        .unwrap();
+    client
+        .publish(
+            topic.clone(),
+            QoS::AtLeastOnce,
+            false,
+            json!({ "value": 5.0, "at": ts(500) }).to_string(),
+        )
+        .await
+        .unwrap();
+    let (topic, body) = tokio::time::timeout(Duration::from_secs(30), rejected.recv())
+        .await
+        .expect("the revoked key's message is reported")
+        .unwrap();
+    assert!(topic.ends_with("/sensors/MQ-1/readings"), "{topic}");
+    assert!(body.contains("revoked"), "{body}");
 }
 
-async fn client_text(base: &str, path: &str) -> String {
-    client()
+async fn client_text((base, token): (&str, &str), path: &str) -> String {
+    client_with(token)
         .get(format!("{base}{path}"))
         .send()
         .await
@@ -900,9 +1062,9 @@ async fn client_text(base: &str, path: &str) -> String {
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("k9.gpkg");
-    let (mut server, base) = serve(&store, &["--demo"]);
+    let (mut server, base, token) = serve(&store, &["--demo"]);
     post_to(
-        &base,
+        (&base, &token),
         "/sensors",
         &json!({ "id": "K9-1", "type": "water-level", "lon": HERE.0, "lat": HERE.1, "unit": "m" }),
     )
@@ -911,13 +1073,14 @@ async fn acknowledged_writes_survive_kill_9() {
     let started = Instant::now();
     let mut writers = Vec::new();
     for w in 0..4 {
-        let base = base.clone();
+        let (base, token) = (base.clone(), token.clone());
         writers.push(tokio::spawn(async move {
+            let at = (base.as_str(), token.as_str());
             let (mut readings, mut events) = (Vec::new(), Vec::new());
             for round in 0.. {
                 if w == 0 {
                     let body = json!({ "source": "hotline", "category": "noise", "lon": HERE.0 + f64::from(round) * 0.002, "lat": HERE.1 });
-                    match post_to(&base, "/events", &body).await {
+                    match post_to(at, "/events", &body).await {
                         Ok((201 | 200, e)) => events.push(e["id"].as_i64().unwrap()),
                         _ => break,
                     }
@@ -925,7 +1088,7 @@ async fn acknowledged_writes_survive_kill_9() {
                 }
                 let values: Vec<f64> = (0..200).map(|j| f64::from(w * 1_000_000 + round * 200 + j)).collect();
                 let body = json!({ "readings": values.iter().map(|v| json!({ "sensor": "K9-1", "value": v })).collect::<Vec<_>>() });
-                match post_to(&base, "/readings", &body).await {
+                match post_to(at, "/readings", &body).await {
                     Ok((202, _)) => readings.extend(values),
                     _ => break,
                 }
@@ -952,9 +1115,10 @@ async fn acknowledged_writes_survive_kill_9() {
         acked.len(),
         started.elapsed()
     );
-    let (_server, base) = serve(&store, &[]);
+    let (_server, base, token) = serve(&store, &["--demo"]);
+    let at = (base.as_str(), token.as_str());
     let window = "/sensors/K9-1/readings?from=2000-01-01T00:00:00Z&limit=100000";
-    let stored: std::collections::HashSet<u64> = get_from(&base, window).await["readings"]
+    let stored: std::collections::HashSet<u64> = get_from(at, window).await["readings"]
         .as_array()
         .unwrap()
         .iter()
@@ -972,7 +1136,7 @@ async fn acknowledged_writes_survive_kill_9() {
         &lost[..lost.len().min(5)]
     );
     for id in acked_events {
-        let e = get_from(&base, &format!("/events/{id}")).await;
+        let e = get_from(at, &format!("/events/{id}")).await;
         assert_eq!(e["category"], "noise", "event {id} lost: {e}");
     }
 }

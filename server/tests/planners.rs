@@ -53,6 +53,7 @@ async fn bad(srv: &TestServer, path: &str, query: &[(&str, &str)], status: u16, 
 async fn post(srv: &TestServer, path: &str, body: &str) -> (StatusCode, Value) {
     let resp = client()
         .post(format!("{}{path}", srv.base))
+        .header("content-type", "application/json")
         .body(body.to_owned())
         .send()
         .await
@@ -1060,6 +1061,15 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         "/dashboards/{file}",
         "/dashboards/{id}/stream",
         "/screen/{id}",
+        "/me",
+        "/auth/config",
+        "/audit",
+        "/admin/keys",
+        "/admin/keys/{id}/revoke",
+        "/admin/revocations",
+        "/live/tickets",
+        "/vendor/oidc-client-ts/{file}",
+        "/reports/{receipt}",
     ];
     for p in served {
         assert!(paths.contains_key(p), "{p} missing from /api");

@@ -40,26 +40,13 @@ try {
   }));
   const counts = await page.evaluate(() => {
     const map = window.citytwin.map;
-    const count = (layer) => map.queryRenderedFeatures({ layers: [layer] }).length;
+    const count = (layer) => (map.getLayer(layer) ? map.queryRenderedFeatures({ layers: [layer] }).length : 0);
     return { districts: count('districts-fill'), buildings: count('buildings'), roads: count('roads') };
   });
-  // a report made now shows on the map without reloading the page
-  const reported = await page.evaluate(async () => {
-    const c = window.citytwin.map.getCenter();
-    const res = await fetch('/events', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ source: 'hotline', category: 'waterlogging', description: 'viewer test', lon: c.lng, lat: c.lat }),
-    });
-    return (await res.json()).id;
-  });
-  await page.waitForFunction((id) => window.citytwin.map
-    .queryRenderedFeatures({ layers: ['live-events'] }).some((f) => f.id === id), reported, { timeout: 30000 });
-  counts.liveEvents = await page.evaluate(() => window.citytwin.map.queryRenderedFeatures({ layers: ['live-events'] }).length);
   await page.screenshot({ path: shot });
   console.log(JSON.stringify({ counts, offline }));
   if (counts.districts < 1) { console.error('no districts drawn'); failed = true; }
-  if (counts.buildings < 1) { console.error('no buildings drawn'); failed = true; }
+  if (counts.buildings > 0) { console.error('buildings drawn for the public'); failed = true; }
   if (offline.length > 0) { console.error('page reached outside the server:', offline); failed = true; }
 } catch (e) {
   console.error(e);

@@ -49,6 +49,8 @@ pub struct ImportRequest {
     pub tile_fields: Option<Vec<String>>,
     /// the field holding each feature's time (`None`: keep the layer's choice)
     pub time_field: Option<String>,
+    /// the layer's entry in the classified catalogue (`None`: keep the layer's, if any)
+    pub classification: Option<crate::catalog::Classification>,
 }
 
 impl ImportRequest {
@@ -69,6 +71,7 @@ impl ImportRequest {
             acquired: None,
             tile_fields: None,
             time_field: None,
+            classification: None,
         }
     }
 }
@@ -415,6 +418,10 @@ fn merge_meta(
         meta.time_field = None;
     }
     meta.time_index()?;
+    if let Some(c) = &req.classification {
+        c.check()?;
+        meta.classification = Some(c.clone());
+    }
     Ok(meta)
 }
 

@@ -280,32 +280,120 @@ fn place(p: &super::model::Place) -> String {
         .join(" ")
 }
 
+/// The live layer a dashboard query reads.
+#[must_use]
+pub fn query_layer(name: &str) -> super::LiveLayer {
+    if name.starts_with("units") {
+        super::LiveLayer::Units
+    } else if name.starts_with("sensors") || name == "readings" || name == "latest_alarms" {
+        super::LiveLayer::Sensors
+    } else {
+        super::LiveLayer::Events
+    }
+}
+
+/// Only what a read plan shows of a live state.
+fn narrowed(s: &LiveState, plan: &crate::access::ReadPlan) -> LiveState {
+    let mut out = s.clone();
+    out.events.retain(|_, e| plan.shows_code(e.place.code()));
+    out.sensors.retain(|_, x| plan.shows_code(x.place.code()));
+    out.units.retain(|_, u| plan.shows_code(u.place.code()));
+    out
+}
+
 impl City {
+    /// The read plan of the live layer a query reads, for a principal; a layer it may not
+    /// see gives no data.
+    fn board_plan(
+        &self,
+        p: &crate::access::Principal,
+        name: &str,
+    ) -> Result<crate::access::ReadPlan> {
+        let layer = query_layer(name);
+        let meta = self
+            .layer(layer.name())
+            .map(|l| l.meta.clone())
+            .ok_or_else(|| Error::NotFound("no data".into()))?;
+        crate::access::read(p, &meta).map_err(|_| Error::NotFound("no data".into()))
+    }
+
+    /// Answers a dashboard query at `now` with what the principal may see: nothing from a
+    /// live layer it may not read, and only its territory's things when it has one.
+    pub async fn board_as(
+        &self,
+        p: &crate::access::Principal,
+        q: &BoardQuery,
+        now: Millis,
+    ) -> Result<BoardValue> {
+        check_query(&q.name)?;
+        let plan = self.board_plan(p, &q.name)?;
+        if plan.territory.is_none() {
+            return self.board(q, now).await;
+        }
+        let state = self.with_live(|s| narrowed(s, &plan));
+        if let Some(v) = from_state(&state, q, now) {
+            return Ok(v);
+        }
+        self.readings_board(&state, q, now).await
+    }
+
+    /// Number queries as they stood at `at` for a principal (see [`City::board_as`]).
+    pub async fn board_numbers_as(
+        &self,
+        p: &crate::access::Principal,
+        names: &[String],
+        at: Millis,
+    ) -> Result<Vec<Option<f64>>> {
+        for n in names {
+            check_query(n)?;
+        }
+        let state = self.live_state_at(at).await?;
+        Ok(names
+            .iter()
+            .map(|n| {
+                let plan = self.board_plan(p, n).ok()?;
+                number(&narrowed(&state, &plan), n, at)
+            })
+            .collect())
+    }
+
     /// Answers a dashboard query at `now`.
     pub async fn board(&self, q: &BoardQuery, now: Millis) -> Result<BoardValue> {
         check_query(&q.name)?;
         if let Some(v) = self.with_live(|s| from_state(s, q, now)) {
             return Ok(v);
         }
+        let state = self.with_live(|s| LiveState {
+            sensors: s.sensors.clone(),
+            ..LiveState::default()
+        });
+        self.readings_board(&state, q, now).await
+    }
+
+    async fn readings_board(
+        &self,
+        state: &LiveState,
+        q: &BoardQuery,
+        now: Millis,
+    ) -> Result<BoardValue> {
         // readings: hourly means of up to `limit` sensors of a kind, those in alarm first
         let kind = q
             .kind
             .as_deref()
             .ok_or_else(|| Error::Invalid("the readings query needs a sensor \"kind\"".into()))?;
         let hours = i64::from(q.hours.unwrap_or(24).clamp(2, 24 * 7));
-        let mut sensors: Vec<(bool, String, String)> = self.with_live(|s| {
-            s.sensors
-                .values()
-                .filter(|x| x.kind == kind)
-                .map(|x| {
-                    (
-                        x.alarm.is_none(),
-                        x.id.clone(),
-                        x.name.clone().unwrap_or_else(|| x.id.clone()),
-                    )
-                })
-                .collect()
-        });
+        let mut sensors: Vec<(bool, String, String)> = state
+            .sensors
+            .values()
+            .filter(|x| x.kind == kind)
+            .map(|x| {
+                (
+                    x.alarm.is_none(),
+                    x.id.clone(),
+                    x.name.clone().unwrap_or_else(|| x.id.clone()),
+                )
+            })
+            .collect();
         sensors.sort();
         sensors.truncate(q.limit.unwrap_or(4).clamp(1, 8));
         let end = (now + NANJING).div_euclid(HOUR) * HOUR - NANJING + HOUR;

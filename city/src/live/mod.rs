@@ -20,6 +20,7 @@ pub use state::{
     Change, LiveOptions, LiveState, NewEvent, NewSensor, NewUnit, Op, Outcome, ReadingIn, breach,
 };
 
+use crate::access::{Context, Duty};
 use crate::index::LayerIndex;
 use crate::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
 use crate::store::{Bucket, ChangeQuery, Store};
@@ -223,13 +224,21 @@ pub struct FeedFilter {
     pub grid: Option<String>,
     /// only these kinds (all when empty)
     pub kinds: Vec<String>,
+    /// what the subscriber may see: the live layers it may read, each with the territory it
+    /// is narrowed to (a layer not listed is not sent at all)
+    pub scope: Vec<(LiveLayer, Option<String>)>,
 }
 
 impl FeedFilter {
     /// Whether a change passes.
     #[must_use]
     pub fn matches(&self, c: &Change) -> bool {
-        (self.layers.is_empty() || self.layers.contains(&c.layer))
+        self.scope.iter().any(|(l, territory)| {
+            *l == c.layer
+                && territory
+                    .as_ref()
+                    .is_none_or(|t| c.grid.as_ref().is_some_and(|g| g.starts_with(t.as_str())))
+        }) && (self.layers.is_empty() || self.layers.contains(&c.layer))
             && self
                 .bbox
                 .is_none_or(|[w, s, e, n]| c.lon >= w && c.lon <= e && c.lat >= s && c.lat <= n)
@@ -495,7 +504,12 @@ impl City {
             let dirty = live.shared.dirty[i].load(Ordering::Acquire);
             let (meta, features, due) = {
                 let s = read_state(&live.shared.state);
-                layer_features(layer, &s, now)
+                let (mut meta, features, due) = layer_features(layer, &s, now);
+                meta.classification = live.shared.options.catalog.get(layer.name()).cloned();
+                // every live thing carries the code of its grid: territory-scoped readers
+                // see what lies in their territory
+                meta.territory_field = Some("grid".into());
+                (meta, features, due)
             };
             let index = LayerIndex::build(meta, features, self.next_version());
             if self.install_live(index).is_ok() {
@@ -539,7 +553,11 @@ impl City {
 
     /// Reports an event: placed in its grid chain and assigned to its owner, or merged into
     /// an open event of its category nearby. Returns the event and whether it was merged.
-    pub async fn report_event(&self, mut e: NewEvent) -> Result<(Event, bool)> {
+    pub async fn report_event(&self, cx: &Context, mut e: NewEvent) -> Result<(Event, bool)> {
+        let duty = Duty::Report {
+            citizen: e.source == Source::Citizen,
+        };
+        self.check_duty(cx, duty, None, "events", "")?;
         check_slug("category", &e.category)?;
         check_text("description", &e.description, 4000)?;
         if let Some(r) = &e.reporter {
@@ -553,69 +571,109 @@ impl City {
             ));
         }
         e.place = self.place(e.lon, e.lat).await?;
+        e.actor = Some(cx.principal.actor());
         match self.live().submit(Op::Report(e)).await? {
-            Outcome::Event { event, merged } => Ok((*event, merged)),
+            Outcome::Event { event, merged } => {
+                self.audit_change(cx, duty, &format!("events/{}", event.id), None)
+                    .await;
+                Ok((*event, merged))
+            }
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// The territorial code of an event, or the refusal to show one the asker may not
+    /// know of.
+    fn event_code(&self, id: i64) -> Result<Option<String>> {
+        self.with_live(|s| s.events.get(&id).map(|e| e.place.code().map(str::to_owned)))
+            .ok_or_else(|| Error::NotFound(format!("no event {id}")))
+    }
+
+    fn check_event(&self, cx: &Context, duty: Duty, id: i64) -> Result<()> {
+        let code = self.event_code(id)?;
+        let missing = format!("no event {id}");
+        self.check_duty(
+            cx,
+            duty,
+            Some(code.as_deref()),
+            &format!("events/{id}"),
+            &missing,
+        )
     }
 
     /// Moves an event along its closed loop; an action its state does not allow is a
     /// [`Error::Conflict`] naming the state.
     pub async fn transition_event(
         &self,
+        cx: &Context,
         id: i64,
         action: Action,
-        actor: &str,
         note: &str,
     ) -> Result<Event> {
-        check_actor(actor)?;
+        let duty = Duty::Transition(action);
+        self.check_event(cx, duty, id)?;
         check_text("note", note, 4000)?;
-        self.event_op(Op::Transition {
-            id,
-            action,
-            actor: actor.to_owned(),
-            note: note.to_owned(),
-        })
-        .await
+        let e = self
+            .event_op(Op::Transition {
+                id,
+                action,
+                actor: cx.principal.actor(),
+                note: note.to_owned(),
+            })
+            .await?;
+        self.audit_change(cx, duty, &format!("events/{id}"), None)
+            .await;
+        Ok(e)
     }
 
     /// Assigns available units to an open event (they become busy until it closes).
-    pub async fn assign_units(&self, id: i64, units: Vec<String>, actor: &str) -> Result<Event> {
-        check_actor(actor)?;
+    pub async fn assign_units(&self, cx: &Context, id: i64, units: Vec<String>) -> Result<Event> {
+        self.check_event(cx, Duty::AssignUnits, id)?;
         check_unit_list(&units)?;
         if units.is_empty() {
             return Err(Error::Invalid("units: name at least one unit".into()));
         }
-        self.event_op(Op::Assign {
-            id,
-            units,
-            actor: actor.to_owned(),
-        })
-        .await
+        let n = units.len() as u64;
+        let e = self
+            .event_op(Op::Assign {
+                id,
+                units,
+                actor: cx.principal.actor(),
+            })
+            .await?;
+        self.audit_change(cx, Duty::AssignUnits, &format!("events/{id}"), Some(n))
+            .await;
+        Ok(e)
     }
 
     /// Puts events and units under the unified command of a major event.
     pub async fn command_event(
         &self,
+        cx: &Context,
         id: i64,
-        commander: &str,
         events: Vec<i64>,
         units: Vec<String>,
     ) -> Result<Event> {
-        check_actor(commander)?;
         check_unit_list(&units)?;
         if events.len() > 1000 {
             return Err(Error::Invalid(
                 "at most 1000 events under one command".into(),
             ));
         }
-        self.event_op(Op::Unify {
-            id,
-            commander: commander.to_owned(),
-            events,
-            units,
-        })
-        .await
+        for e in std::iter::once(&id).chain(&events) {
+            self.check_event(cx, Duty::Command, *e)?;
+        }
+        let e = self
+            .event_op(Op::Unify {
+                id,
+                commander: cx.principal.actor(),
+                events,
+                units,
+            })
+            .await?;
+        self.audit_change(cx, Duty::Command, &format!("events/{id}"), None)
+            .await;
+        Ok(e)
     }
 
     async fn event_op(&self, op: Op) -> Result<Event> {
@@ -626,7 +684,8 @@ impl City {
     }
 
     /// Registers a sensor, or updates a registered one (its readings and alarm stay).
-    pub async fn register_sensor(&self, mut s: NewSensor) -> Result<Sensor> {
+    pub async fn register_sensor(&self, cx: &Context, mut s: NewSensor) -> Result<Sensor> {
+        self.check_duty(cx, Duty::RegisterSensor, None, "sensors", "")?;
         check_id("sensor id", &s.id)?;
         check_slug("sensor type", &s.kind)?;
         check_text("unit", &s.unit, 32)?;
@@ -654,15 +713,56 @@ impl City {
             ));
         }
         s.place = self.place(s.lon, s.lat).await?;
+        let target = format!("sensors/{}", s.id);
+        self.check_duty(
+            cx,
+            Duty::RegisterSensor,
+            Some(s.place.code()),
+            &target,
+            "the place is outside your territory",
+        )?;
         match self.live().submit(Op::RegisterSensor(s)).await? {
-            Outcome::Sensor(s) => Ok(*s),
+            Outcome::Sensor(s) => {
+                self.audit_change(cx, Duty::RegisterSensor, &target, None)
+                    .await;
+                Ok(*s)
+            }
             other => Err(unexpected(&other)),
         }
     }
 
+    /// Checks that the asker may send readings of these sensors.
+    fn check_readings(&self, cx: &Context, readings: &[ReadingIn]) -> Result<()> {
+        self.check_duty(cx, Duty::Readings, None, "readings", "")?;
+        if let Some((i, r)) = readings
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !cx.principal.covers_sensor(&r.sensor))
+        {
+            let why = format!(
+                "reading {i}: {} may not send readings of sensor {:?}",
+                cx.principal.id, r.sensor
+            );
+            self.audit(cx.record(
+                &Duty::Readings.name(),
+                &format!("sensors/{}", r.sensor),
+                false,
+                None,
+                &why,
+            ));
+            return Err(Error::Forbidden(why));
+        }
+        Ok(())
+    }
+
     /// Takes readings, all or none, once they are durable; returns (taken, alarms raised,
     /// alarms cleared).
-    pub async fn ingest(&self, readings: Vec<ReadingIn>) -> Result<(usize, usize, usize)> {
+    pub async fn ingest(
+        &self,
+        cx: &Context,
+        readings: Vec<ReadingIn>,
+    ) -> Result<(usize, usize, usize)> {
+        self.check_readings(cx, &readings)?;
         if readings.is_empty() {
             return Ok((0, 0, 0));
         }
@@ -671,20 +771,30 @@ impl City {
                 accepted,
                 raised,
                 cleared,
-            } => Ok((accepted, raised, cleared)),
+            } => {
+                self.audit_change(cx, Duty::Readings, "readings", Some(accepted as u64))
+                    .await;
+                Ok((accepted, raised, cleared))
+            }
             other => Err(unexpected(&other)),
         }
     }
 
     /// Queues readings behind everything queued before (so readings of one source keep their
     /// order) without waiting for them to be durable; see [`Pending::done`].
-    pub async fn queue_readings(&self, readings: Vec<ReadingIn>) -> Result<Pending> {
+    pub async fn queue_readings(&self, cx: &Context, readings: Vec<ReadingIn>) -> Result<Pending> {
+        self.check_readings(cx, &readings)?;
+        let n = readings.len() as u64;
+        self.audit(cx.record(&Duty::Readings.name(), "readings", true, Some(n), ""));
         self.live().enqueue(Op::Readings(readings)).await
     }
 
     /// Queues a unit's new position (placed first) like [`City::queue_readings`].
-    pub async fn queue_move(&self, id: &str, lon: f64, lat: f64) -> Result<Pending> {
+    pub async fn queue_move(&self, cx: &Context, id: &str, lon: f64, lat: f64) -> Result<Pending> {
+        let target = format!("units/{id}");
+        self.check_duty(cx, Duty::MoveUnit, None, &target, "")?;
         let place = self.place(lon, lat).await?;
+        self.audit(cx.record(&Duty::MoveUnit.name(), &target, true, None, ""));
         self.live()
             .enqueue(Op::Move {
                 id: id.to_owned(),
@@ -696,38 +806,53 @@ impl City {
     }
 
     /// Registers a unit, or updates a registered one.
-    pub async fn register_unit(&self, mut u: NewUnit) -> Result<Unit> {
+    pub async fn register_unit(&self, cx: &Context, mut u: NewUnit) -> Result<Unit> {
+        let target = format!("units/{}", u.id);
+        self.check_duty(cx, Duty::RegisterUnit, None, &target, "")?;
         check_id("unit id", &u.id)?;
         check_slug("unit type", &u.kind)?;
         check_text("name", &u.name, 200)?;
         u.place = self.place(u.lon, u.lat).await?;
-        self.unit_op(Op::RegisterUnit(u)).await
+        self.unit_op(cx, Duty::RegisterUnit, &target, Op::RegisterUnit(u))
+            .await
     }
 
     /// A unit's new position.
-    pub async fn move_unit(&self, id: &str, lon: f64, lat: f64) -> Result<Unit> {
+    pub async fn move_unit(&self, cx: &Context, id: &str, lon: f64, lat: f64) -> Result<Unit> {
+        let target = format!("units/{id}");
+        self.check_duty(cx, Duty::MoveUnit, None, &target, "")?;
         let place = self.place(lon, lat).await?;
-        self.unit_op(Op::Move {
+        let op = Op::Move {
             id: id.to_owned(),
             lon,
             lat,
             place,
-        })
-        .await
+        };
+        self.unit_op(cx, Duty::MoveUnit, &target, op).await
     }
 
     /// A unit's new status; leaving `busy` releases it from its event.
-    pub async fn set_unit_status(&self, id: &str, status: UnitStatus) -> Result<Unit> {
-        self.unit_op(Op::SetStatus {
+    pub async fn set_unit_status(
+        &self,
+        cx: &Context,
+        id: &str,
+        status: UnitStatus,
+    ) -> Result<Unit> {
+        let target = format!("units/{id}");
+        self.check_duty(cx, Duty::UnitStatus, None, &target, "")?;
+        let op = Op::SetStatus {
             id: id.to_owned(),
             status,
-        })
-        .await
+        };
+        self.unit_op(cx, Duty::UnitStatus, &target, op).await
     }
 
-    async fn unit_op(&self, op: Op) -> Result<Unit> {
+    async fn unit_op(&self, cx: &Context, duty: Duty, target: &str, op: Op) -> Result<Unit> {
         match self.live().submit(op).await? {
-            Outcome::Unit(u) => Ok(*u),
+            Outcome::Unit(u) => {
+                self.audit_change(cx, duty, target, None).await;
+                Ok(*u)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -797,13 +922,6 @@ impl City {
             .reading_history(sensor, from, to, interval, limit)
             .await
     }
-}
-
-fn check_actor(actor: &str) -> Result<()> {
-    if actor.trim().is_empty() {
-        return Err(Error::Invalid("actor: say who does this".into()));
-    }
-    check_text("actor", actor, 200)
 }
 
 fn check_unit_list(units: &[String]) -> Result<()> {

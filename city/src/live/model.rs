@@ -384,6 +384,10 @@ pub struct Event {
     /// unified command, when this is a major event
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Command>,
+    /// SHA-256 (hex) of the receipts citizens were given for their reports of it: a citizen
+    /// follows their report with the receipt, and nothing else
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<String>,
 }
 
 impl Event {

@@ -24,6 +24,9 @@ pub struct LiveOptions {
     pub default_deadline_hours: u32,
     /// readings timed further than this ahead of the server clock are refused (milliseconds)
     pub max_clock_skew_ms: Millis,
+    /// the catalogue entries of the live layers (`events`, `sensors`, `units`), from the
+    /// configuration; a live layer without one is not shared and not open
+    pub catalog: BTreeMap<String, crate::catalog::Classification>,
 }
 
 impl Default for LiveOptions {
@@ -51,6 +54,7 @@ impl Default for LiveOptions {
             deadlines,
             default_deadline_hours: 72,
             max_clock_skew_ms: 5 * 60_000,
+            catalog: BTreeMap::new(),
         }
     }
 }
@@ -275,8 +279,13 @@ pub struct NewEvent {
     pub lat: f64,
     /// photo and video links
     pub media: Vec<String>,
-    /// who reported it
+    /// who reported it (a citizen's name and contact, as given)
     pub reporter: Option<String>,
+    /// who filed it, as its history names them (the signed-in principal); the reporter or
+    /// the source when absent
+    pub actor: Option<String>,
+    /// the hash of the receipt the reporter was given, to follow the report with
+    pub receipt: Option<String>,
     /// its grid chain
     pub place: Place,
 }
@@ -717,8 +726,15 @@ impl<'a> Tx<'a> {
             && let Some(id) = self.duplicate_of(&e)
         {
             let now = self.now;
-            let actor = e.reporter.clone().unwrap_or_else(|| source_name(e.source));
+            let actor = e
+                .actor
+                .clone()
+                .or_else(|| e.reporter.clone())
+                .unwrap_or_else(|| source_name(e.source));
             let ev = self.event_mut(id)?;
+            if let Some(r) = &e.receipt {
+                ev.receipts.push(r.clone());
+            }
             ev.duplicates.push(Report {
                 source: e.source,
                 at: now,
@@ -749,7 +765,11 @@ impl<'a> Tx<'a> {
         let id = self.o.next_event;
         self.o.next_event += 1;
         let hours = self.options.deadline_hours(&e.category);
-        let actor = e.reporter.clone().unwrap_or_else(|| source_name(e.source));
+        let actor = e
+            .actor
+            .clone()
+            .or_else(|| e.reporter.clone())
+            .unwrap_or_else(|| source_name(e.source));
         let owner = e.place.street.clone().or_else(|| e.place.district.clone());
         let event = Event {
             id,
@@ -783,6 +803,7 @@ impl<'a> Tx<'a> {
             sensor,
             major: None,
             command: None,
+            receipts: e.receipt.into_iter().collect(),
         };
         self.o.events.insert(id, event);
         self.push_event("event.reported", id);
@@ -1192,6 +1213,8 @@ impl<'a> Tx<'a> {
                     lat: s.lat,
                     media: Vec::new(),
                     reporter: Some(format!("sensor {id}")),
+                    actor: None,
+                    receipt: None,
                     place: s.place.clone(),
                 },
                 Some(id.to_owned()),

@@ -21,6 +21,8 @@ fn report(category: &str, lon: f64, lat: f64) -> NewEvent {
         lat,
         media: vec!["https://example.org/p.jpg".into()],
         reporter: Some("caller 1".into()),
+        actor: None,
+        receipt: None,
         place: Place {
             grid: Some(state::named("320102001001001", "新苑第1网格")),
             street: Some(state::named("320102001", "玄武门街道")),
@@ -405,8 +407,18 @@ fn feed_filters_by_layer_box_and_territory() {
         bbox,
         grid: grid.map(str::to_owned),
         kinds: Vec::new(),
+        scope: LiveLayer::ALL.iter().map(|l| (*l, None)).collect(),
     };
     assert!(f(vec![], None, None).matches(c));
+    // a subscriber sees only the layers and territory its read plans allow
+    let scoped = |scope: Vec<(LiveLayer, Option<String>)>| FeedFilter {
+        scope,
+        ..FeedFilter::default()
+    };
+    assert!(!scoped(vec![]).matches(c));
+    assert!(!scoped(vec![(LiveLayer::Sensors, None)]).matches(c));
+    assert!(scoped(vec![(LiveLayer::Events, Some("320102".into()))]).matches(c));
+    assert!(!scoped(vec![(LiveLayer::Events, Some("320104".into()))]).matches(c));
     assert!(!f(vec![LiveLayer::Sensors], None, None).matches(c));
     assert!(f(vec![], Some([118.7, 32.0, 118.8, 32.1]), None).matches(c));
     assert!(!f(vec![], Some([118.0, 32.0, 118.1, 32.1]), None).matches(c));
@@ -427,16 +439,19 @@ async fn live_changes_are_durable_and_the_past_can_be_replayed() {
     assert!(city.layer("events").is_some_and(|l| l.feature_count() == 0));
     let mut feed = city.feed();
     let (e, _) = city
-        .report_event(report("waterlogging", 118.78, 32.09))
+        .report_event(
+            &crate::testing::operator(),
+            report("waterlogging", 118.78, 32.09),
+        )
         .await
         .unwrap();
     let after_report = ts::now();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    city.transition_event(e.id, Action::Accept, "dispatcher", "")
+    city.transition_event(&crate::testing::operator(), e.id, Action::Accept, "")
         .await
         .unwrap();
     let conflict = city
-        .transition_event(e.id, Action::Close, "dispatcher", "")
+        .transition_event(&crate::testing::operator(), e.id, Action::Close, "")
         .await;
     assert!(matches!(conflict, Err(Error::Conflict { .. })));
     assert_eq!(feed.recv().await.unwrap().kind, "event.reported");

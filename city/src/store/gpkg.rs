@@ -5,9 +5,12 @@
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
 use super::{
-    Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode, append_columns, bounds_of,
-    column_list, quote, to_column_form, union_bounds,
+    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode,
+    append_columns, audit_entry, bounds_of, column_list, from_body, quote, to_body, to_column_form,
+    union_bounds,
 };
+use crate::audit::{AuditEntry, AuditQuery};
+use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::live::{Change, Millis, Sample};
 use crate::{Error, Result};
@@ -33,6 +36,14 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS citytwin_changes (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL, entity TEXT NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL, grid TEXT, value REAL, body TEXT)",
     "CREATE INDEX IF NOT EXISTS citytwin_changes_at ON citytwin_changes (at)",
     "CREATE INDEX IF NOT EXISTS citytwin_changes_entity ON citytwin_changes (layer, entity, at)",
+    "CREATE TABLE IF NOT EXISTS citytwin_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS citytwin_revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS citytwin_audit (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL, decision TEXT NOT NULL, count INTEGER, client TEXT NOT NULL, request_id TEXT NOT NULL, detail TEXT NOT NULL, hash TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS citytwin_audit_at ON citytwin_audit (at)",
+    // the audit log is append-only, and entries stay at least 180 days; the triggers come
+    // back on every open, and the hash chain shows what happened while one was dropped
+    "CREATE TRIGGER IF NOT EXISTS citytwin_audit_append_only BEFORE UPDATE ON citytwin_audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS citytwin_audit_retention BEFORE DELETE ON citytwin_audit WHEN old.at > (CAST(strftime('%s', 'now') AS INTEGER) - 180 * 86400) * 1000 BEGIN SELECT RAISE(ABORT, 'audit entries are kept at least 180 days'); END",
 ];
 
 /// A GeoPackage file holding every layer.
@@ -440,6 +451,139 @@ impl Store for GeoPackageStore {
             .await?,
         };
         Ok(rows.into_iter().map(Bucket::from_row).collect())
+    }
+
+    async fn set_layer_meta(&self, meta: &LayerMeta) -> Result<LayerMeta> {
+        let mut stored = meta.clone();
+        stored.updated_at = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE citytwin_layers SET meta = ? WHERE name = ?")
+            .bind(to_body(&stored)?)
+            .bind(&meta.name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::UnknownLayer(meta.name.clone()));
+        }
+        sqlx::query("UPDATE gpkg_contents SET identifier = ?, description = ?, last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?")
+            .bind(&meta.title)
+            .bind(&meta.description)
+            .bind(&meta.name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM citytwin_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|(b,)| from_body("key", b)).collect()
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT body FROM citytwin_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(b,)| from_body("key", &b)).transpose()
+    }
+
+    async fn put_key(&self, key: &ApiKey) -> Result<()> {
+        sqlx::query("INSERT OR REPLACE INTO citytwin_keys (id, body) VALUES (?, ?)")
+            .bind(&key.id)
+            .bind(to_body(key)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revocations(&self, after: u64) -> Result<Vec<Revocation>> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, body FROM citytwin_revocations WHERE seq > ? ORDER BY seq")
+                .bind(after as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|(seq, b)| {
+                let mut r: Revocation = from_body("revocation", b)?;
+                r.seq = *seq as u64;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    async fn add_revocation(&self, r: &Revocation) -> Result<()> {
+        sqlx::query("INSERT INTO citytwin_revocations (body) VALUES (?)")
+            .bind(to_body(r)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(&format!(
+                "INSERT INTO citytwin_audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(e.seq as i64)
+            .bind(e.at)
+            .bind(&e.principal)
+            .bind(&e.action)
+            .bind(&e.target)
+            .bind(&e.channel)
+            .bind(&e.decision)
+            .bind(e.count.map(|c| c as i64))
+            .bind(&e.client)
+            .bind(&e.request_id)
+            .bind(&e.detail)
+            .bind(&e.hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM citytwin_audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s, h)| (s as u64, h)))
+    }
+
+    async fn read_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM citytwin_audit WHERE seq > ? AND at >= ? AND at <= ? \
+             AND (? IS NULL OR principal = ?) AND (? IS NULL OR target = ?) \
+             AND (? IS NULL OR action = ?) AND (? IS NULL OR decision = ?) ORDER BY seq LIMIT ?"
+        ))
+        .bind(q.after as i64)
+        .bind(q.from.unwrap_or(Millis::MIN))
+        .bind(q.to.unwrap_or(Millis::MAX))
+        .bind(&q.principal)
+        .bind(&q.principal)
+        .bind(&q.target)
+        .bind(&q.target)
+        .bind(&q.action)
+        .bind(&q.action)
+        .bind(&q.decision)
+        .bind(&q.decision)
+        .bind(q.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    async fn prune_audit(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM citytwin_audit WHERE at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn close(&self) {

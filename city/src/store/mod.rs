@@ -7,6 +7,8 @@
 pub mod gpkg;
 pub mod postgis;
 
+use crate::audit::{AuditEntry, AuditQuery};
+use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta};
 use crate::live::{Change, Millis, Sample};
 use crate::{Error, Result};
@@ -162,8 +164,101 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Bucket>>;
 
+    /// Replaces an existing layer's metadata (a catalogue change), stamping its update time;
+    /// returns it as stored. The features stay as they are.
+    async fn set_layer_meta(&self, meta: &LayerMeta) -> Result<LayerMeta>;
+
+    /// Every API key citytwin issued (hashes only).
+    async fn keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// One API key by id.
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>>;
+
+    /// Stores a key, or its new state (revoked).
+    async fn put_key(&self, key: &ApiKey) -> Result<()>;
+
+    /// Revocations after a sequence number, oldest first.
+    async fn revocations(&self, after: u64) -> Result<Vec<Revocation>>;
+
+    /// Appends a revocation (its `seq` is assigned by the store).
+    async fn add_revocation(&self, r: &Revocation) -> Result<()>;
+
+    /// Appends audit entries in one transaction, durable when this returns.
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+
+    /// The last audit entry's sequence number and hash.
+    async fn audit_head(&self) -> Result<Option<(u64, String)>>;
+
+    /// Audit entries in sequence order.
+    async fn read_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Removes audit entries older than `before` (retention); returns how many.
+    async fn prune_audit(&self, before: Millis) -> Result<u64>;
+
     /// Lets go of files and connections (flushing what needs flushing).
     async fn close(&self) {}
+}
+
+/// The columns of the audit log, in the order both stores write and read them.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at, principal, action, target, channel, decision, count, client, request_id, detail, hash";
+
+/// An audit row as both stores read it.
+pub(crate) type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// An audit entry from its row.
+pub(crate) fn audit_entry(r: AuditRow) -> AuditEntry {
+    let (
+        seq,
+        at,
+        principal,
+        action,
+        target,
+        channel,
+        decision,
+        count,
+        client,
+        request_id,
+        detail,
+        hash,
+    ) = r;
+    AuditEntry {
+        seq: seq as u64,
+        at,
+        principal,
+        action,
+        target,
+        channel,
+        decision,
+        count: count.map(|c| c as u64),
+        client,
+        request_id,
+        detail,
+        hash,
+    }
+}
+
+/// Reads a stored JSON body of a key or revocation.
+pub(crate) fn from_body<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body)
+        .map_err(|e| Error::Invalid(format!("corrupt {what} in the store: {e}")))
+}
+
+/// A JSON body to store.
+pub(crate) fn to_body<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Invalid(format!("cannot encode: {e}")))
 }
 
 /// Which store a `--store` value names.

@@ -14,9 +14,12 @@
 //! ([`Store::tile_layer`]).
 
 use super::{
-    Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode, append_columns, bounds_of,
-    column_list, quote, to_column_form, union_bounds,
+    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode,
+    append_columns, audit_entry, bounds_of, column_list, from_body, quote, to_body, to_column_form,
+    union_bounds,
 };
+use crate::audit::{AuditEntry, AuditQuery};
+use crate::keys::{ApiKey, Revocation};
 use crate::layer::{
     ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
     now_rfc3339,
@@ -47,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "live",
         include_str!("../../migrations/postgres/0002_live.sql"),
+    ),
+    (
+        3,
+        "access",
+        include_str!("../../migrations/postgres/0003_access.sql"),
     ),
 ];
 
@@ -1108,6 +1116,134 @@ impl Store for PostgisStore {
             "layer {} at {coord} does not fit the tile budget",
             meta.name
         )))
+    }
+
+    async fn set_layer_meta(&self, meta: &LayerMeta) -> Result<LayerMeta> {
+        let mut stored = meta.clone();
+        stored.updated_at = now_rfc3339();
+        let done = sqlx::query(
+            "UPDATE citytwin_layers SET meta = $1::jsonb, updated_at = now() WHERE name = $2",
+        )
+        .bind(to_body(&stored)?)
+        .bind(&meta.name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::UnknownLayer(meta.name.clone()));
+        }
+        Ok(stored)
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body::text FROM citytwin_keys ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|(b,)| from_body("key", b)).collect()
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT body::text FROM citytwin_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(b,)| from_body("key", &b)).transpose()
+    }
+
+    async fn put_key(&self, key: &ApiKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO citytwin_keys (id, body) VALUES ($1, $2::jsonb) \
+             ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+        )
+        .bind(&key.id)
+        .bind(to_body(key)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revocations(&self, after: u64) -> Result<Vec<Revocation>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body::text FROM citytwin_revocations WHERE seq > $1 ORDER BY seq",
+        )
+        .bind(after as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|(seq, b)| {
+                let mut r: Revocation = from_body("revocation", b)?;
+                r.seq = *seq as u64;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    async fn add_revocation(&self, r: &Revocation) -> Result<()> {
+        sqlx::query("INSERT INTO citytwin_revocations (body) VALUES ($1::jsonb)")
+            .bind(to_body(r)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        let text = |f: &dyn Fn(&AuditEntry) -> &str| -> Vec<String> {
+            entries.iter().map(|e| f(e).to_owned()).collect()
+        };
+        sqlx::query(&format!(
+            "INSERT INTO citytwin_audit ({AUDIT_COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[])"
+        ))
+        .bind(entries.iter().map(|e| e.seq as i64).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(text(&|e| &e.principal))
+        .bind(text(&|e| &e.action))
+        .bind(text(&|e| &e.target))
+        .bind(text(&|e| &e.channel))
+        .bind(text(&|e| &e.decision))
+        .bind(entries.iter().map(|e| e.count.map(|c| c as i64)).collect::<Vec<_>>())
+        .bind(text(&|e| &e.client))
+        .bind(text(&|e| &e.request_id))
+        .bind(text(&|e| &e.detail))
+        .bind(text(&|e| &e.hash))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM citytwin_audit ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s, h)| (s as u64, h)))
+    }
+
+    async fn read_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM citytwin_audit WHERE seq > $1 AND at >= $2 AND at <= $3 \
+             AND ($4::text IS NULL OR principal = $4) AND ($5::text IS NULL OR target = $5) \
+             AND ($6::text IS NULL OR action = $6) AND ($7::text IS NULL OR decision = $7) ORDER BY seq LIMIT $8"
+        ))
+        .bind(q.after as i64)
+        .bind(q.from.unwrap_or(Millis::MIN))
+        .bind(q.to.unwrap_or(Millis::MAX))
+        .bind(&q.principal)
+        .bind(&q.target)
+        .bind(&q.action)
+        .bind(&q.decision)
+        .bind(q.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(audit_entry).collect())
+    }
+
+    async fn prune_audit(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM citytwin_audit WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn close(&self) {

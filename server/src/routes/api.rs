@@ -3,7 +3,9 @@
 use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
-use crate::routes::{catalog, features, live, ops, render, spatial, styles, territory, tiles};
+use crate::routes::{
+    access, catalog, features, live, ops, render, spatial, styles, territory, tiles,
+};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -18,7 +20,7 @@ use crate::app::AppState;
 // the derive expands to a for_each clippy frowns on
 #[allow(clippy::needless_for_each)]
 mod doc {
-    use super::{catalog, features, live, ops, render, spatial, styles, territory, tiles};
+    use super::{access, catalog, features, live, ops, render, spatial, styles, territory, tiles};
     use utoipa::OpenApi;
 
     #[derive(OpenApi)]
@@ -40,9 +42,11 @@ mod doc {
         live::command, live::nearest_units, live::register_sensor, live::list_sensors,
         live::one_sensor, live::read_one, live::read_batch, live::history, live::register_unit,
         live::list_units, live::one_unit, live::move_unit, live::unit_status, live::websocket,
-        live::sse, live::changes, live::state_at,
+        live::sse, live::changes, live::state_at, live::ticket, live::follow_report,
         render::static_map, render::list, render::dashboard, render::stream, render::screen,
         ops::health, ops::metrics,
+        access::me, access::audit, access::list_keys, access::create_key, access::revoke_key,
+        access::revocations, access::revoke, access::auth_config,
         super::document, super::docs,
     ),
     tags(
@@ -56,6 +60,7 @@ mod doc {
         (name = "live", description = "events and their closed loop, sensors and readings, response units, the change feed and the time machine"),
         (name = "render", description = "server-rendered static maps and big-screen dashboards: PNG frames, an MJPEG stream, a full-screen page"),
         (name = "operations", description = "health and metrics"),
+        (name = "access", description = "who is asking, the audit log (auditors), keys and revocations (security admins)"),
         (name = "web", description = "the browser viewer and its files"),
         (name = "api", description = "this API's description"),
     )
@@ -123,6 +128,12 @@ pub fn openapi() -> &'static Value {
             "application/javascript",
             &[("file", "path under maplibre-gl/dist")],
         );
+        paths["/vendor/oidc-client-ts/{file}"] = extra_path(
+            "oidc-client-ts (sign-in with PKCE in the browser), served locally",
+            "web",
+            "application/javascript",
+            &[("file", "oidc-client-ts.min.js")],
+        );
         doc
     })
 }
@@ -131,7 +142,12 @@ pub fn openapi() -> &'static Value {
 #[utoipa::path(get, path = "/api", tag = "api",
     params(("f" = Option<String>, Query, description = "json (default) or html")),
     responses((status = 200, description = "the OpenAPI 3.0 document", content_type = "application/vnd.oai.openapi+json;version=3.0")))]
-pub(crate) async fn document(headers: HeaderMap, p: Params) -> ApiResult<Response> {
+pub(crate) async fn document(
+    caller: crate::auth::Caller,
+    headers: HeaderMap,
+    p: Params,
+) -> ApiResult<Response> {
+    caller.public();
     p.only(&["f"])?;
     let html = match p.text("f") {
         Some("html") => true,
@@ -161,7 +177,8 @@ pub(crate) async fn document(headers: HeaderMap, p: Params) -> ApiResult<Respons
 /// The API described for people: every endpoint with its parameters and responses.
 #[utoipa::path(get, path = "/api/docs", tag = "api",
     responses((status = 200, description = "an HTML page", content_type = "text/html")))]
-pub(crate) async fn docs() -> Html<String> {
+pub(crate) async fn docs(caller: crate::auth::Caller) -> Html<String> {
+    caller.public();
     Html(page())
 }
 

@@ -1,6 +1,7 @@
 //! The catalogue of layers: `/catalog` and `/catalog/{layer}`.
 
 use crate::app::{AppState, base_url};
+use crate::auth::Caller;
 use crate::problem::{ApiResult, Problem};
 use axum::Json;
 use axum::Router;
@@ -17,12 +18,39 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/{layer}", get(one))
 }
 
+/// A layer's entry in the classified catalogue as served: owner department, update
+/// frequency, share and open class, security level (`null` for a layer not classified, which
+/// counts as not shared and not open).
+#[must_use]
+pub fn classification(m: &citytwin_city::LayerMeta) -> Value {
+    match &m.classification {
+        Some(c) => json!({
+            "layer": m.name,
+            "owner": c.owner,
+            "update_frequency": c.update_frequency,
+            "share": c.share.name(),
+            "open": c.open.name(),
+            "level": c.level,
+        }),
+        None => json!({
+            "layer": m.name, "owner": null, "update_frequency": null,
+            "share": "not-shared", "open": "not-open", "level": null,
+        }),
+    }
+}
+
 fn entry(l: &LayerIndex, base: &str) -> Value {
     let m = &l.meta;
+    let c = classification(m);
     json!({
         "name": m.name,
         "title": m.title,
         "description": m.description,
+        "owner": c["owner"],
+        "update_frequency": c["update_frequency"],
+        "share": c["share"],
+        "open": c["open"],
+        "level": c["level"],
         "geometry_type": m.geometry_kind.name(),
         "fields": m.fields.iter().map(|f| json!({"name": f.name, "type": f.kind})).collect::<Vec<_>>(),
         "tile_fields": m.tile_columns().iter().map(|(_, n)| *n).collect::<Vec<_>>(),
@@ -45,13 +73,18 @@ fn entry(l: &LayerIndex, base: &str) -> Value {
 /// The catalogue of layers: metadata, provenance and tile links.
 #[utoipa::path(get, path = "/catalog", tag = "catalog",
     responses((status = 200, description = "every layer with its metadata")))]
-pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Json<Value> {
+    caller.listing();
     let base = base_url(&headers);
     let layers: Vec<Value> = state
         .city
-        .layers()
+        .visible_layers(caller.principal())
         .iter()
-        .map(|l| entry(l, &base))
+        .map(|(l, _)| entry(l, &base))
         .collect();
     Json(json!({ "layers": layers }))
 }
@@ -65,12 +98,12 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> J
     ))]
 pub(crate) async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(layer): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let l = state
-        .city
-        .layer(&layer)
-        .ok_or_else(|| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
+    let (l, _) = caller
+        .layer(&state, &layer)
+        .map_err(|_| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
     Ok(Json(entry(&l, &base_url(&headers))))
 }

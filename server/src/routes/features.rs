@@ -4,6 +4,7 @@
 //! answers browsers there) and always `/ogc`.
 
 use crate::app::{AppState, CountKey, base_url};
+use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::routes::geojson_response;
@@ -14,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use citytwin_city::access::ReadPlan;
 use citytwin_city::geojson::{Properties, write_feature};
 use citytwin_city::query::page;
 use citytwin_city::{FieldKind, LayerIndex, temporal};
@@ -69,7 +71,12 @@ fn only_f(p: &Params) -> ApiResult<()> {
 /// for clients asking for JSON).
 #[utoipa::path(get, path = "/ogc", tag = "ogc-features",
     responses((status = 200, description = "landing page with links")))]
-pub(crate) async fn landing(headers: HeaderMap, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn landing(
+    caller: Caller,
+    headers: HeaderMap,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    caller.public();
     only_f(&p)?;
     Ok(Json(landing_page(&base_url(&headers))))
 }
@@ -94,7 +101,8 @@ pub fn landing_page(base: &str) -> Value {
 /// The conformance classes the server implements.
 #[utoipa::path(get, path = "/conformance", tag = "ogc-features",
     responses((status = 200, description = "`conformsTo`: the conformance class URIs")))]
-pub(crate) async fn conformance(p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn conformance(caller: Caller, p: Params) -> ApiResult<Json<Value>> {
+    caller.public();
     only_f(&p)?;
     Ok(Json(json!({ "conformsTo": CONFORMANCE })))
 }
@@ -110,6 +118,7 @@ fn time_extent(l: &LayerIndex) -> Option<Value> {
 fn describe(l: &LayerIndex, base: &str) -> Value {
     let m = &l.meta;
     let href = format!("{base}/collections/{}", m.name);
+    let catalog = crate::routes::catalog::classification(m);
     let mut extent = json!({
         "spatial": { "bbox": [m.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0])], "crs": CRS84 },
     });
@@ -125,6 +134,7 @@ fn describe(l: &LayerIndex, base: &str) -> Value {
         "storageCrs": CRS84,
         "extent": extent,
         "attribution": m.source,
+        "catalog": catalog,
         "links": [
             { "href": href, "rel": "self", "type": "application/json", "title": "this collection" },
             { "href": format!("{href}/items"), "rel": "items", "type": "application/geo+json", "title": "its features" },
@@ -141,17 +151,19 @@ fn describe(l: &LayerIndex, base: &str) -> Value {
     responses((status = 200, description = "the collections with their extents and links")))]
 pub(crate) async fn collections(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    caller.listing();
     only_f(&p)?;
     let base = base_url(&headers);
     let list: Vec<Value> = state
         .city
-        .layers()
+        .visible_layers(caller.principal())
         .iter()
-        .filter(|l| l.resident)
-        .map(|l| describe(l, &base))
+        .filter(|(l, _)| l.resident)
+        .map(|(l, _)| describe(l, &base))
         .collect();
     Ok(Json(json!({
         "links": [{ "href": format!("{base}/collections"), "rel": "self", "type": "application/json" }],
@@ -159,12 +171,17 @@ pub(crate) async fn collections(
     })))
 }
 
-/// A collection: a layer held in memory (layers tiled by the store are not collections).
-fn collection_layer(state: &AppState, id: &str) -> ApiResult<Arc<LayerIndex>> {
-    state
-        .city
-        .layer(id)
-        .filter(|l| l.resident)
+/// A collection: a layer held in memory that the caller may see (layers tiled by the store
+/// are not collections), with the caller's read plan.
+fn collection_layer(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(Arc<LayerIndex>, ReadPlan)> {
+    caller
+        .layer(state, id)
+        .ok()
+        .filter(|(l, _)| l.resident)
         .ok_or_else(|| Problem::not_found(format!("no collection {id:?}")))
 }
 
@@ -177,12 +194,13 @@ fn collection_layer(state: &AppState, id: &str) -> ApiResult<Arc<LayerIndex>> {
     ))]
 pub(crate) async fn collection(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    let (l, _) = collection_layer(&state, &caller, &id)?;
     only_f(&p)?;
-    let l = collection_layer(&state, &id)?;
     Ok(Json(describe(&l, &base_url(&headers))))
 }
 
@@ -195,12 +213,13 @@ pub(crate) async fn collection(
     ))]
 pub(crate) async fn queryables(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, _) = collection_layer(&state, &caller, &id)?;
     only_f(&p)?;
-    let l = collection_layer(&state, &id)?;
     let base = base_url(&headers);
     let time = l.meta.time_field.clone();
     let draft: Vec<Value> = std::iter::once(json!({ "id": "id", "type": "integer" }))
@@ -312,10 +331,13 @@ fn selected_properties(p: &Params, l: &LayerIndex) -> ApiResult<Option<Vec<usize
     ))]
 pub(crate) async fn items(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = collection_layer(&state, &caller, &id)?;
+    caller.expensive(&state)?;
     let mut known = SELECTION_PARAMS.to_vec();
     known.extend(["limit", "offset", "properties", "filter-crs", "f"]);
     p.only(&known)?;
@@ -335,11 +357,11 @@ pub(crate) async fn items(
             format!("only CRS84 is supported, not {crs}"),
         ));
     }
-    let l = collection_layer(&state, &id)?;
     let limit = p.count("limit", 10, state.limits.max_features)?;
     let offset = p.offset("offset")?;
     let props = selected_properties(&p, &l)?;
-    let sel = selection(&p, &l.meta)?;
+    let mut sel = selection(&p, &l.meta)?;
+    sel.rows.clone_from(&plan.territory);
     let base = base_url(&headers);
     // the request's own query, for self and next links, without offset
     let mut query: Vec<(String, String)> = [
@@ -363,16 +385,19 @@ pub(crate) async fn items(
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("&"),
+        plan: plan.key(),
     };
     query.push(("limit".into(), limit.to_string()));
     let limits = state.limits;
     let counts = state.counts.clone();
+    let audit = (state.clone(), caller.clone());
     blocking(move || {
         let known = counts.get(&key);
         let pg = page(&l, &sel, offset, limit, &limits, known)?;
         if let (None, Some(n)) = (known, pg.matched) {
             counts.insert(key, n);
         }
+        audit.1.served(&audit.0, &plan, Some(pg.features.len() as u64));
         let mut out = String::with_capacity(256 + pg.features.len() * 256);
         out.push_str(r#"{"type":"FeatureCollection","features":["#);
         for (i, f) in pg.features.iter().enumerate() {
@@ -448,12 +473,13 @@ fn percent(s: &str) -> String {
     ))]
 pub(crate) async fn item(
     State(state): State<AppState>,
+    caller: Caller,
     Path((id, fid)): Path<(String, String)>,
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = collection_layer(&state, &caller, &id)?;
     p.only(&["f", "properties"])?;
-    let l = collection_layer(&state, &id)?;
     let props = selected_properties(&p, &l)?;
     let missing = {
         let (id, fid) = (id.clone(), fid.clone());
@@ -462,7 +488,11 @@ pub(crate) async fn item(
     let fid_num: i64 = fid.parse().map_err(|_| missing())?;
     let base = base_url(&headers);
     blocking(move || {
-        let f = l.by_id(fid_num).ok_or_else(missing)?;
+        let f = l
+            .by_id(fid_num)
+            .filter(|f| plan.shows(&f.values))
+            .ok_or_else(missing)?;
+        caller.served(&state, &plan, Some(1));
         let mut out = String::new();
         let p = props.as_deref().map_or(Properties::All, Properties::Only);
         write_feature(&mut out, &l.meta, f, p, &[], true);

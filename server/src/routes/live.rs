@@ -3,6 +3,7 @@
 //! (WebSocket `/live` and server-sent events `/live/sse`).
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use citytwin_city::City;
+use citytwin_city::access::ReadPlan;
 use citytwin_city::live::{
     Action, Event, FeedFilter, LiveLayer, LiveState, Millis, NewEvent, NewSensor, NewUnit, Place,
     ReadingIn, Sensor, Severity, Source, Thresholds, Unit, UnitStatus, ts,
@@ -41,7 +43,14 @@ pub fn router() -> Router<AppState> {
         .route("/sensors", get(list_sensors).post(register_sensor))
         .route("/sensors/{id}", get(one_sensor))
         .route("/sensors/{id}/readings", get(history).post(read_one))
-        .route("/readings", post(read_batch))
+        .route(
+            "/readings",
+            post(read_batch).layer(axum::extract::DefaultBodyLimit::max(
+                crate::auth::body_limit("/readings"),
+            )),
+        )
+        .route("/live/tickets", post(ticket))
+        .route("/reports/{receipt}", get(follow_report))
         .route("/units", get(list_units).post(register_unit))
         .route("/units/{id}", get(one_unit))
         .route("/units/{id}/position", post(move_unit))
@@ -50,6 +59,36 @@ pub fn router() -> Router<AppState> {
         .route("/live/sse", get(sse))
         .route("/live/changes", get(changes))
         .route("/live/state", get(state_at))
+}
+
+/// The caller's read plan of a live layer; 404 when it may not see the layer.
+fn live_plan(state: &AppState, caller: &Caller, layer: LiveLayer) -> ApiResult<ReadPlan> {
+    caller
+        .layer(state, layer.name())
+        .map(|(_, plan)| plan)
+        .map_err(|_| Problem::not_found(format!("no resource {}", layer.name())))
+}
+
+/// A refused change as the caller gets it.
+fn refused(caller: &Caller) -> impl Fn(citytwin_city::Error) -> Problem + '_ {
+    |e| caller.refused(e)
+}
+
+/// A one-use ticket for the caller's next stream (WebSocket, server-sent events, MJPEG),
+/// which browsers open without headers: `?ticket=…` stands for the caller for 30 seconds.
+#[utoipa::path(post, path = "/live/tickets", tag = "live",
+    request_body(content = String, content_type = "application/json", description = "{}"),
+    responses(
+        (status = 201, description = "`ticket` and `expires_in` (seconds)"),
+        (status = 401, description = "bad credentials", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn ticket(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.listing();
+    let t = crate::auth::issue_ticket(&state, &caller.shared())?;
+    Ok(created(
+        StatusCode::CREATED,
+        &json!({ "ticket": t, "expires_in": 30 }),
+    ))
 }
 
 /// Reads a JSON body, naming what is wrong with it.
@@ -65,6 +104,9 @@ fn time(name: &str, text: Option<&str>) -> ApiResult<Option<Millis>> {
 
 fn event_view(e: &Event, now: Millis) -> Value {
     let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("receipts");
+    }
     v["overdue"] = json!(e.overdue(now));
     v["allowed"] = json!(Action::allowed(e.state));
     v
@@ -109,30 +151,105 @@ fn general() -> Severity {
         (status = 200, description = "merged into an open event of the category nearby (`merged: true`)"),
         (status = 400, description = "a malformed report, or a place outside the city", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn report(State(state): State<AppState>, raw: Bytes) -> ApiResult<Response> {
+pub(crate) async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: Bytes,
+) -> ApiResult<Response> {
+    caller.writes(&state)?;
     let b: ReportBody = body(&raw, "an event report")?;
+    if b.source == Source::Citizen {
+        caller.citizen_report(&state)?;
+    }
+    // a citizen follows their report with a receipt (the public sees nothing else of it)
+    let receipt = if b.source == Source::Citizen {
+        Some(crate::auth::random_token()?)
+    } else {
+        None
+    };
     let (event, merged) = state
         .city
-        .report_event(NewEvent {
-            source: b.source,
-            category: b.category,
-            severity: b.severity,
-            description: b.description,
-            lon: b.lon,
-            lat: b.lat,
-            media: b.media,
-            reporter: b.reporter,
-            place: Place::default(),
-        })
-        .await?;
-    let mut v = event_view(&event, ts::now());
-    v["merged"] = json!(merged);
+        .report_event(
+            &caller.cx,
+            NewEvent {
+                source: b.source,
+                category: b.category,
+                severity: b.severity,
+                description: b.description,
+                lon: b.lon,
+                lat: b.lat,
+                media: b.media,
+                reporter: b.reporter,
+                actor: None,
+                receipt: receipt.as_deref().map(citytwin_city::keys::secret_hash),
+                place: Place::default(),
+            },
+        )
+        .await
+        .map_err(refused(&caller))?;
     let status = if merged {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
+    let sees = live_plan(&state, &caller, LiveLayer::Events)
+        .is_ok_and(|plan| plan.shows_code(event.place.code()));
+    let mut v = if sees {
+        event_view(&event, ts::now())
+    } else {
+        receipt_view(&event, ts::now())
+    };
+    v["merged"] = json!(merged);
+    if let Some(r) = receipt {
+        v["receipt"] = json!(r);
+    }
     Ok(created(status, &v))
+}
+
+/// What a citizen sees of their report: where it stands and its steps, without who handles
+/// it or anyone else's report.
+fn receipt_view(e: &Event, now: Millis) -> Value {
+    json!({
+        "id": e.id,
+        "category": e.category,
+        "state": e.state.name(),
+        "reported_at": ts::format(e.reported_at),
+        "updated_at": ts::format(e.updated_at),
+        "overdue": e.overdue(now),
+        "owner": e.owner.as_ref().map(|o| &o.name),
+        "steps": e.history.iter().map(|s| json!({ "action": s.action, "state": s.to.name(), "at": ts::format(s.at) })).collect::<Vec<_>>(),
+    })
+}
+
+/// A citizen's report followed with its receipt.
+#[utoipa::path(get, path = "/reports/{receipt}", tag = "live",
+    params(("receipt" = String, Path, description = "the receipt given with the report")),
+    responses(
+        (status = 200, description = "the report's state and steps"),
+        (status = 404, description = "no report has that receipt", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn follow_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(receipt): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.public();
+    let missing = || Problem::not_found("no report has that receipt");
+    if receipt.len() != 48 || !receipt.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(missing());
+    }
+    let hash = citytwin_city::keys::secret_hash(&receipt);
+    state
+        .city
+        .with_live(|s| {
+            s.events
+                .values()
+                .rev()
+                .find(|e| e.receipts.contains(&hash))
+                .map(|e| receipt_view(e, ts::now()))
+        })
+        .map(Json)
+        .ok_or_else(missing)
 }
 
 /// Events, newest first, filtered by state, category, territory and overdue.
@@ -150,8 +267,10 @@ pub(crate) async fn report(State(state): State<AppState>, raw: Bytes) -> ApiResu
     ))]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Events)?;
     p.only(&["state", "category", "grid", "overdue", "limit"])?;
     let limit = p.count("limit", 1000, 10_000)?;
     let want_state = p.text("state");
@@ -180,6 +299,7 @@ pub(crate) async fn list_events(
         s.events
             .values()
             .rev()
+            .filter(|e| plan.shows_code(e.place.code()))
             .filter(|e| match want_state {
                 None => true,
                 Some("open") => !e.state.is_final(),
@@ -195,6 +315,7 @@ pub(crate) async fn list_events(
             .map(|e| event_view(e, now))
             .collect()
     });
+    caller.served(&state, &plan, Some(events.len() as u64));
     Ok(Json(json!({ "count": events.len(), "events": events })))
 }
 
@@ -207,21 +328,28 @@ pub(crate) async fn list_events(
     ))]
 pub(crate) async fn one_event(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Events)?;
     let id = event_id(&id)?;
-    state
+    let v = state
         .city
-        .with_live(|s| s.events.get(&id).map(|e| event_view(e, ts::now())))
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no event {id}")))
+        .with_live(|s| {
+            s.events
+                .get(&id)
+                .filter(|e| plan.shows_code(e.place.code()))
+                .map(|e| event_view(e, ts::now()))
+        })
+        .ok_or_else(|| Problem::not_found(format!("no event {id}")))?;
+    caller.served(&state, &plan, Some(1));
+    Ok(Json(v))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransitionBody {
     action: Action,
-    actor: String,
     #[serde(default)]
     note: String,
 }
@@ -239,15 +367,21 @@ struct TransitionBody {
     ))]
 pub(crate) async fn transition(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Value>> {
+    caller.writes(&state)?;
     let id = event_id(&id)?;
-    let b: TransitionBody = body(&raw, r#"{"action": …, "actor": …, "note": …}"#)?;
+    let b: TransitionBody = body(
+        &raw,
+        r#"{"action": …, "note": …} (the actor is whoever is signed in)"#,
+    )?;
     let e = state
         .city
-        .transition_event(id, b.action, &b.actor, &b.note)
-        .await?;
+        .transition_event(&caller.cx, id, b.action, &b.note)
+        .await
+        .map_err(refused(&caller))?;
     Ok(Json(event_view(&e, ts::now())))
 }
 
@@ -255,7 +389,6 @@ pub(crate) async fn transition(
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     units: Vec<String>,
-    actor: String,
 }
 
 /// Assigns available units to an open event.
@@ -269,19 +402,24 @@ struct AssignBody {
     ))]
 pub(crate) async fn assign(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Value>> {
+    caller.writes(&state)?;
     let id = event_id(&id)?;
-    let b: AssignBody = body(&raw, r#"{"units": [...], "actor": …}"#)?;
-    let e = state.city.assign_units(id, b.units, &b.actor).await?;
+    let b: AssignBody = body(&raw, r#"{"units": [...]}"#)?;
+    let e = state
+        .city
+        .assign_units(&caller.cx, id, b.units)
+        .await
+        .map_err(refused(&caller))?;
     Ok(Json(event_view(&e, ts::now())))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
-    commander: String,
     #[serde(default)]
     events: Vec<i64>,
     #[serde(default)]
@@ -299,15 +437,21 @@ struct CommandBody {
     ))]
 pub(crate) async fn command(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Value>> {
+    caller.writes(&state)?;
     let id = event_id(&id)?;
-    let b: CommandBody = body(&raw, r#"{"commander": …, "events": [...], "units": [...]}"#)?;
+    let b: CommandBody = body(
+        &raw,
+        r#"{"events": [...], "units": [...]} (the commander is whoever is signed in)"#,
+    )?;
     let e = state
         .city
-        .command_event(id, &b.commander, b.events, b.units)
-        .await?;
+        .command_event(&caller.cx, id, b.events, b.units)
+        .await
+        .map_err(refused(&caller))?;
     Ok(Json(event_view(&e, ts::now())))
 }
 
@@ -324,19 +468,26 @@ pub(crate) async fn command(
     ))]
 pub(crate) async fn nearest_units(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    let events = live_plan(&state, &caller, LiveLayer::Events)?;
+    let units_plan = live_plan(&state, &caller, LiveLayer::Units)?;
     p.only(&["type", "n"])?;
     let id = event_id(&id)?;
     let n = p.count("n", 5, 100)?;
     state
         .city
         .with_live(|s| {
-            let e = s.events.get(&id)?;
+            let e = s
+                .events
+                .get(&id)
+                .filter(|e| events.shows_code(e.place.code()))?;
             let units: Vec<Value> = s
                 .nearest_units(e.lon, e.lat, p.text("type"), n)
                 .into_iter()
+                .filter(|(u, _)| units_plan.shows_code(u.place.code()))
                 .map(|(u, d)| {
                     let mut v = serde_json::to_value(u).unwrap_or(Value::Null);
                     v["distance_m"] = json!(d.round());
@@ -374,27 +525,34 @@ struct SensorBody {
     ))]
 pub(crate) async fn register_sensor(
     State(state): State<AppState>,
+    caller: Caller,
     raw: Bytes,
 ) -> ApiResult<Response> {
+    caller.writes(&state)?;
     let b: SensorBody = body(&raw, "a sensor")?;
     let s = state
         .city
-        .register_sensor(NewSensor {
-            id: b.id,
-            kind: b.kind,
-            name: b.name,
-            lon: b.lon,
-            lat: b.lat,
-            unit: b.unit,
-            thresholds: b.thresholds,
-            place: Place::default(),
-        })
-        .await?;
+        .register_sensor(
+            &caller.cx,
+            NewSensor {
+                id: b.id,
+                kind: b.kind,
+                name: b.name,
+                lon: b.lon,
+                lat: b.lat,
+                unit: b.unit,
+                thresholds: b.thresholds,
+                place: Place::default(),
+            },
+        )
+        .await
+        .map_err(refused(&caller))?;
     Ok(created(StatusCode::CREATED, &s))
 }
 
-fn sensor_filter(p: &Params, s: &Sensor) -> bool {
-    p.text("type").is_none_or(|t| s.kind == t)
+fn sensor_filter(p: &Params, plan: &ReadPlan, s: &Sensor) -> bool {
+    plan.shows_code(s.place.code())
+        && p.text("type").is_none_or(|t| s.kind == t)
         && p.text("grid")
             .is_none_or(|g| s.place.code().is_some_and(|c| c.starts_with(g)))
         && match p.text("alarm") {
@@ -414,16 +572,19 @@ fn sensor_filter(p: &Params, s: &Sensor) -> bool {
     responses((status = 200, description = "`sensors`")))]
 pub(crate) async fn list_sensors(
     State(state): State<AppState>,
+    caller: Caller,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
     p.only(&["type", "grid", "alarm"])?;
     let list = state.city.with_live(|s| {
         s.sensors
             .values()
-            .filter(|x| sensor_filter(&p, x))
+            .filter(|x| sensor_filter(&p, &plan, x))
             .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
             .collect::<Vec<_>>()
     });
+    caller.served(&state, &plan, Some(list.len() as u64));
     Ok(Json(json!({ "count": list.len(), "sensors": list })))
 }
 
@@ -436,12 +597,20 @@ pub(crate) async fn list_sensors(
     ))]
 pub(crate) async fn one_sensor(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Sensor>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
+    let s = visible_sensor(&state, &plan, &id)?;
+    caller.served(&state, &plan, Some(1));
+    Ok(Json(s))
+}
+
+fn visible_sensor(state: &AppState, plan: &ReadPlan, id: &str) -> ApiResult<Sensor> {
     state
         .city
-        .with_live(|s| s.sensors.get(&id).cloned())
-        .map(Json)
+        .with_live(|s| s.sensors.get(id).cloned())
+        .filter(|s| plan.shows_code(s.place.code()))
         .ok_or_else(|| Problem::not_found(format!("no sensor {id:?}")))
 }
 
@@ -494,8 +663,12 @@ pub fn readings_in(items: Vec<ReadingBody>, sensor: Option<&str>) -> ApiResult<V
         .collect()
 }
 
-async fn take(state: &AppState, readings: Vec<ReadingIn>) -> ApiResult<Response> {
-    let (accepted, raised, cleared) = state.city.ingest(readings).await?;
+async fn take(state: &AppState, caller: &Caller, readings: Vec<ReadingIn>) -> ApiResult<Response> {
+    let (accepted, raised, cleared) = state
+        .city
+        .ingest(&caller.cx, readings)
+        .await
+        .map_err(refused(caller))?;
     state.metrics.readings.inc_by(accepted as u64);
     Ok(created(
         StatusCode::ACCEPTED,
@@ -514,16 +687,18 @@ async fn take(state: &AppState, readings: Vec<ReadingIn>) -> ApiResult<Response>
     ))]
 pub(crate) async fn read_one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Response> {
+    caller.writes(&state)?;
     if !state.city.with_live(|s| s.sensors.contains_key(&id)) {
         return Err(Problem::not_found(format!(
             "no sensor {id:?}; register it first"
         )));
     }
     let b: ReadingBody = body(&raw, r#"{"value": number, "at": "RFC 3339 time"}"#)?;
-    take(&state, readings_in(vec![b], Some(&id))?).await
+    take(&state, &caller, readings_in(vec![b], Some(&id))?).await
 }
 
 #[derive(Deserialize)]
@@ -540,7 +715,12 @@ struct BatchBody {
         (status = 202, description = "all taken and durable"),
         (status = 400, description = "a malformed reading or an unknown sensor (named by index); nothing taken", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn read_batch(State(state): State<AppState>, raw: Bytes) -> ApiResult<Response> {
+pub(crate) async fn read_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: Bytes,
+) -> ApiResult<Response> {
+    caller.writes(&state)?;
     let b: BatchBody = body(&raw, r#"{"readings": [{"sensor", "value", "at"}, …]}"#)?;
     if b.readings.len() > MAX_BATCH {
         return Err(Problem::bad_parameter(
@@ -551,7 +731,7 @@ pub(crate) async fn read_batch(State(state): State<AppState>, raw: Bytes) -> Api
             ),
         ));
     }
-    take(&state, readings_in(b.readings, None)?).await
+    take(&state, &caller, readings_in(b.readings, None)?).await
 }
 
 /// A sensor's readings over a time window, raw or downsampled.
@@ -570,9 +750,12 @@ pub(crate) async fn read_batch(State(state): State<AppState>, raw: Bytes) -> Api
     ))]
 pub(crate) async fn history(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
+    visible_sensor(&state, &plan, &id)?;
     p.only(&["from", "to", "interval", "limit"])?;
     let now = ts::now();
     let to = time("to", p.text("to"))?.unwrap_or(now + 1);
@@ -583,6 +766,7 @@ pub(crate) async fn history(
     let interval = p.text("interval").map(interval_ms).transpose()?;
     let limit = p.count("limit", 10_000, 100_000)?;
     let rows = state.city.readings(&id, from, to, interval, limit).await?;
+    caller.served(&state, &plan, Some(rows.len() as u64));
     Ok(Json(match interval {
         None => json!({
             "sensor": id,
@@ -651,21 +835,27 @@ fn available() -> UnitStatus {
     ))]
 pub(crate) async fn register_unit(
     State(state): State<AppState>,
+    caller: Caller,
     raw: Bytes,
 ) -> ApiResult<Response> {
+    caller.writes(&state)?;
     let b: UnitBody = body(&raw, "a unit")?;
     let u = state
         .city
-        .register_unit(NewUnit {
-            id: b.id,
-            name: b.name,
-            kind: b.kind,
-            status: b.status,
-            lon: b.lon,
-            lat: b.lat,
-            place: Place::default(),
-        })
-        .await?;
+        .register_unit(
+            &caller.cx,
+            NewUnit {
+                id: b.id,
+                name: b.name,
+                kind: b.kind,
+                status: b.status,
+                lon: b.lon,
+                lat: b.lat,
+                place: Place::default(),
+            },
+        )
+        .await
+        .map_err(refused(&caller))?;
     Ok(created(StatusCode::CREATED, &u))
 }
 
@@ -676,16 +866,23 @@ pub(crate) async fn register_unit(
         ("status" = Option<String>, Query, description = "available, busy or off-duty"),
     ),
     responses((status = 200, description = "`units`")))]
-pub(crate) async fn list_units(State(state): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_units(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &caller, LiveLayer::Units)?;
     p.only(&["type", "status"])?;
     let list = state.city.with_live(|s| {
         s.units
             .values()
+            .filter(|u| plan.shows_code(u.place.code()))
             .filter(|u| p.text("type").is_none_or(|t| u.kind == t))
             .filter(|u| p.text("status").is_none_or(|t| u.status.name() == t))
             .map(|u| serde_json::to_value(u).unwrap_or(Value::Null))
             .collect::<Vec<_>>()
     });
+    caller.served(&state, &plan, Some(list.len() as u64));
     Ok(Json(json!({ "count": list.len(), "units": list })))
 }
 
@@ -698,13 +895,17 @@ pub(crate) async fn list_units(State(state): State<AppState>, p: Params) -> ApiR
     ))]
 pub(crate) async fn one_unit(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Unit>> {
-    state
+    let plan = live_plan(&state, &caller, LiveLayer::Units)?;
+    let u = state
         .city
         .with_live(|s| s.units.get(&id).cloned())
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no unit {id:?}")))
+        .filter(|u| plan.shows_code(u.place.code()))
+        .ok_or_else(|| Problem::not_found(format!("no unit {id:?}")))?;
+    caller.served(&state, &plan, Some(1));
+    Ok(Json(u))
 }
 
 #[derive(Deserialize)]
@@ -725,11 +926,19 @@ struct PositionBody {
     ))]
 pub(crate) async fn move_unit(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Unit>> {
+    caller.writes(&state)?;
     let b: PositionBody = body(&raw, r#"{"lon": …, "lat": …}"#)?;
-    Ok(Json(state.city.move_unit(&id, b.lon, b.lat).await?))
+    Ok(Json(
+        state
+            .city
+            .move_unit(&caller.cx, &id, b.lon, b.lat)
+            .await
+            .map_err(refused(&caller))?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -748,16 +957,38 @@ struct StatusBody {
     ))]
 pub(crate) async fn unit_status(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Unit>> {
+    caller.writes(&state)?;
     let b: StatusBody = body(&raw, r#"{"status": "available|busy|off-duty"}"#)?;
-    Ok(Json(state.city.set_unit_status(&id, b.status).await?))
+    Ok(Json(
+        state
+            .city
+            .set_unit_status(&caller.cx, &id, b.status)
+            .await
+            .map_err(refused(&caller))?,
+    ))
 }
 
 /// The subscription a feed request asks for, and where to resume.
+/// The live layers a caller may follow, each with its territory.
+fn feed_scope(state: &AppState, caller: &Caller) -> Vec<(LiveLayer, Option<String>)> {
+    caller.listing();
+    LiveLayer::ALL
+        .into_iter()
+        .filter_map(|l| {
+            let index = state.city.layer(l.name())?;
+            let plan = citytwin_city::access::read(caller.principal(), &index.meta).ok()?;
+            caller.served(state, &plan, None);
+            Some((l, plan.territory.map(|(_, t)| t)))
+        })
+        .collect()
+}
+
 fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option<u64>)> {
-    p.only(&["layers", "bbox", "grid", "kinds", "since"])?;
+    p.only(&["layers", "bbox", "grid", "kinds", "since", "ticket"])?;
     let layers = p
         .text("layers")
         .map(|t| {
@@ -820,6 +1051,7 @@ fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option
             bbox: p.bbox("bbox")?,
             grid,
             kinds,
+            scope: Vec::new(),
         },
         since,
     ))
@@ -832,6 +1064,7 @@ async fn follow(
     filter: FeedFilter,
     since: Option<u64>,
     tx: mpsc::Sender<(u64, Arc<str>)>,
+    mut stop: crate::auth::Stop,
 ) {
     let mut feed = city.feed();
     let now = city.live_seq();
@@ -847,7 +1080,11 @@ async fn follow(
         last = l;
     }
     loop {
-        match feed.recv().await {
+        let next = tokio::select! {
+            r = feed.recv() => r,
+            () = stop.wait() => return,
+        };
+        match next {
             Ok(c) => {
                 if c.seq <= last {
                     continue;
@@ -896,11 +1133,13 @@ async fn catch_up(
 
 fn start_feed(
     state: &AppState,
+    caller: &Caller,
     filter: FeedFilter,
     since: Option<u64>,
 ) -> mpsc::Receiver<(u64, Arc<str>)> {
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(follow(Arc::clone(&state.city), filter, since, tx));
+    let stop = crate::auth::Stop::of(state, caller.principal());
+    tokio::spawn(follow(Arc::clone(&state.city), filter, since, tx, stop));
     rx
 }
 
@@ -920,12 +1159,32 @@ fn start_feed(
     ))]
 pub(crate) async fn websocket(
     State(state): State<AppState>,
+    caller: Caller,
     p: Params,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let (filter, since) = feed_params(&p, &headers)?;
-    let rx = start_feed(&state, filter, since);
+    let scope = feed_scope(&state, &caller);
+    let (mut filter, since) = feed_params(&p, &headers)?;
+    filter.scope = scope;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => return Ok(r.into_response()),
+    };
+    // a page of another site may not open the feed in its visitor's name
+    if let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        && !same_origin(origin, &headers)
+        && !state.settings.cors_origins.iter().any(|o| o == origin)
+    {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "origin-refused",
+            format!("WebSocket from origin {origin} refused: not this server's, nor configured"),
+        ));
+    }
+    let rx = start_feed(&state, &caller, filter, since);
     let metrics = Arc::clone(&state.metrics);
     // small buffers: a subscriber mostly receives, and a thousand of them should not cost
     // tungstenite's default 128 KiB read buffer each
@@ -937,6 +1196,17 @@ pub(crate) async fn websocket(
             pump_ws(socket, rx).await;
             metrics.subscribers.dec();
         }))
+}
+
+/// Whether an `Origin` is the server's own (the host the request named).
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest == host)
 }
 
 async fn pump_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<(u64, Arc<str>)>) {
@@ -972,11 +1242,14 @@ async fn pump_ws(mut socket: WebSocket, mut rx: mpsc::Receiver<(u64, Arc<str>)>)
     ))]
 pub(crate) async fn sse(
     State(state): State<AppState>,
+    caller: Caller,
     p: Params,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (filter, since) = feed_params(&p, &headers)?;
-    let rx = start_feed(&state, filter, since);
+    let scope = feed_scope(&state, &caller);
+    let (mut filter, since) = feed_params(&p, &headers)?;
+    filter.scope = scope;
+    let rx = start_feed(&state, &caller, filter, since);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let (seq, json) = rx.recv().await?;
         let event = SseEvent::default().id(seq.to_string()).data(json.as_ref());
@@ -1000,7 +1273,15 @@ pub(crate) async fn sse(
         (status = 200, description = "`changes`, and `next` (the `after` of the next page) when more may follow"),
         (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn changes(State(state): State<AppState>, p: Params) -> ApiResult<Response> {
+pub(crate) async fn changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Response> {
+    let scope = FeedFilter {
+        scope: feed_scope(&state, &caller),
+        ..FeedFilter::default()
+    };
     p.only(&["from", "to", "after", "readings", "limit"])?;
     let from = time("from", p.text("from"))?;
     let to = time("to", p.text("to"))?;
@@ -1032,7 +1313,7 @@ pub(crate) async fn changes(State(state): State<AppState>, p: Params) -> ApiResu
         })
         .await?;
     let mut out = String::from(r#"{"changes":["#);
-    for (i, c) in list.iter().enumerate() {
+    for (i, c) in list.iter().filter(|c| scope.matches(c)).enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -1052,13 +1333,20 @@ pub(crate) async fn changes(State(state): State<AppState>, p: Params) -> ApiResu
         .into_response())
 }
 
-fn state_json(s: &LiveState, at: Millis) -> Value {
+fn state_json(s: &LiveState, at: Millis, scope: &[(LiveLayer, Option<String>)]) -> Value {
+    let shows = |layer: LiveLayer, code: Option<&str>| {
+        scope.iter().any(|(l, t)| {
+            *l == layer
+                && t.as_ref()
+                    .is_none_or(|t| code.is_some_and(|c| c.starts_with(t.as_str())))
+        })
+    };
     json!({
         "at": ts::format(at),
         "seq": s.seq,
-        "events": s.events.values().map(|e| event_view(e, at)).collect::<Vec<_>>(),
-        "sensors": s.sensors.values().collect::<Vec<_>>(),
-        "units": s.units.values().collect::<Vec<_>>(),
+        "events": s.events.values().filter(|e| shows(LiveLayer::Events, e.place.code())).map(|e| event_view(e, at)).collect::<Vec<_>>(),
+        "sensors": s.sensors.values().filter(|x| shows(LiveLayer::Sensors, x.place.code())).collect::<Vec<_>>(),
+        "units": s.units.values().filter(|u| shows(LiveLayer::Units, u.place.code())).collect::<Vec<_>>(),
     })
 }
 
@@ -1069,10 +1357,15 @@ fn state_json(s: &LiveState, at: Millis) -> Value {
         (status = 200, description = "`events`, `sensors` (with the latest reading then) and `units`"),
         (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn state_at(State(state): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn state_at(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let scope = feed_scope(&state, &caller);
     p.only(&["at"])?;
     Ok(Json(match time("at", p.text("at"))? {
-        None => state.city.with_live(|s| state_json(s, ts::now())),
-        Some(at) => state_json(&state.city.live_state_at(at).await?, at),
+        None => state.city.with_live(|s| state_json(s, ts::now(), &scope)),
+        Some(at) => state_json(&state.city.live_state_at(at).await?, at, &scope),
     }))
 }

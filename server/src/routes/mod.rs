@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area.
 
+pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod features;

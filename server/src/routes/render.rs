@@ -2,6 +2,7 @@
 //! the full-screen page a video wall opens.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::render::{
@@ -15,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
+use citytwin_city::access::Principal;
 use citytwin_city::live::ts;
 use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::{BoardInput, Frame, Layout, MAX_PITCH, Style};
@@ -92,9 +94,12 @@ fn png_response(frame: &Frame) -> ApiResult<Response> {
     ))]
 pub(crate) async fn static_map(
     State(state): State<AppState>,
+    caller: Caller,
     Path(file): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
+    caller.listing();
+    caller.expensive(&state)?;
     let Some(id) = file.strip_suffix(".png") else {
         return Err(Problem::not_found(format!(
             "no image {file:?}: static maps are /render/{{style}}.png"
@@ -185,7 +190,10 @@ pub(crate) async fn static_map(
             .only(&ids)
             .map_err(|e| Problem::bad_parameter("layers", e.to_string()))?;
     }
-    let source = CitySource::of(&state.city);
+    let source = CitySource::of(&state.city, caller.principal());
+    for plan in source.plans() {
+        caller.served(&state, plan, None);
+    }
     let frame = state
         .render
         .run(move |r| {
@@ -205,7 +213,8 @@ pub(crate) async fn static_map(
 /// The dashboards in `styles/dashboards/`.
 #[utoipa::path(get, path = "/dashboards", tag = "render",
     responses((status = 200, description = "dashboard ids with their image, stream and screen URLs")))]
-pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.public();
     let dir = state.settings.styles_dir.join("dashboards");
     let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -240,13 +249,14 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>
 
 async fn render_frame(
     state: &AppState,
+    who: &Principal,
     layout: Arc<Layout>,
     styles: Arc<HashMap<String, Style>>,
     (width, height): (u32, u32),
 ) -> ApiResult<Frame> {
     let now = ts::now();
-    let data = panel_data(&state.city, &layout, now).await;
-    let source = CitySource::of(&state.city);
+    let data = panel_data(&state.city, who, &layout, now).await;
+    let source = CitySource::of(&state.city, who);
     let clock = clock_text(now);
     state
         .render
@@ -278,9 +288,11 @@ async fn render_frame(
     ))]
 pub(crate) async fn dashboard(
     State(state): State<AppState>,
+    caller: Caller,
     Path(file): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
+    caller.listing();
     if let Some(id) = file.strip_suffix(".json") {
         params.only(&[])?;
         let text = read_layout(&state.settings.styles_dir, id)?;
@@ -305,15 +317,27 @@ pub(crate) async fn dashboard(
         side(&params, "height", 1080)?,
     );
     let (layout, styles) = load_layout(&state.settings.styles_dir, id)?;
-    let frame = render_frame(&state, Arc::new(layout), Arc::new(styles), size).await?;
+    let frame = render_frame(
+        &state,
+        caller.principal(),
+        Arc::new(layout),
+        Arc::new(styles),
+        size,
+    )
+    .await?;
+    for plan in CitySource::of(&state.city, caller.principal()).plans() {
+        caller.served(&state, plan, None);
+    }
     png_response(&frame)
 }
 
-/// What a stream's last frame showed: the live sequence, the layers' versions, the minute.
-fn stream_key(state: &AppState) -> (u64, u64, i64) {
+/// What a stream's last frame showed: the live sequence, the layers' versions and the
+/// viewer's plans, the minute.
+fn stream_key(state: &AppState, who: &Principal) -> (u64, u64, i64) {
+    let source = CitySource::of(&state.city, who);
     (
         state.city.live_seq(),
-        CitySource::of(&state.city).version(),
+        source.version() ^ source.plan_key().rotate_left(17),
         ts::now() / 60_000,
     )
 }
@@ -339,12 +363,16 @@ pub struct FrameKey {
     pub size: (u32, u32),
     /// JPEG quality
     pub quality: u8,
-    /// live sequence, layer versions, minute
+    /// live sequence, layer versions and the viewer's plans, minute
     pub data: (u64, u64, i64),
+    /// the viewer's principal kind and department: frames are shared only between viewers
+    /// who see the same
+    pub viewer: (String, Option<String>, Option<String>),
 }
 
 struct Streaming {
     id: Arc<str>,
+    who: Arc<Principal>,
     state: AppState,
     layout: Arc<Layout>,
     styles: Arc<HashMap<String, Style>>,
@@ -353,10 +381,24 @@ struct Streaming {
     min_gap: Duration,
     feed: tokio::sync::broadcast::Receiver<Arc<citytwin_city::live::Change>>,
     layers: tokio::sync::broadcast::Receiver<String>,
+    stop: crate::auth::Stop,
     key: (u64, u64, i64),
     last: Bytes,
     rendered: Instant,
     first: bool,
+}
+
+/// Who sees the same frames: the principal, as far as what it may see goes.
+fn viewer(who: &Principal) -> (String, Option<String>, Option<String>) {
+    (
+        if who.is_public() {
+            "public".into()
+        } else {
+            who.id.clone()
+        },
+        who.department.clone(),
+        who.territory.clone(),
+    )
 }
 
 /// Keep-alive: the last frame again after this long without a change, for players that give
@@ -385,12 +427,13 @@ impl Streaming {
                 }
                 () = tokio::time::sleep(to_minute) => false,
                 () = tokio::time::sleep(KEEPALIVE) => true,
+                () = self.stop.wait() => return None,
             };
             let since = self.rendered.elapsed();
             if since < self.min_gap {
                 tokio::time::sleep(self.min_gap.checked_sub(since).unwrap_or_default()).await;
             }
-            let key = stream_key(&self.state);
+            let key = stream_key(&self.state, &self.who);
             if key == self.key {
                 if woke_by_keepalive {
                     return Some(part(&self.last));
@@ -403,6 +446,7 @@ impl Streaming {
                 size: self.size,
                 quality: self.quality,
                 data: key,
+                viewer: viewer(&self.who),
             };
             if let Some(jpeg) = self.state.frames.get(&cache_key) {
                 self.key = key;
@@ -411,6 +455,7 @@ impl Streaming {
             }
             let frame = render_frame(
                 &self.state,
+                &self.who,
                 Arc::clone(&self.layout),
                 Arc::clone(&self.styles),
                 self.size,
@@ -451,10 +496,13 @@ impl Streaming {
     ))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    params.only(&["width", "height", "fps", "quality"])?;
+    caller.listing();
+    let who = Arc::clone(&caller.cx.principal);
+    params.only(&["width", "height", "fps", "quality", "ticket"])?;
     let size = (
         side(&params, "width", 1920)?,
         side(&params, "height", 1080)?,
@@ -469,27 +517,34 @@ pub(crate) async fn stream(
     // subscribe before the first frame so no change between them is missed
     let feed = state.city.feed();
     let layers = state.city.subscribe();
-    let key = stream_key(&state);
+    let key = stream_key(&state, &who);
     let id: Arc<str> = Arc::from(id.as_str());
     let first_key = FrameKey {
         id: Arc::clone(&id),
         size,
         quality,
         data: key,
+        viewer: viewer(&who),
     };
     let jpeg = match state.frames.get(&first_key) {
         Some(jpeg) => jpeg,
         None => {
             let first =
-                render_frame(&state, Arc::clone(&layout), Arc::clone(&styles), size).await?;
+                render_frame(&state, &who, Arc::clone(&layout), Arc::clone(&styles), size).await?;
             let jpeg = Bytes::from(first.jpeg(quality).map_err(crate::render::problem)?);
             state.metrics.frames.inc();
             state.frames.insert(first_key, jpeg.clone());
             jpeg
         }
     };
+    for plan in CitySource::of(&state.city, &who).plans() {
+        caller.served(&state, plan, None);
+    }
+    let stop = crate::auth::Stop::of(&state, &who);
     let s = Streaming {
         id,
+        stop,
+        who,
         state,
         layout,
         styles,
@@ -527,8 +582,10 @@ pub(crate) async fn stream(
     ))]
 pub(crate) async fn screen(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    caller.public();
     let (layout, _) = load_layout(&state.settings.styles_dir, &id)?;
     let name: String = layout
         .name
@@ -552,11 +609,21 @@ pub(crate) async fn screen(
 <style>
 html, body {{ margin: 0; height: 100%; background: {bg}; overflow: hidden; cursor: none; }}
 img {{ display: block; width: 100vw; height: 100vh; object-fit: contain; }}
+#account {{ position: fixed; right: 8px; bottom: 8px; opacity: 0.25; font: 12px sans-serif; color: #ccd; cursor: default; }}
+#account:hover {{ opacity: 1; }}
+#auth {{ display: flex; gap: 6px; align-items: center; }}
 </style>
 </head>
 <body>
 <img id="screen" alt="{name}">
-<script>
+<div id="account"></div>
+<script src="/vendor/oidc-client-ts/oidc-client-ts.min.js"></script>
+<script type="module">
+import {{ signInButton, startAuth, ticket }} from '/web/auth.js';
+// signed in, the stream shows what the user may see, opened with a one-use ticket (an <img>
+// cannot send headers); signed out, the public's view
+const auth = await startAuth();
+signInButton(auth, document.getElementById('account'));
 // the stream at the screen's own pixels, so the wall shows it 1:1
 const ratio = window.devicePixelRatio || 1;
 let w = Math.max(320, Math.min({MAX_SIDE}, Math.round(innerWidth * ratio)));
@@ -567,8 +634,12 @@ w = Math.floor(w * fit);
 h = Math.floor(h * fit);
 const img = document.getElementById('screen');
 const url = `/dashboards/{id}/stream?width=${{w}}&height=${{h}}`;
-const open = () => {{ img.removeAttribute('src'); img.src = url; }};
-// a dropped stream (server restart, network) reopens after a pause
+const open = async () => {{
+  const t = await ticket(auth);
+  img.removeAttribute('src');
+  img.src = t ? `${{url}}&ticket=${{encodeURIComponent(t)}}` : url;
+}};
+// a dropped stream (server restart, network, a revoked sign-in) reopens after a pause
 img.addEventListener('error', () => setTimeout(open, 3000));
 open();
 </script>

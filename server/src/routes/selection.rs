@@ -57,6 +57,7 @@ pub fn selection(p: &Params, meta: &LayerMeta) -> ApiResult<Selection> {
         bbox,
         datetime,
         filter,
+        rows: None,
     })
 }
 

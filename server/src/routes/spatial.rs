@@ -2,6 +2,7 @@
 //! statistics per territory (`/stats`) and per regular cell (`/cells`).
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::routes::geojson_response;
@@ -11,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
+use citytwin_city::access::ReadPlan;
 use citytwin_city::cells::{CellSpec, aggregate};
 use citytwin_city::geojson::{Properties, write_feature, write_geometry};
 use citytwin_city::query::{Near, Selection, intersecting, nearest, within};
@@ -28,17 +30,25 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/layers/{layer}/nearest", get(nearest_features))
         .route("/layers/{layer}/within", get(within_distance))
-        .route("/layers/{layer}/intersects", post(intersects))
+        .route(
+            "/layers/{layer}/intersects",
+            post(intersects).layer(axum::extract::DefaultBodyLimit::max(
+                crate::auth::body_limit("/layers/{layer}/intersects"),
+            )),
+        )
         .route("/layers/{layer}/stats", get(stats))
         .route("/layers/{layer}/cells", get(cells))
 }
 
-/// A layer held in memory, or 404.
-pub fn layer(state: &AppState, name: &str) -> ApiResult<Arc<LayerIndex>> {
-    let l = state
-        .city
-        .layer(name)
-        .ok_or_else(|| Problem::not_found(format!("no layer {name:?}")))?;
+/// A layer held in memory that the caller may see, with its read plan, or 404.
+pub fn layer(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<(Arc<LayerIndex>, ReadPlan)> {
+    let (l, plan) = caller
+        .layer(state, name)
+        .map_err(|_| Problem::not_found(format!("no layer {name:?}")))?;
     if !l.resident {
         return Err(Problem::bad_parameter(
             "layer",
@@ -47,7 +57,14 @@ pub fn layer(state: &AppState, name: &str) -> ApiResult<Arc<LayerIndex>> {
             ),
         ));
     }
-    Ok(l)
+    Ok((l, plan))
+}
+
+/// The request's selection, narrowed to the read plan's rows.
+fn planned(p: &Params, l: &LayerIndex, plan: &ReadPlan) -> ApiResult<Selection> {
+    let mut sel = selection(p, &l.meta)?;
+    sel.rows.clone_from(&plan.territory);
+    Ok(sel)
 }
 
 fn params_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -105,11 +122,13 @@ fn collection(l: &LayerIndex, found: &[Near<'_>], more: bool) -> Response {
     ))]
 pub(crate) async fn nearest_features(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = layer(&state, &caller, &name)?;
+    caller.expensive(&state)?;
     p.only(&params_with(&["lon", "lat", "k", "max_distance"]))?;
-    let l = layer(&state, &name)?;
     let pt = point(&p)?;
     let k = p.count("k", 10, 1000)?;
     let max = p.opt_f64("max_distance")?;
@@ -119,10 +138,11 @@ pub(crate) async fn nearest_features(
             "max_distance must be > 0 metres",
         ));
     }
-    let sel = selection(&p, &l.meta)?;
+    let sel = planned(&p, &l, &plan)?;
     let limits = state.limits;
     blocking(move || {
         let found = nearest(&l, pt, k, max, &sel, &limits)?;
+        caller.served(&state, &plan, Some(found.len() as u64));
         Ok(collection(&l, &found, false))
     })
     .await
@@ -146,11 +166,13 @@ pub(crate) async fn nearest_features(
     ))]
 pub(crate) async fn within_distance(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = layer(&state, &caller, &name)?;
+    caller.expensive(&state)?;
     p.only(&params_with(&["lon", "lat", "radius", "limit"]))?;
-    let l = layer(&state, &name)?;
     let pt = point(&p)?;
     let radius = p.f64("radius")?;
     if !(radius > 0.0 && radius <= 100_000.0) {
@@ -160,10 +182,11 @@ pub(crate) async fn within_distance(
         ));
     }
     let limit = p.count("limit", 1000, state.limits.max_features)?;
-    let sel = selection(&p, &l.meta)?;
+    let sel = planned(&p, &l, &plan)?;
     let limits = state.limits;
     blocking(move || {
         let (found, more) = within(&l, pt, radius, limit, &sel, &limits)?;
+        caller.served(&state, &plan, Some(found.len() as u64));
         Ok(collection(&l, &found, more))
     })
     .await
@@ -212,21 +235,24 @@ fn posted_geometry(body: &[u8]) -> ApiResult<Geometry<f64>> {
     ))]
 pub(crate) async fn intersects(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     p: Params,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let (l, plan) = layer(&state, &caller, &name)?;
+    caller.expensive(&state)?;
     p.only(&params_with(&["limit"]))?;
-    let l = layer(&state, &name)?;
     let limit = p.count("limit", 1000, state.limits.max_features)?;
     let g = posted_geometry(&body)?;
-    let sel = selection(&p, &l.meta)?;
+    let sel = planned(&p, &l, &plan)?;
     let limits = state.limits;
     blocking(move || {
         let (found, more) = intersecting(&l, &g, limit, &sel, &limits).map_err(|e| match e {
             citytwin_city::Error::Invalid(d) => Problem::bad_parameter("body", d),
             e => Problem::from(e),
         })?;
+        caller.served(&state, &plan, Some(found.len() as u64));
         let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
         for (i, f) in found.iter().enumerate() {
             if i > 0 {
@@ -309,16 +335,18 @@ fn number(v: f64) -> String {
     ))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = layer(&state, &caller, &name)?;
+    caller.expensive(&state)?;
     p.only(&params_with(&["by", "within", "field", "f"]))?;
-    let l = layer(&state, &name)?;
     let level = Level::parse(p.text("by").unwrap_or("grid"))
         .map_err(|e| Problem::bad_parameter("by", e.to_string()))?;
     let field = numeric_field(&l, &p)?;
     let geojson = output_format(&p)?;
-    let selection: Selection = selection(&p, &l.meta)?;
+    let selection: Selection = planned(&p, &l, &plan)?;
     let tree = state.city.territory().await?;
     let within = p
         .text("within")
@@ -333,6 +361,7 @@ pub(crate) async fn stats(
     blocking(move || {
         let req = StatsRequest { level, within, field, selection };
         let units = statistics(&tree, &l, &assignment, &req, &limits)?;
+        caller.served(&state, &plan, Some(units.len() as u64));
         let total: u64 = units.iter().map(|u| u.count).sum();
         let field_name = field.map(|i| l.meta.fields[i].name.clone());
         let entry = |u: &citytwin_city::stats::UnitStats| {
@@ -388,11 +417,13 @@ pub(crate) async fn stats(
     ))]
 pub(crate) async fn cells(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    let (l, plan) = layer(&state, &caller, &name)?;
+    caller.expensive(&state)?;
     p.only(&params_with(&["h3", "size", "field"]))?;
-    let l = layer(&state, &name)?;
     let spec = match (p.text("h3"), p.opt_f64("size")?) {
         (Some(r), None) => CellSpec::H3(r.parse().map_err(|_| {
             Problem::bad_parameter("h3", format!("h3 is a resolution 0..=15, not {r:?}"))
@@ -406,7 +437,7 @@ pub(crate) async fn cells(
         }
     };
     let field = numeric_field(&l, &p)?;
-    let sel = selection(&p, &l.meta)?;
+    let sel = planned(&p, &l, &plan)?;
     let limits = state.limits;
     blocking(move || {
         let cells = aggregate(&l, &sel, spec, field, &limits).map_err(|e| match e {
@@ -420,6 +451,7 @@ pub(crate) async fn cells(
             ),
             e => Problem::from(e),
         })?;
+        caller.served(&state, &plan, Some(cells.len() as u64));
         let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {

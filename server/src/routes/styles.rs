@@ -1,6 +1,7 @@
 //! MapLibre styles from `styles/`, served with absolute URLs for the host that asked.
 
 use crate::app::{AppState, base_url};
+use crate::auth::Caller;
 use crate::problem::{ApiResult, Problem};
 use axum::Json;
 use axum::Router;
@@ -44,13 +45,72 @@ pub fn absolutize(mut style: Value, base: &str) -> Value {
     style
 }
 
+/// Drops from a style what the caller may not see: layers of a tile source's list it may
+/// not read, sources left with none, and style layers drawing from those.
+#[must_use]
+pub fn narrow(mut style: Value, visible: &dyn Fn(&str) -> bool) -> Value {
+    // `/tiles/a,b,c` (TileJSON) or `/tiles/a,b,c/{z}/{x}/{y}.mvt`
+    let narrow_url = |url: &str| -> Option<String> {
+        let rest = url.strip_prefix("/tiles/")?;
+        let (list, tail) = rest.split_once('/').map_or((rest, ""), |(l, t)| (l, t));
+        let kept: Vec<&str> = list.split(',').filter(|l| visible(l.trim())).collect();
+        if kept.is_empty() {
+            return Some(String::new());
+        }
+        let sep = if tail.is_empty() { "" } else { "/" };
+        Some(format!("/tiles/{}{sep}{tail}", kept.join(",")))
+    };
+    let mut gone: Vec<String> = Vec::new();
+    if let Some(sources) = style.get_mut("sources").and_then(Value::as_object_mut) {
+        for (id, source) in sources.iter_mut() {
+            let mut empty = false;
+            if let Some(url) = source.get_mut("url")
+                && let Some(n) = url.as_str().and_then(narrow_url)
+            {
+                empty |= n.is_empty();
+                *url = Value::String(n);
+            }
+            if let Some(tiles) = source.get_mut("tiles").and_then(Value::as_array_mut) {
+                for t in tiles.iter_mut() {
+                    if let Some(n) = t.as_str().and_then(narrow_url) {
+                        empty |= n.is_empty();
+                        *t = Value::String(n);
+                    }
+                }
+            }
+            if empty {
+                gone.push(id.clone());
+            }
+        }
+        for id in &gone {
+            sources.remove(id);
+        }
+    }
+    if let Some(layers) = style.get_mut("layers").and_then(Value::as_array_mut) {
+        layers.retain(|l| {
+            let source_gone = l
+                .get("source")
+                .and_then(Value::as_str)
+                .is_some_and(|s| gone.iter().any(|g| g == s));
+            let hidden = l
+                .get("source-layer")
+                .and_then(Value::as_str)
+                .is_some_and(|sl| !visible(sl));
+            !source_gone && !hidden
+        });
+    }
+    style
+}
+
 /// The MapLibre styles served.
 #[utoipa::path(get, path = "/styles", tag = "styles",
     responses((status = 200, description = "style ids with their URLs")))]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
+    caller.listing();
     let base = base_url(&headers);
     let dir = &state.settings.styles_dir;
     let entries = std::fs::read_dir(dir).map_err(|e| {
@@ -91,9 +151,11 @@ pub(crate) async fn list(
     ))]
 pub(crate) async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
+    caller.listing();
     let id = file.strip_suffix(".json").unwrap_or(&file);
     if id.is_empty()
         || !id
@@ -115,12 +177,45 @@ pub(crate) async fn one(
             format!("style {id} is not valid JSON: {e}"),
         )
     })?;
+    let visible: std::collections::HashSet<String> = state
+        .city
+        .visible_layers(caller.principal())
+        .into_iter()
+        .map(|(l, _)| l.meta.name.clone())
+        .collect();
+    let style = narrow(style, &|l| visible.contains(l));
     Ok(Json(absolutize(style, &base_url(&headers))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrowed_style_keeps_only_what_may_be_seen() {
+        let style = json!({
+            "sources": {
+                "base": {"type": "vector", "url": "/tiles/roads,buildings"},
+                "secret": {"type": "vector", "tiles": ["/tiles/components/{z}/{x}/{y}.mvt"]},
+            },
+            "layers": [
+                {"id": "bg", "type": "background"},
+                {"id": "roads", "source": "base", "source-layer": "roads"},
+                {"id": "buildings", "source": "base", "source-layer": "buildings"},
+                {"id": "components", "source": "secret", "source-layer": "components"},
+            ]
+        });
+        let out = narrow(style, &|l| l == "roads");
+        assert_eq!(out["sources"]["base"]["url"], "/tiles/roads");
+        assert!(out["sources"].get("secret").is_none());
+        let ids: Vec<&str> = out["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["bg", "roads"]);
+    }
 
     #[test]
     fn relative_urls_become_absolute_and_others_stay() {

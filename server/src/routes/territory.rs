@@ -2,6 +2,7 @@
 //! `/territories/{code}` and `/territories/{code}/children`.
 
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::routes::geojson_response;
@@ -22,10 +23,27 @@ use std::sync::Arc;
 /// Routes of this area.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/grids/locate", get(locate).post(locate_many))
+        .route(
+            "/grids/locate",
+            get(locate)
+                .post(locate_many)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::auth::body_limit("/grids/locate"),
+                )),
+        )
         .route("/territories", get(search))
         .route("/territories/{code}", get(one))
         .route("/territories/{code}/children", get(children))
+}
+
+/// The territory tree, for a caller who may read the grids it is made of (a twin whose grids
+/// the caller may not see has no tree for it).
+async fn tree_for(state: &AppState, caller: &Caller) -> ApiResult<Arc<TerritoryTree>> {
+    let (_, plan) = caller
+        .layer(state, Level::Grid.layer())
+        .map_err(|_| Problem::not_found("the twin has no grids layer, so no territory tree"))?;
+    caller.served(state, &plan, None);
+    Ok(state.city.territory().await?)
 }
 
 fn unit_ref(tree: &TerritoryTree, u: u32) -> Value {
@@ -58,12 +76,17 @@ fn located(tree: &TerritoryTree, grid: u32) -> Value {
         (status = 400, description = "a missing or malformed coordinate", content_type = "application/problem+json"),
         (status = 404, description = "the point is outside every grid of the city", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn locate(State(state): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn locate(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    // the decision first: a caller who may not see the grids learns nothing else
+    let tree = tree_for(&state, &caller).await?;
     p.only(&["lon", "lat"])?;
     let (lon, lat) = (p.f64("lon")?, p.f64("lat")?);
     citytwin_city::query::check_point((lon, lat))
         .map_err(|e| Problem::bad_parameter("lon/lat", e.to_string()))?;
-    let tree = state.city.territory().await?;
     let grid = tree.locate(lon, lat).ok_or_else(|| {
         Problem::not_found(format!("({lon}, {lat}) is outside every grid of the city"))
     })?;
@@ -83,8 +106,11 @@ pub(crate) async fn locate(State(state): State<AppState>, p: Params) -> ApiResul
     ))]
 pub(crate) async fn locate_many(
     State(state): State<AppState>,
+    caller: Caller,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
+    // the decision first: a caller who may not see the grids learns nothing else
+    let tree = tree_for(&state, &caller).await?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -107,7 +133,6 @@ pub(crate) async fn locate_many(
         citytwin_city::query::check_point((lon, lat))
             .map_err(|e| Problem::bad_parameter("points", format!("point {i}: {e}")))?;
     }
-    let tree = state.city.territory().await?;
     let t = Arc::clone(&tree);
     let results = tokio::task::spawn_blocking(move || {
         body.points
@@ -145,7 +170,13 @@ fn summary(tree: &TerritoryTree, u: usize) -> Value {
         (status = 200, description = "matching units in code order"),
         (status = 400, description = "a bad parameter", content_type = "application/problem+json"),
     ))]
-pub(crate) async fn search(State(state): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    // the decision first: a caller who may not see the grids learns nothing else
+    let tree = tree_for(&state, &caller).await?;
     p.only(&["q", "prefix", "level", "limit"])?;
     let level = p
         .text("level")
@@ -153,7 +184,6 @@ pub(crate) async fn search(State(state): State<AppState>, p: Params) -> ApiResul
         .transpose()
         .map_err(|e| Problem::bad_parameter("level", e.to_string()))?;
     let limit = p.count("limit", 100, 1000)?;
-    let tree = state.city.territory().await?;
     let found = tree.search(p.text("q"), p.text("prefix"), level, limit);
     Ok(Json(json!({
         "count": found.len(),
@@ -180,12 +210,18 @@ fn with_geometry(p: &Params) -> ApiResult<bool> {
 /// Counts of every layer's features in a unit (territory layers themselves left out).
 async fn feature_counts(
     state: &AppState,
+    caller: &Caller,
     tree: &Arc<TerritoryTree>,
     u: usize,
 ) -> ApiResult<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
-    for layer in state.city.layers() {
+    let code = tree.unit(u).code.clone();
+    for (layer, plan) in state.city.visible_layers(caller.principal()) {
         if !layer.resident || Level::is_territory_layer(&layer.meta.name) {
+            continue;
+        }
+        // a territory-scoped reader counts only inside its own territory
+        if !plan.shows_code(Some(&code)) {
             continue;
         }
         let a = state.city.assignment(&layer, tree).await?;
@@ -222,12 +258,14 @@ fn feature_json(out: &mut String, tree: &TerritoryTree, u: usize, props: &Value,
     ))]
 pub(crate) async fn one(
     State(state): State<AppState>,
+    caller: Caller,
     Path(code): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    // the decision first: a caller who may not see the grids learns nothing else
+    let tree = tree_for(&state, &caller).await?;
     p.only(&["geometry"])?;
     let geometry = with_geometry(&p)?;
-    let tree = state.city.territory().await?;
     let u = find(&tree, &code)?;
     let t = tree.unit(u);
     let mut props = summary(&tree, u);
@@ -237,7 +275,7 @@ pub(crate) async fn one(
         .iter()
         .map(|&c| unit_ref(&tree, c as u32))
         .collect();
-    props["feature_counts"] = json!(feature_counts(&state, &tree, u).await?);
+    props["feature_counts"] = json!(feature_counts(&state, &caller, &tree, u).await?);
     let mut out = String::new();
     feature_json(&mut out, &tree, u, &props, geometry);
     Ok(geojson_response(out))
@@ -255,12 +293,14 @@ pub(crate) async fn one(
     ))]
 pub(crate) async fn children(
     State(state): State<AppState>,
+    caller: Caller,
     Path(code): Path<String>,
     p: Params,
 ) -> ApiResult<Response> {
+    // the decision first: a caller who may not see the grids learns nothing else
+    let tree = tree_for(&state, &caller).await?;
     p.only(&["geometry"])?;
     let geometry = with_geometry(&p)?;
-    let tree = state.city.territory().await?;
     let u = find(&tree, &code)?;
     let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
     for (i, &c) in tree.unit(u).children.iter().enumerate() {

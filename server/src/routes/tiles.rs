@@ -1,6 +1,7 @@
 //! Vector tiles and their TileJSON: `/tiles/{layers}/{z}/{x}/{y}.mvt`, `/tiles/{layers}`.
 
 use crate::app::{AppState, CachedTile, TileKey, accepts_gzip, base_url};
+use crate::auth::Caller;
 use crate::metrics::TileLabels;
 use crate::problem::{ApiResult, Problem};
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use citytwin_city::access::ReadPlan;
 use citytwin_city::{LayerIndex, TileRequest};
 use citytwin_tiles::TileCoord;
 use serde_json::{Value, json};
@@ -24,24 +26,29 @@ pub fn router() -> Router<AppState> {
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
 }
 
-/// Resolves a comma-separated layer list against the twin.
-fn resolve_layers(state: &AppState, spec: &str) -> ApiResult<Vec<Arc<LayerIndex>>> {
-    let mut out: Vec<Arc<LayerIndex>> = Vec::new();
+/// Resolves a comma-separated layer list against what the caller may see: a layer it may
+/// not see is as unknown as one that does not exist.
+fn resolve_layers(
+    state: &AppState,
+    caller: &Caller,
+    spec: &str,
+) -> ApiResult<Vec<(Arc<LayerIndex>, ReadPlan)>> {
+    let mut out: Vec<(Arc<LayerIndex>, ReadPlan)> = Vec::new();
     for name in spec.split(',') {
         let name = name.trim();
-        let Some(layer) = state.city.layer(name) else {
+        let Ok(layer) = caller.layer(state, name) else {
             let known: Vec<String> = state
                 .city
-                .layers()
+                .visible_layers(caller.principal())
                 .iter()
-                .map(|l| l.meta.name.clone())
+                .map(|(l, _)| l.meta.name.clone())
                 .collect();
             return Err(Problem::bad_parameter(
                 "layers",
                 format!("unknown layer {name:?}; known layers: {}", known.join(", ")),
             ));
         };
-        if out.iter().any(|l| l.meta.name == name) {
+        if out.iter().any(|(l, _)| l.meta.name == name) {
             return Err(Problem::bad_parameter(
                 "layers",
                 format!("layer {name:?} is listed twice"),
@@ -97,19 +104,26 @@ fn gzip(raw: &[u8]) -> Bytes {
     ))]
 pub(crate) async fn tile(
     State(state): State<AppState>,
+    caller: Caller,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let resolved = resolve_layers(&state, &caller, &layers)?;
     let coord = parse_coord(&z, &x, &y)?;
-    let indexes = resolve_layers(&state, &layers)?;
-    let names: Vec<String> = indexes.iter().map(|l| l.meta.name.clone()).collect();
+    let names: Vec<String> = resolved.iter().map(|(l, _)| l.meta.name.clone()).collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for l in &indexes {
+    let mut plans = 0u64;
+    for (l, plan) in &resolved {
         l.version.hash(&mut hasher);
+        plans = plans.rotate_left(7) ^ plan.key();
+    }
+    for (_, plan) in &resolved {
+        state.city.tile_served(&caller.cx, plan);
     }
     let key = TileKey {
         layers: Arc::from(names.join(",")),
         version: hasher.finish(),
+        plan: plans,
         z: coord.z,
         x: coord.x,
         y: coord.y,
@@ -130,12 +144,15 @@ pub(crate) async fn tile(
             .inc();
         let budget = state.settings.budget();
         let start = std::time::Instant::now();
+        let rows: Vec<Option<(usize, String)>> =
+            resolved.iter().map(|(_, p)| p.territory.clone()).collect();
         let out = state
             .city
             .tile(&TileRequest {
                 layers: &names,
                 coord,
                 budget,
+                rows: &rows,
             })
             .await?;
         state
@@ -231,10 +248,12 @@ pub fn vector_layer(l: &LayerIndex) -> Value {
     ))]
 pub(crate) async fn tilejson(
     State(state): State<AppState>,
+    caller: Caller,
     Path(layers): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let indexes = resolve_layers(&state, &layers)?;
+    let resolved = resolve_layers(&state, &caller, &layers)?;
+    let indexes: Vec<Arc<LayerIndex>> = resolved.iter().map(|(l, _)| Arc::clone(l)).collect();
     let names: Vec<&str> = indexes.iter().map(|l| l.meta.name.as_str()).collect();
     let base = base_url(&headers);
     let minzoom = indexes.iter().map(|l| l.meta.minzoom).min().unwrap_or(0);
@@ -271,6 +290,7 @@ pub(crate) async fn tilejson(
         "bounds": bounds,
         "center": [ f64::midpoint(bounds[0], bounds[2]), f64::midpoint(bounds[1], bounds[3]), center_zoom ],
         "vector_layers": indexes.iter().map(|l| vector_layer(l)).collect::<Vec<_>>(),
+        "catalog": indexes.iter().map(|l| crate::routes::catalog::classification(&l.meta)).collect::<Vec<_>>(),
     });
     Ok(axum::Json(body).into_response())
 }

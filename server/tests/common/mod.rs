@@ -5,12 +5,51 @@
 use citytwin::app::{AppState, router, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings};
 use citytwin::demo::{ensure_demo_layers, ensure_demo_store};
+use citytwin_city::access::Role;
 use citytwin_city::import::NoProgress;
+use citytwin_city::keys::{ApiKey, secret_hash};
 use citytwin_city::store::gpkg::GeoPackageStore;
 pub use citytwin_city::testing::Backend;
-use citytwin_city::{City, Store};
+use citytwin_city::{City, CityOptions, Store};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The operator's key: every operational role, the operations centre's department, the
+/// whole city. `client()` sends it.
+pub const OPERATOR: &str =
+    "ctk_ktestoperator_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// A system admin's key, for `/metrics`.
+pub const METRICS: &str =
+    "ctk_ktestmetrics_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Puts the test keys into a store.
+pub async fn test_keys(store: &dyn Store) {
+    let far = citytwin_city::live::ts::now() + 365 * 86_400_000;
+    let key = |id: &str, roles: Vec<Role>, department: Option<&str>| ApiKey {
+        id: id.into(),
+        name: id.into(),
+        hash: secret_hash(SECRET),
+        roles: roles.into_iter().collect(),
+        department: department.map(str::to_owned),
+        territory: None,
+        sensors: Some(vec!["*".into()]),
+        created_at: 0,
+        created_by: "test".into(),
+        expires_at: far,
+        revoked_at: None,
+    };
+    let operational: Vec<Role> = Role::ALL.into_iter().filter(|r| !r.is_admin()).collect();
+    store
+        .put_key(&key("ktestoperator", operational, Some("ops")))
+        .await
+        .unwrap();
+    store
+        .put_key(&key("ktestmetrics", vec![Role::SystemAdmin], None))
+        .await
+        .unwrap();
+}
 
 pub struct TestServer {
     pub base: String,
@@ -65,8 +104,13 @@ pub fn server_on(backend: Backend) -> &'static TestServer {
                         (store, url)
                     }
                 };
-                let city = Arc::new(City::open(store).await.unwrap());
-                let settings = Settings::resolve(&ServeArgs {
+                let catalog =
+                    citytwin::demo::demo_catalog(&repo().join("demo/catalog.toml")).unwrap();
+                citytwin::demo::classify_demo_layers(store.as_ref(), &catalog)
+                    .await
+                    .unwrap();
+                test_keys(store.as_ref()).await;
+                let mut settings = Settings::resolve(&ServeArgs {
                     store: Some(spec),
                     cache_mb: Some(64),
                     refresh_secs: Some(0),
@@ -75,6 +119,25 @@ pub fn server_on(backend: Backend) -> &'static TestServer {
                     ..ServeArgs::default()
                 })
                 .unwrap();
+                for live in citytwin_city::live::LiveLayer::ALL {
+                    settings
+                        .catalog
+                        .insert(live.name().into(), catalog[live.name()].clone());
+                }
+                let key =
+                    citytwin_city::audit::AuditKey::load(&dir.join("audit.key"), true).unwrap();
+                let city = Arc::new(
+                    City::open_with(
+                        store,
+                        CityOptions {
+                            live: settings.live_options(),
+                            audit: Some((key, 180)),
+                            ..CityOptions::default()
+                        },
+                    )
+                    .await
+                    .unwrap(),
+                );
                 let state = AppState::new(city, settings);
                 spawn_watchers(&state);
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,7 +149,12 @@ pub fn server_on(backend: Backend) -> &'static TestServer {
                     dir: dir.clone(),
                 })
                 .unwrap();
-                axum::serve(listener, router(state)).await.unwrap();
+                axum::serve(
+                    listener,
+                    router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .await
+                .unwrap();
             });
         });
         rx.recv()
@@ -94,6 +162,42 @@ pub fn server_on(backend: Backend) -> &'static TestServer {
     })
 }
 
+/// A client that sends the operator's key.
 pub fn client() -> reqwest::Client {
+    client_with(OPERATOR)
+}
+
+/// A client that sends a key (or token).
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .no_gzip()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+/// A client without credentials: the public.
+pub fn public_client() -> reqwest::Client {
     reqwest::Client::builder().no_gzip().build().unwrap()
+}
+
+/// Makes a key with the CLI in a store (of a server running as its own process); the audit
+/// key is the default one for the store, or `CITYTWIN_AUDIT_KEY`.
+pub fn cli_key(store: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_citytwin"))
+        .args(["keys", "create", "--store", store])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -1,0 +1,385 @@
+//! The classified catalogue: who owns a layer, how often it changes, and how far it may go —
+//! shared between departments (Data art. 21–22), opened to the public (Data art. 24), and its
+//! security level (Auth art. 14). The access policy ([`crate::access`]) reads nothing else.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// How a layer is shared between government departments (Data art. 21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShareClass {
+    /// every department may use it (无条件共享)
+    Unconditional,
+    /// a department may use it once its request is approved (有条件共享)
+    Conditional,
+    /// only the owner department uses it (不予共享)
+    NotShared,
+}
+
+/// How a layer is opened to the public (Data art. 24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenClass {
+    /// anyone may see it (无条件开放)
+    Unconditional,
+    /// open to a requester on conditions (有条件开放)
+    Conditional,
+    /// never open (不予开放)
+    NotOpen,
+}
+
+impl ShareClass {
+    /// Parses `unconditional`, `conditional` or `not-shared` (also `none`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "unconditional" => Ok(Self::Unconditional),
+            "conditional" => Ok(Self::Conditional),
+            "not-shared" | "none" => Ok(Self::NotShared),
+            _ => Err(Error::Invalid(format!(
+                "share class {s:?}: use unconditional, conditional or not-shared"
+            ))),
+        }
+    }
+
+    /// The name [`ShareClass::parse`] reads.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unconditional => "unconditional",
+            Self::Conditional => "conditional",
+            Self::NotShared => "not-shared",
+        }
+    }
+}
+
+impl OpenClass {
+    /// Parses `unconditional`, `conditional` or `not-open` (also `none`).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "unconditional" => Ok(Self::Unconditional),
+            "conditional" => Ok(Self::Conditional),
+            "not-open" | "none" => Ok(Self::NotOpen),
+            _ => Err(Error::Invalid(format!(
+                "open class {s:?}: use unconditional, conditional or not-open"
+            ))),
+        }
+    }
+
+    /// The name [`OpenClass::parse`] reads.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unconditional => "unconditional",
+            Self::Conditional => "conditional",
+            Self::NotOpen => "not-open",
+        }
+    }
+}
+
+/// A layer's entry in the classified catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Classification {
+    /// the department that owns the data (a code such as `planning`, as the identity
+    /// provider's department claim names it)
+    pub owner: String,
+    /// how often the data is updated (`realtime`, `daily`, `monthly`, `yearly`, `on change`…)
+    #[serde(default)]
+    pub update_frequency: String,
+    /// sharing between departments
+    pub share: ShareClass,
+    /// opening to the public
+    pub open: OpenClass,
+    /// security level, 1 (lowest) to 4
+    pub level: u8,
+}
+
+impl Classification {
+    /// Checks the entry: a known owner, a level of 1 to 4, and no level-3 data opened to the
+    /// public unconditionally (Auth art. 14: such data leaves only desensitised).
+    pub fn check(&self) -> Result<()> {
+        check_department(&self.owner)?;
+        crate::live::check_text("update frequency", &self.update_frequency, 64)?;
+        if !(1..=4).contains(&self.level) {
+            return Err(Error::Invalid(format!(
+                "security level {}: use 1 to 4",
+                self.level
+            )));
+        }
+        if self.level >= 3 && self.open == OpenClass::Unconditional {
+            return Err(Error::Invalid(format!(
+                "a level-{} layer cannot be open unconditionally: data at level 3 and above leaves only desensitised or as aggregates",
+                self.level
+            )));
+        }
+        if self.level >= 3 && self.share == ShareClass::Unconditional {
+            return Err(Error::Invalid(format!(
+                "a level-{} layer cannot be shared unconditionally: its raw records stay with the owner",
+                self.level
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a department code: 1 to 64 letters, digits, `-` or `_` (it is matched against the
+/// identity provider's department claim as it stands).
+pub fn check_department(code: &str) -> Result<()> {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "department {code:?}: use 1 to 64 letters, digits, - or _"
+        )))
+    }
+}
+
+/// A change to a layer's catalogue entry (`citytwin catalog set`): only what is given changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogUpdate {
+    /// human title
+    pub title: Option<String>,
+    /// what the layer holds
+    pub description: Option<String>,
+    /// owner department
+    pub owner: Option<String>,
+    /// how often it is updated
+    pub update_frequency: Option<String>,
+    /// sharing between departments
+    pub share: Option<ShareClass>,
+    /// opening to the public
+    pub open: Option<OpenClass>,
+    /// security level
+    pub level: Option<u8>,
+    /// where the data came from
+    pub source: Option<String>,
+    /// when it was acquired (YYYY-MM-DD)
+    pub acquired: Option<String>,
+    /// the text field holding each feature's territorial code, for territory-scoped readers
+    pub territory_field: Option<String>,
+}
+
+impl CatalogUpdate {
+    /// Applies the update to a layer's metadata. A layer not yet classified needs owner,
+    /// share, open and level all given.
+    pub fn apply(&self, meta: &mut crate::LayerMeta) -> Result<()> {
+        if let Some(t) = &self.title {
+            crate::live::check_text("title", t, 200)?;
+            meta.title.clone_from(t);
+        }
+        if let Some(d) = &self.description {
+            crate::live::check_text("description", d, 4000)?;
+            meta.description.clone_from(d);
+        }
+        if let Some(s) = &self.source {
+            crate::live::check_text("source", s, 400)?;
+            meta.source.clone_from(s);
+        }
+        if let Some(a) = &self.acquired {
+            check_date(a)?;
+            meta.acquired = Some(a.clone());
+        }
+        if let Some(f) = &self.territory_field {
+            match meta.field_index(f) {
+                Some(i) if meta.fields[i].kind == crate::FieldKind::Text => {}
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "territory field {f:?} is not a text field of layer {}",
+                        meta.name
+                    )));
+                }
+            }
+            meta.territory_field = Some(f.clone());
+        }
+        let touches = self.owner.is_some()
+            || self.update_frequency.is_some()
+            || self.share.is_some()
+            || self.open.is_some()
+            || self.level.is_some();
+        if !touches {
+            return Ok(());
+        }
+        let c = match &meta.classification {
+            Some(c) => Classification {
+                owner: self.owner.clone().unwrap_or_else(|| c.owner.clone()),
+                update_frequency: self
+                    .update_frequency
+                    .clone()
+                    .unwrap_or_else(|| c.update_frequency.clone()),
+                share: self.share.unwrap_or(c.share),
+                open: self.open.unwrap_or(c.open),
+                level: self.level.unwrap_or(c.level),
+            },
+            None => {
+                let missing: Vec<&str> = [
+                    ("--owner", self.owner.is_none()),
+                    ("--share", self.share.is_none()),
+                    ("--open", self.open.is_none()),
+                    ("--level", self.level.is_none()),
+                ]
+                .iter()
+                .filter(|(_, m)| *m)
+                .map(|(n, _)| *n)
+                .collect();
+                if !missing.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "layer {} is not classified yet: give {} as well",
+                        meta.name,
+                        missing.join(", ")
+                    )));
+                }
+                Classification {
+                    owner: self.owner.clone().unwrap_or_default(),
+                    update_frequency: self.update_frequency.clone().unwrap_or_default(),
+                    share: self.share.unwrap_or(ShareClass::NotShared),
+                    open: self.open.unwrap_or(OpenClass::NotOpen),
+                    level: self.level.unwrap_or(4),
+                }
+            }
+        };
+        c.check()?;
+        meta.classification = Some(c);
+        Ok(())
+    }
+}
+
+/// Applies a catalogue change to a layer in a store and returns its metadata as stored. A
+/// running server picks the change up with the layer's next refresh.
+pub async fn update(
+    store: &dyn crate::Store,
+    layer: &str,
+    change: &CatalogUpdate,
+) -> Result<crate::LayerMeta> {
+    if crate::live::LiveLayer::parse(layer).is_some() {
+        return Err(Error::Invalid(format!(
+            "{layer} is a live layer: classify it in the configuration ([catalog.{layer}])"
+        )));
+    }
+    let mut meta = store
+        .layers()
+        .await?
+        .into_iter()
+        .find(|m| m.name == layer)
+        .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
+    change.apply(&mut meta)?;
+    store.set_layer_meta(&meta).await
+}
+
+/// Checks an ISO date `YYYY-MM-DD`.
+pub fn check_date(s: &str) -> Result<()> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, fmt)
+        .map(|_| ())
+        .map_err(|_| Error::Invalid(format!("date {s:?}: use YYYY-MM-DD")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GeometryKind, LayerMeta};
+
+    fn c(share: ShareClass, open: OpenClass, level: u8) -> Classification {
+        Classification {
+            owner: "planning".into(),
+            update_frequency: "monthly".into(),
+            share,
+            open,
+            level,
+        }
+    }
+
+    #[test]
+    fn levels_and_classes_are_checked() {
+        assert!(
+            c(ShareClass::Unconditional, OpenClass::Unconditional, 1)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            c(ShareClass::Conditional, OpenClass::NotOpen, 3)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            c(ShareClass::Conditional, OpenClass::Unconditional, 3)
+                .check()
+                .is_err()
+        );
+        assert!(
+            c(ShareClass::Unconditional, OpenClass::NotOpen, 3)
+                .check()
+                .is_err()
+        );
+        assert!(
+            c(ShareClass::NotShared, OpenClass::NotOpen, 5)
+                .check()
+                .is_err()
+        );
+        assert!(
+            c(ShareClass::NotShared, OpenClass::NotOpen, 0)
+                .check()
+                .is_err()
+        );
+        let mut bad = c(ShareClass::NotShared, OpenClass::NotOpen, 2);
+        bad.owner = "bad dept!".into();
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn a_first_classification_needs_every_class_and_later_ones_change_a_part() {
+        let mut meta = LayerMeta::new("roads", GeometryKind::LineString);
+        let partial = CatalogUpdate {
+            owner: Some("planning".into()),
+            ..CatalogUpdate::default()
+        };
+        let err = partial.apply(&mut meta).unwrap_err().to_string();
+        assert!(err.contains("--share") && err.contains("--level"), "{err}");
+        assert!(meta.classification.is_none());
+        CatalogUpdate {
+            owner: Some("planning".into()),
+            share: Some(ShareClass::Unconditional),
+            open: Some(OpenClass::Unconditional),
+            level: Some(1),
+            ..CatalogUpdate::default()
+        }
+        .apply(&mut meta)
+        .unwrap();
+        CatalogUpdate {
+            open: Some(OpenClass::NotOpen),
+            ..CatalogUpdate::default()
+        }
+        .apply(&mut meta)
+        .unwrap();
+        let got = meta.classification.unwrap();
+        assert_eq!(got.open, OpenClass::NotOpen);
+        assert_eq!(got.share, ShareClass::Unconditional);
+        assert_eq!(got.owner, "planning");
+    }
+
+    #[test]
+    fn classes_parse_their_names() {
+        for s in [
+            ShareClass::Unconditional,
+            ShareClass::Conditional,
+            ShareClass::NotShared,
+        ] {
+            assert_eq!(ShareClass::parse(s.name()).unwrap(), s);
+        }
+        for o in [
+            OpenClass::Unconditional,
+            OpenClass::Conditional,
+            OpenClass::NotOpen,
+        ] {
+            assert_eq!(OpenClass::parse(o.name()).unwrap(), o);
+        }
+        assert!(ShareClass::parse("maybe").is_err());
+        assert!(check_date("2025-02-30").is_err());
+        assert!(check_date("2025-02-28").is_ok());
+    }
+}
