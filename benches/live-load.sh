@@ -24,6 +24,10 @@ start() {
     --mqtt "mqtt://127.0.0.1:$port" --refresh-secs 0 2>"$work/$1.log" &
   pid=$!
   until curl -sf http://127.0.0.1:18090/health >/dev/null 2>&1; do sleep 0.2; done
+  # every operational role, all sensors: the load's own key
+  CITYTWIN_KEY=$(target/release/citytwin keys create --store "$work/$1.gpkg" --name load \
+    --roles reporter,dispatcher,sensor-admin,gateway,tracker,system-admin --department ops --sensors '*')
+  export CITYTWIN_KEY
 }
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 start http; target/release/live-load http http://127.0.0.1:18090 "$secs"; stop

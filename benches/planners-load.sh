@@ -14,6 +14,7 @@ tiles=data/tiles-z14.txt
 base=${1:-}
 pid=
 if [ -z "$base" ]; then
+  benches/open-store.sh "$store"
   target/release/citytwin serve --store "$store" --listen 127.0.0.1:18084 2>/dev/null &
   pid=$!
   base=http://127.0.0.1:18084

@@ -6,10 +6,14 @@ local suffix = os.getenv("SUFFIX") or ".mvt"
 for line in io.lines(os.getenv("TILES") or "tiles.txt") do
   paths[#paths + 1] = prefix .. line .. suffix
 end
+-- $AUTH, when set, is sent as "Authorization: Bearer $AUTH" (a signed-in user or a key)
+local headers = { ["Accept-Encoding"] = "gzip" }
+local auth = os.getenv("AUTH")
+if auth and auth ~= "" then headers["Authorization"] = "Bearer " .. auth end
 local i = 0
 request = function()
   i = i % #paths + 1
-  return wrk.format("GET", paths[i], { ["Accept-Encoding"] = "gzip" })
+  return wrk.format("GET", paths[i], headers)
 end
 done = function(summary, latency)
   local bad = summary.errors.status + summary.errors.timeout + summary.errors.connect

@@ -576,3 +576,100 @@ async fn live_changes_land_in_both_stores_and_come_back() {
         assert!(before.sensors.is_empty() || before.sensors["WL-7"].latest.is_none());
     }
 }
+
+/// Keys, revocations, catalogue entries and the audit log live in both stores alike: a key
+/// made in one process works in another and stops at its revocation; the audit chain holds,
+/// and each store refuses to edit or truncate it.
+#[tokio::test]
+async fn access_records_live_in_both_stores() {
+    use citytwin_city::access::Role;
+    use citytwin_city::audit::{AuditKey, AuditLog, AuditQuery, AuditRecord, verify};
+    use citytwin_city::catalog::{CatalogUpdate, OpenClass, ShareClass};
+    use citytwin_city::keys::{Credentials, NewKey, Refusal};
+    for backend in [Backend::GeoPackage, Backend::Postgis] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = backend.fresh_store(dir.path()).await.unwrap();
+        import_fixtures(store.as_ref(), &["districts"]).await;
+        let meta = citytwin_city::catalog::update(
+            store.as_ref(),
+            "districts",
+            &CatalogUpdate {
+                owner: Some("civil-affairs".into()),
+                share: Some(ShareClass::Unconditional),
+                open: Some(OpenClass::Unconditional),
+                level: Some(1),
+                update_frequency: Some("yearly".into()),
+                ..CatalogUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+        let stored = store.layers().await.unwrap();
+        assert_eq!(stored[0].classification, meta.classification, "{backend:?}");
+        assert_eq!(stored[0].feature_count, 11, "{backend:?}: features kept");
+        let one = Credentials::open(Arc::clone(&store)).await.unwrap();
+        let (key, token) = one
+            .create(NewKey {
+                name: "gw".into(),
+                roles: [Role::Gateway].into_iter().collect(),
+                sensors: Some(vec!["WL-*".into()]),
+                expires_at: citytwin_city::live::ts::now() + 3_600_000,
+                created_by: "test".into(),
+                ..NewKey::default()
+            })
+            .await
+            .unwrap();
+        let other = Credentials::open(Arc::clone(&store)).await.unwrap();
+        assert!(other.principal_of_key(&token).await.is_ok(), "{backend:?}");
+        one.revoke_key(&key.id, "lost", "test").await.unwrap();
+        one.revoke("user:abc", true, "left", "test").await.unwrap();
+        assert_eq!(
+            other.refresh().await.unwrap(),
+            vec![format!("key:{}", key.id), "user:abc".to_owned()],
+            "{backend:?}"
+        );
+        assert_eq!(other.principal_of_key(&token).await, Err(Refusal::Revoked));
+        assert!(other.is_revoked("user:abc"));
+        let audit_key = AuditKey::new(vec![9; 32]).unwrap();
+        let log = AuditLog::open(Arc::clone(&store), audit_key.clone(), 180)
+            .await
+            .unwrap();
+        for i in 0..5 {
+            log.record_durable(AuditRecord {
+                principal: format!("user:{i}"),
+                action: "read".into(),
+                target: "districts".into(),
+                channel: "items".into(),
+                allowed: true,
+                count: Some(i),
+                ..AuditRecord::default()
+            })
+            .await
+            .unwrap();
+        }
+        let ok = verify(store.as_ref(), &audit_key, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.entries, 5, "{backend:?}");
+        let entries = store.read_audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(entries[2].principal, "user:2");
+        assert_eq!(entries[2].count, Some(2));
+        // the store's own guard: entries younger than the retention cannot be deleted
+        assert!(
+            store
+                .prune_audit(citytwin_city::live::ts::now())
+                .await
+                .is_err(),
+            "{backend:?}: young entries were pruned"
+        );
+        assert_eq!(
+            verify(store.as_ref(), &audit_key, None)
+                .await
+                .unwrap()
+                .unwrap()
+                .entries,
+            5
+        );
+    }
+}

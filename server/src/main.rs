@@ -98,6 +98,53 @@ struct PublishArgs {
     /// the attributes written into tiles, comma-separated (default: all)
     #[arg(long, value_delimiter = ',')]
     tile_fields: Option<Vec<String>>,
+    /// the classified catalogue entry (all of --owner, --share, --open, --level, or none)
+    #[command(flatten)]
+    class: ClassArgs,
+}
+
+/// A layer's entry in the classified catalogue, given on the command line.
+#[derive(Debug, clap::Args)]
+struct ClassArgs {
+    /// the owner department, for the classified catalogue (with --share, --open, --level)
+    #[arg(long)]
+    owner: Option<String>,
+    /// sharing between departments: unconditional, conditional or not-shared
+    #[arg(long)]
+    share: Option<String>,
+    /// opening to the public: unconditional, conditional or not-open
+    #[arg(long)]
+    open: Option<String>,
+    /// security level 1–4
+    #[arg(long)]
+    level: Option<u8>,
+    /// how often the layer is updated
+    #[arg(long)]
+    update_frequency: Option<String>,
+}
+
+impl ClassArgs {
+    /// The entry, when one was given whole.
+    fn classification(self) -> Result<Option<Classification>, String> {
+        match (self.owner, self.share, self.open, self.level) {
+            (None, None, None, None) => Ok(None),
+            (Some(owner), Some(share), Some(open), Some(level)) => {
+                let c = Classification {
+                    owner,
+                    update_frequency: self.update_frequency.unwrap_or_default(),
+                    share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
+                    open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
+                    level,
+                };
+                c.check().map_err(|e| e.to_string())?;
+                Ok(Some(c))
+            }
+            _ => Err(
+                "classify with all of --owner, --share, --open and --level (or none, and `citytwin catalog set` later)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,21 +188,9 @@ struct ImportArgs {
     /// queries and temporal filters)
     #[arg(long)]
     time_field: Option<String>,
-    /// the owner department, for the classified catalogue (with --share, --open, --level)
-    #[arg(long)]
-    owner: Option<String>,
-    /// sharing between departments: unconditional, conditional or not-shared
-    #[arg(long)]
-    share: Option<String>,
-    /// opening to the public: unconditional, conditional or not-open
-    #[arg(long)]
-    open: Option<String>,
-    /// security level 1–4
-    #[arg(long)]
-    level: Option<u8>,
-    /// how often the layer is updated
-    #[arg(long)]
-    update_frequency: Option<String>,
+    /// the classified catalogue entry (all of --owner, --share, --open, --level, or none)
+    #[command(flatten)]
+    class: ClassArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -352,22 +387,7 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.acquired = a.acquired;
     req.tile_fields = a.tile_fields;
     req.time_field = a.time_field;
-    req.classification = match (a.owner, a.share, a.open, a.level) {
-        (None, None, None, None) => None,
-        (Some(owner), Some(share), Some(open), Some(level)) => Some(Classification {
-            owner,
-            update_frequency: a.update_frequency.unwrap_or_default(),
-            share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
-            open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
-            level,
-        }),
-        _ => {
-            return Err(
-                "classify with all of --owner, --share, --open and --level (or none, and `citytwin catalog set` later)"
-                    .into(),
-            );
-        }
-    };
+    req.classification = a.class.classification()?;
     let started = std::time::Instant::now();
     let imported = import(store.as_ref(), req, Arc::new(Bar::new())).await;
     store.close().await;
@@ -423,6 +443,7 @@ async fn list_layers(store: &str) -> Result<(), String> {
 
 async fn publish(a: PublishArgs) -> Result<(), String> {
     init_logging("human");
+    let class = a.class.classification()?;
     let StoreSpec::Postgres(url) = StoreSpec::parse(&a.store) else {
         return Err("publishing a table needs the PostGIS store (--store postgres://…)".into());
     };
@@ -442,6 +463,13 @@ async fn publish(a: PublishArgs) -> Result<(), String> {
             tile_fields: a.tile_fields,
         })
         .await;
+    let meta = match (meta, class) {
+        (Ok(mut m), Some(c)) => {
+            m.classification = Some(c);
+            store.set_layer_meta(&m).await
+        }
+        (m, _) => m,
+    };
     store.close().await;
     let meta = meta.map_err(|e| e.to_string())?;
     tracing::info!(

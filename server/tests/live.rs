@@ -418,6 +418,7 @@ async fn bad_live_input_is_refused_and_nothing_is_stored() {
     ] {
         let resp = client()
             .post(format!("{}{path}", server().base))
+            .header("content-type", "application/json")
             .body(raw)
             .send()
             .await
@@ -437,8 +438,15 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(query: &str) -> Ws {
-    let url = format!("{}/live?{query}", server().base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url).await.unwrap().0
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/live?{query}", server().base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", common::OPERATOR).parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req).await.unwrap().0
 }
 
 async fn next(ws: &mut Ws) -> Value {
@@ -781,12 +789,13 @@ impl Broker {
             port,
             dir,
         };
-        me.add_login("citytwin", BROKER_PASSWORD);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // only once it listens: before, a SIGHUP would end it
+        me.add_login("citytwin", BROKER_PASSWORD);
         me
     }
 
@@ -1023,12 +1032,15 @@ async fn readings_and_positions_arrive_over_a_real_mosquitto_broker() {
         metrics.contains("citytwin_mqtt_rejected_total 2"),
         "{metrics}"
     );
-    // a revoked gateway is refused on its next message
-    Command::new(env!("CARGO_BIN_EXE_citytwin"))
+    // a gateway revoked by the CLI (another process) is refused once the server has read
+    // the revocation, which it does twice a second
+    let revoked = Command::new(env!("CARGO_BIN_EXE_citytwin"))
         .args(["keys", "revoke", &gw_id, "--store"])
         .arg(&store)
-        .status()
+        .output()
         .unwrap();
+    assert!(revoked.status.success());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     client
         .publish(
             topic.clone(),

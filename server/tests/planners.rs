@@ -958,8 +958,16 @@ async fn cql2_filters_select_what_they_say() {
 async fn gdal_reads_the_collections_and_sends_cql2_filters() {
     let srv = server();
     let url = format!("OAPIF:{}", srv.base);
+    // GDAL signs in with the operator's key, as any client of the city would
+    let headers = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        headers.path(),
+        format!("Authorization: Bearer {}\n", common::OPERATOR),
+    )
+    .unwrap();
     let list = std::process::Command::new("ogrinfo")
         .args(["-ro", "-so", "-q", &url])
+        .env("GDAL_HTTP_HEADER_FILE", headers.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&list.stdout);
@@ -984,6 +992,7 @@ async fn gdal_reads_the_collections_and_sends_cql2_filters() {
     assert!(expected > 0);
     let out = std::process::Command::new("ogrinfo")
         .args(["-ro", "-al", "-geom=NO", &url, "pois", "-where", filter])
+        .env("GDAL_HTTP_HEADER_FILE", headers.path())
         .env("CPL_DEBUG", "ON")
         .output()
         .unwrap();

@@ -67,7 +67,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn http_ingest(base: String, secs: u64) {
-    let http = reqwest::Client::new();
+    let http = client();
     register(&http, &base).await;
     let taken = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -123,7 +123,7 @@ async fn readings_total(http: &reqwest::Client, base: &str) -> u64 {
 
 async fn mqtt_ingest(base: String, broker: String, secs: u64) {
     use rumqttc::{AsyncClient, MqttOptions, QoS};
-    let http = reqwest::Client::new();
+    let http = client();
     register(&http, &base).await;
     let rest = broker.trim_start_matches("mqtt://");
     let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
@@ -143,7 +143,11 @@ async fn mqtt_ingest(base: String, broker: String, secs: u64) {
         tasks.push(tokio::spawn(async move {
             let mut i = c * 500;
             while Instant::now() < until {
-                let topic = format!("citytwin/sensors/LOAD-{:04}/readings", i % SENSORS);
+                let topic = format!(
+                    "citytwin/gateways/{}/sensors/LOAD-{:04}/readings",
+                    gateway(),
+                    i % SENSORS
+                );
                 if client
                     .publish(topic, QoS::AtLeastOnce, false, r#"{"value":0.5}"#)
                     .await
@@ -192,7 +196,7 @@ fn rss_kib(pid: u64) -> u64 {
 }
 
 async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) {
-    let http = reqwest::Client::new();
+    let http = client();
     register(&http, &base).await;
     let ws = base.replace("http://", "ws://");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -286,6 +290,33 @@ async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) 
     for c in conns {
         c.abort();
     }
+}
+
+/// A client that sends the key in `CITYTWIN_KEY` (every operational role; live-load.sh makes
+/// it with `citytwin keys create`).
+fn client() -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    if let Ok(key) = std::env::var("CITYTWIN_KEY")
+        && let Ok(v) = format!("Bearer {key}").parse()
+    {
+        h.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The id of the key in `CITYTWIN_KEY`: a gateway's MQTT topics carry it.
+fn gateway() -> String {
+    std::env::var("CITYTWIN_KEY")
+        .ok()
+        .and_then(|k| {
+            k.strip_prefix("ctk_")
+                .and_then(|r| r.split_once('_'))
+                .map(|(id, _)| id.to_owned())
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::main]

@@ -236,7 +236,8 @@ impl PostgisStore {
     /// again refreshes the metadata (count, bounds, columns).
     pub async fn publish(&self, req: &PublishRequest) -> Result<LayerMeta> {
         check_layer_name(&req.layer)?;
-        if let Some(old) = self.meta_of(&req.layer).await?
+        let old = self.meta_of(&req.layer).await?;
+        if let Some(old) = &old
             && old.external.is_none()
         {
             return Err(Error::Invalid(format!(
@@ -407,6 +408,9 @@ impl PostgisStore {
         };
         let mut meta = LayerMeta::new(&req.layer, geometry_kind);
         meta.fields = fields;
+        // publishing again keeps the layer's entry in the classified catalogue
+        meta.classification = old.as_ref().and_then(|o| o.classification.clone());
+        meta.territory_field = old.and_then(|o| o.territory_field);
         let (count, extent): (i64, Option<Vec<u8>>) = sqlx::query_as(&format!(
             "SELECT count(*)::int8, ST_AsBinary(ST_SetSRID(ST_Extent(ST_Transform({}, 4326))::geometry, 4326)) FROM {table}",
             source_geometry(&external)
