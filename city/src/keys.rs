@@ -340,62 +340,51 @@ impl Credentials {
     /// The principal of a key named by its id alone, for a channel that authenticated the
     /// key's holder itself (the MQTT broker, whose ACL ties a topic level to the login).
     pub async fn principal_of_key_id(&self, id: &str) -> std::result::Result<Principal, Refusal> {
-        let cached = self.keys.read().ok().and_then(|m| m.get(id).cloned());
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let k = self
-                    .store
-                    .key(id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or(Refusal::Unknown)?;
-                self.remember(k.clone());
-                k
-            }
-        };
+        let key = self.key_by_id(id).await?;
+        self.still_good(&key)?;
+        Ok(key.principal())
+    }
+
+    /// A key by id: remembered, or read from the store (made since we last looked, by
+    /// `citytwin keys create` in another process).
+    async fn key_by_id(&self, id: &str) -> std::result::Result<ApiKey, Refusal> {
+        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Refusal::Unknown);
+        }
+        if let Some(k) = self.keys.read().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(k);
+        }
+        let k = self
+            .store
+            .key(id)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(Refusal::Unknown)?;
+        self.remember(k.clone());
+        Ok(k)
+    }
+
+    /// Refuses a revoked or expired key.
+    fn still_good(&self, key: &ApiKey) -> std::result::Result<(), Refusal> {
         if key.revoked_at.is_some() || self.is_revoked(&format!("key:{}", key.id)) {
             return Err(Refusal::Revoked);
         }
         if !key.is_live(ts::now()) {
             return Err(Refusal::Expired);
         }
-        Ok(key.principal())
+        Ok(())
     }
 
     /// The principal a key token (`ctk_<id>_<secret>`) stands for.
     pub async fn principal_of_key(&self, token: &str) -> std::result::Result<Principal, Refusal> {
         let rest = token.strip_prefix(KEY_PREFIX).ok_or(Refusal::Unknown)?;
         let (id, secret) = rest.split_once('_').ok_or(Refusal::Unknown)?;
-        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Refusal::Unknown);
-        }
-        let cached = self.keys.read().ok().and_then(|m| m.get(id).cloned());
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                // made since we last looked (by `citytwin keys create` in another process)
-                let k = self
-                    .store
-                    .key(id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or(Refusal::Unknown)?;
-                self.remember(k.clone());
-                k
-            }
-        };
+        let key = self.key_by_id(id).await?;
         if !same(&secret_hash(secret), &key.hash) {
             return Err(Refusal::Unknown);
         }
-        if key.revoked_at.is_some() || self.is_revoked(&format!("key:{}", key.id)) {
-            return Err(Refusal::Revoked);
-        }
-        if !key.is_live(ts::now()) {
-            return Err(Refusal::Expired);
-        }
+        self.still_good(&key)?;
         Ok(key.principal())
     }
 }

@@ -209,34 +209,36 @@ pub fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }
 
-/// Resolves a token into a principal.
+/// Resolves a token into a principal. A token checked once is remembered for a minute (an
+/// `Arc`, no work on the tile path), while revocation and expiry are still checked on every
+/// request.
 pub async fn principal_of(state: &AppState, token: &str) -> Result<Arc<Principal>, Problem> {
-    if token.starts_with(KEY_PREFIX) {
-        return state
-            .city
-            .credentials()
-            .principal_of_key(token)
-            .await
-            .map(Arc::new)
-            .map_err(|e| unauthorized(&e.to_string()));
-    }
-    let Some(oidc) = &state.oidc else {
-        return Err(unauthorized(
-            "not a key citytwin issued (ctk_…), and this server signs no one in",
-        ));
-    };
     let now = citytwin_city::live::ts::now();
     let p = match state.tokens.get(token) {
         Some(p) => p,
         None => {
-            let p = Arc::new(oidc.principal(token).await.map_err(|e| unauthorized(&e))?);
+            let p = if token.starts_with(KEY_PREFIX) {
+                state
+                    .city
+                    .credentials()
+                    .principal_of_key(token)
+                    .await
+                    .map_err(|e| unauthorized(&e.to_string()))?
+            } else if let Some(oidc) = &state.oidc {
+                oidc.principal(token).await.map_err(|e| unauthorized(&e))?
+            } else {
+                return Err(unauthorized(
+                    "not a key citytwin issued (ctk_…), and this server signs no one in",
+                ));
+            };
+            let p = Arc::new(p);
             state.tokens.insert(token.to_owned(), Arc::clone(&p));
             p
         }
     };
     if p.expires.is_some_and(|e| e <= now) {
         state.tokens.invalidate(token);
-        return Err(unauthorized("the token expired"));
+        return Err(unauthorized("the credentials expired"));
     }
     if state.city.credentials().is_revoked(&p.id) {
         return Err(unauthorized("the credentials were revoked"));

@@ -5,7 +5,7 @@
 use citytwin_city::Store;
 use citytwin_city::access::{Context, Principal, PrincipalKind, Role};
 use citytwin_city::audit::{AuditKey, AuditLog, AuditQuery, verify};
-use citytwin_city::catalog::{CatalogUpdate, OpenClass, ShareClass};
+use citytwin_city::catalog::{CatalogUpdate, Classification, OpenClass, ShareClass};
 use citytwin_city::keys::{Credentials, NewKey};
 use citytwin_city::live::ts;
 use citytwin_city::store::StoreSpec;
@@ -22,6 +22,50 @@ pub struct StoreArgs {
     /// the audit key file (default: as `serve` finds it)
     #[arg(long, env = "CITYTWIN_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
+}
+
+/// A layer's entry in the classified catalogue, given on the command line.
+#[derive(Debug, Clone, Args)]
+pub struct ClassArgs {
+    /// the owner department, for the classified catalogue (with --share, --open, --level)
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// sharing between departments: unconditional, conditional or not-shared
+    #[arg(long)]
+    pub share: Option<String>,
+    /// opening to the public: unconditional, conditional or not-open
+    #[arg(long)]
+    pub open: Option<String>,
+    /// security level 1–4
+    #[arg(long)]
+    pub level: Option<u8>,
+    /// how often the layer is updated
+    #[arg(long)]
+    pub update_frequency: Option<String>,
+}
+
+impl ClassArgs {
+    /// The entry, when one was given whole.
+    pub fn classification(self) -> Result<Option<Classification>, String> {
+        match (self.owner, self.share, self.open, self.level) {
+            (None, None, None, None) => Ok(None),
+            (Some(owner), Some(share), Some(open), Some(level)) => {
+                let c = Classification {
+                    owner,
+                    update_frequency: self.update_frequency.unwrap_or_default(),
+                    share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
+                    open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
+                    level,
+                };
+                c.check().map_err(|e| e.to_string())?;
+                Ok(Some(c))
+            }
+            _ => Err(
+                "classify with all of --owner, --share, --open and --level (or none, and `citytwin catalog set` later)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// `citytwin catalog …`
@@ -41,21 +85,9 @@ pub enum CatalogCommand {
     Set {
         /// the layer
         layer: String,
-        /// the owner department (the identity provider's department code)
-        #[arg(long)]
-        owner: Option<String>,
-        /// unconditional, conditional or not-shared (between departments)
-        #[arg(long)]
-        share: Option<String>,
-        /// unconditional, conditional or not-open (to the public)
-        #[arg(long)]
-        open: Option<String>,
-        /// security level 1–4
-        #[arg(long)]
-        level: Option<u8>,
-        /// how often it is updated (realtime, daily, monthly, yearly…)
-        #[arg(long)]
-        update_frequency: Option<String>,
+        /// owner, share and open class, level, update frequency: only what is given changes
+        #[command(flatten)]
+        class: ClassArgs,
         /// what the layer holds
         #[arg(long)]
         description: Option<String>,
@@ -267,11 +299,7 @@ pub async fn catalog(c: CatalogCommand) -> Result<(), String> {
         }
         CatalogCommand::Set {
             layer,
-            owner,
-            share,
-            open: open_class,
-            level,
-            update_frequency,
+            class,
             description,
             title,
             source,
@@ -282,19 +310,21 @@ pub async fn catalog(c: CatalogCommand) -> Result<(), String> {
             let change = CatalogUpdate {
                 title,
                 description,
-                owner,
-                update_frequency,
-                share: share
+                owner: class.owner,
+                update_frequency: class.update_frequency,
+                share: class
+                    .share
                     .as_deref()
                     .map(ShareClass::parse)
                     .transpose()
                     .map_err(|e| e.to_string())?,
-                open: open_class
+                open: class
+                    .open
                     .as_deref()
                     .map(OpenClass::parse)
                     .transpose()
                     .map_err(|e| e.to_string())?,
-                level,
+                level: class.level,
                 source,
                 acquired,
                 territory_field,

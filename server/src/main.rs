@@ -3,7 +3,6 @@
 use citytwin::app::{AppState, router, shutdown_signal, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings, repo_dir};
 use citytwin::progress::Bar;
-use citytwin_city::catalog::{Classification, OpenClass, ShareClass};
 use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
 use citytwin_city::import::{ImportRequest, import};
 use citytwin_city::store::StoreSpec;
@@ -100,51 +99,7 @@ struct PublishArgs {
     tile_fields: Option<Vec<String>>,
     /// the classified catalogue entry (all of --owner, --share, --open, --level, or none)
     #[command(flatten)]
-    class: ClassArgs,
-}
-
-/// A layer's entry in the classified catalogue, given on the command line.
-#[derive(Debug, clap::Args)]
-struct ClassArgs {
-    /// the owner department, for the classified catalogue (with --share, --open, --level)
-    #[arg(long)]
-    owner: Option<String>,
-    /// sharing between departments: unconditional, conditional or not-shared
-    #[arg(long)]
-    share: Option<String>,
-    /// opening to the public: unconditional, conditional or not-open
-    #[arg(long)]
-    open: Option<String>,
-    /// security level 1–4
-    #[arg(long)]
-    level: Option<u8>,
-    /// how often the layer is updated
-    #[arg(long)]
-    update_frequency: Option<String>,
-}
-
-impl ClassArgs {
-    /// The entry, when one was given whole.
-    fn classification(self) -> Result<Option<Classification>, String> {
-        match (self.owner, self.share, self.open, self.level) {
-            (None, None, None, None) => Ok(None),
-            (Some(owner), Some(share), Some(open), Some(level)) => {
-                let c = Classification {
-                    owner,
-                    update_frequency: self.update_frequency.unwrap_or_default(),
-                    share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
-                    open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
-                    level,
-                };
-                c.check().map_err(|e| e.to_string())?;
-                Ok(Some(c))
-            }
-            _ => Err(
-                "classify with all of --owner, --share, --open and --level (or none, and `citytwin catalog set` later)"
-                    .into(),
-            ),
-        }
-    }
+    class: citytwin::cli::ClassArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -190,7 +145,7 @@ struct ImportArgs {
     time_field: Option<String>,
     /// the classified catalogue entry (all of --owner, --share, --open, --level, or none)
     #[command(flatten)]
-    class: ClassArgs,
+    class: citytwin::cli::ClassArgs,
 }
 
 #[derive(Debug, clap::Args)]
