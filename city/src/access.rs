@@ -322,10 +322,11 @@ pub fn read(p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
     let c = meta.classification.as_ref();
     let open = c.is_some_and(|c| c.open == OpenClass::Unconditional);
     let basis = if open { Some(Basis::Open) } else { None };
+    // the strongest reason: its owner, then open to all, then shared between departments
     let basis = match (c, &p.department) {
         (Some(c), Some(d)) if *d == c.owner => Some(Basis::Owner),
         (Some(c), Some(_)) if c.level < 3 && c.share == ShareClass::Unconditional => {
-            Some(Basis::Shared).or(basis)
+            basis.or(Some(Basis::Shared))
         }
         _ => basis,
     };
