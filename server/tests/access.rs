@@ -1064,7 +1064,8 @@ async fn frames_for(ws: &mut Ws, d: Duration) -> Vec<Value> {
     out
 }
 
-/// Revoking a user refuses their next request and closes their open stream within a second.
+/// Revoking a user refuses their next request and closes their open streams — WebSocket,
+/// server-sent events, the dashboard's MJPEG — at once.
 #[tokio::test]
 async fn revocation_closes_open_streams_at_once() {
     let w = world();
@@ -1086,6 +1087,17 @@ async fn revocation_closes_open_streams_at_once() {
         .unwrap()
         .bytes_stream();
     assert!(sse.next().await.is_some());
+    let mjpeg = as_("revokee")
+        .get(format!(
+            "{}/dashboards/nanjing/stream?width=320&height=180",
+            w.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mjpeg.status(), 200);
+    let mut mjpeg = mjpeg.bytes_stream();
+    assert!(mjpeg.next().await.is_some(), "the first frame");
     let (s, p) = post(
         "security",
         "/admin/revocations",
@@ -1106,6 +1118,11 @@ async fn revocation_closes_open_streams_at_once() {
     })
     .await;
     assert!(ended.is_ok(), "the event stream ended");
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(Ok(_)) = mjpeg.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the dashboard stream ended");
     assert!(started.elapsed() < Duration::from_secs(3));
     let (s, body) = json_of("revokee", "/me").await;
     assert_eq!(s, 401, "{body}");
