@@ -187,11 +187,7 @@ impl Principal {
     /// acting for the whole city; never, for a place outside every grid when it has one).
     #[must_use]
     pub fn covers(&self, code: Option<&str>) -> bool {
-        match (&self.territory, code) {
-            (None, _) => true,
-            (Some(t), Some(c)) => c.starts_with(t.as_str()),
-            (Some(_), None) => false,
-        }
+        within(self.territory.as_deref(), code)
     }
 
     /// Whether it may send readings of this sensor.
@@ -278,22 +274,31 @@ impl ReadPlan {
     /// Whether a feature with these values is in the plan.
     #[must_use]
     pub fn shows(&self, values: &[citytwin_tiles::Value]) -> bool {
-        match &self.territory {
-            None => true,
-            Some((i, code)) => match values.get(*i) {
-                Some(citytwin_tiles::Value::Text(t)) => t.starts_with(code.as_str()),
-                _ => false,
-            },
-        }
+        self.territory
+            .as_ref()
+            .is_none_or(|rows| in_rows(values, rows))
     }
 
     /// Whether a thing at this territorial code is in the plan.
     #[must_use]
     pub fn shows_code(&self, code: Option<&str>) -> bool {
-        match &self.territory {
-            None => true,
-            Some((_, t)) => code.is_some_and(|c| c.starts_with(t.as_str())),
-        }
+        within(self.territory.as_ref().map(|(_, t)| t.as_str()), code)
+    }
+}
+
+/// Whether a thing at territorial code `code` lies inside `territory` (codes nest: a street's
+/// code starts with its district's); everything lies inside no territory at all.
+#[must_use]
+pub fn within(territory: Option<&str>, code: Option<&str>) -> bool {
+    territory.is_none_or(|t| code.is_some_and(|c| c.starts_with(t)))
+}
+
+/// Whether a feature's values hold, in the rows' text field, a code inside the rows' territory.
+#[must_use]
+pub fn in_rows(values: &[citytwin_tiles::Value], (field, territory): &(usize, String)) -> bool {
+    match values.get(*field) {
+        Some(citytwin_tiles::Value::Text(t)) => within(Some(territory), Some(t)),
+        _ => false,
     }
 }
 

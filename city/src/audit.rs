@@ -150,12 +150,7 @@ impl AuditKey {
         match std::fs::read_to_string(path) {
             Ok(text) => Self::new(text.trim().as_bytes().to_vec()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                use rand::TryRngCore;
-                let mut buf = [0u8; 32];
-                rand::rngs::OsRng
-                    .try_fill_bytes(&mut buf)
-                    .map_err(|e| Error::Invalid(format!("no randomness from the system: {e}")))?;
-                let text: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+                let text = crate::keys::random_hex(32)?;
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(io)?;
                 }
@@ -193,11 +188,7 @@ impl AuditKey {
         ))
         .unwrap_or_default();
         mac.update(&body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::keys::hex(&mac.finalize().into_bytes())
     }
 }
 
@@ -227,19 +218,17 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer over a store, continuing its chain; entries older than
-    /// `retention_days` (at least [`MIN_RETENTION_DAYS`]) are pruned once a day.
+    /// Starts the writer over a store, continuing its chain, with the minute roll-up of tile
+    /// reads; entries older than `retention_days` (at least [`MIN_RETENTION_DAYS`]) are
+    /// pruned once a day.
     pub async fn open(store: Arc<dyn Store>, key: AuditKey, retention_days: u32) -> Result<Self> {
         if retention_days < MIN_RETENTION_DAYS {
             return Err(Error::Invalid(format!(
                 "audit entries are kept at least {MIN_RETENTION_DAYS} days, not {retention_days}"
             )));
         }
-        let head = store.audit_head().await?;
-        let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(write_loop(Arc::clone(&store), key, head, rx));
-        let tiles: Rollups = Arc::default();
-        let (jobs, rolled) = (tx.clone(), Arc::clone(&tiles));
+        let log = Self::writer(Arc::clone(&store), key).await?;
+        let (jobs, rolled) = (log.jobs.clone(), Arc::clone(&log.tiles));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_mins(1));
             tick.tick().await;
@@ -280,7 +269,19 @@ impl AuditLog {
                 }
             }
         });
-        Ok(Self { jobs: tx, tiles })
+        Ok(log)
+    }
+
+    /// Only the writer, continuing the store's chain: for a short-lived process (the CLI)
+    /// that records what it did, without the server's minute roll-ups and daily pruning.
+    pub async fn writer(store: Arc<dyn Store>, key: AuditKey) -> Result<Self> {
+        let head = store.audit_head().await?;
+        let (jobs, rx) = mpsc::channel(65_536);
+        tokio::spawn(write_loop(store, key, head, rx));
+        Ok(Self {
+            jobs,
+            tiles: Rollups::default(),
+        })
     }
 
     /// Queues an entry; it is written within moments.

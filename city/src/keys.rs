@@ -112,7 +112,9 @@ pub struct Revocation {
     pub by: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -120,7 +122,8 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn random_hex(bytes: usize) -> Result<String> {
+/// `bytes` bytes of the system's randomness, as hex: secrets, tickets, receipts, keys.
+pub fn random_hex(bytes: usize) -> Result<String> {
     use rand::TryRngCore;
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng

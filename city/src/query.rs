@@ -214,8 +214,8 @@ impl Selection {
         {
             return false;
         }
-        if let Some((i, code)) = &self.rows
-            && !matches!(f.values.get(*i), Some(citytwin_tiles::Value::Text(t)) if t.starts_with(code.as_str()))
+        if let Some(rows) = &self.rows
+            && !crate::access::in_rows(&f.values, rows)
         {
             return false;
         }

@@ -501,11 +501,7 @@ pub fn encode_layer_rows(
     );
     let features: Vec<SourceFeature<'_>> = index
         .query(area)
-        .filter(|f| {
-            rows.is_none_or(|(i, code)| {
-                matches!(f.values.get(*i), Some(citytwin_tiles::Value::Text(t)) if t.starts_with(code.as_str()))
-            })
-        })
+        .filter(|f| rows.is_none_or(|r| crate::access::in_rows(&f.values, r)))
         .map(|f| SourceFeature {
             id: f.id as u64,
             geometry: &f.geometry,

@@ -115,8 +115,8 @@ pub async fn guard(mut req: Request, next: Next) -> Response {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             format!(
-                "the body is larger than this route takes ({})",
-                route.as_deref().map_or("1 MiB", body_limit_text)
+                "the body is larger than this route takes ({} MiB)",
+                body_limit(route.as_deref().unwrap_or("")) >> 20
             ),
         )
         .into_response();
@@ -161,14 +161,6 @@ pub fn body_limit(route: &str) -> usize {
         "/readings" => 24 << 20,
         "/layers/{layer}/intersects" | "/grids/locate" => 8 << 20,
         _ => 1 << 20,
-    }
-}
-
-fn body_limit_text(route: &str) -> &'static str {
-    match body_limit(route) {
-        n if n >= 24 << 20 => "24 MiB",
-        n if n >= 8 << 20 => "8 MiB",
-        _ => "1 MiB",
     }
 }
 
@@ -263,16 +255,13 @@ fn principal_of_ticket(state: &AppState, ticket: &str) -> Result<Arc<Principal>,
 
 /// 192 random bits as hex, for tickets and receipts.
 pub fn random_token() -> Result<String, Problem> {
-    use rand::TryRngCore;
-    let mut buf = [0u8; 24];
-    rand::rngs::OsRng.try_fill_bytes(&mut buf).map_err(|_| {
+    citytwin_city::keys::random_hex(24).map_err(|e| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no-randomness",
-            "the system gave no randomness",
+            e.to_string(),
         )
-    })?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    })
 }
 
 /// Issues a one-use ticket for a principal's next stream (valid 30 seconds).

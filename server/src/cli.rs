@@ -2,6 +2,7 @@
 //! does one thing, and records it in the audit log (as `cli`, by the operating-system user
 //! who ran it); a running server sees keys at once and revocations within a second.
 
+use crate::routes::access::{audit_json, key_json, revocation_json};
 use citytwin_city::Store;
 use citytwin_city::access::{Context, Principal, PrincipalKind, Role};
 use citytwin_city::audit::{AuditKey, AuditLog, AuditQuery, verify};
@@ -265,13 +266,9 @@ async fn record(
     target: &str,
     detail: &str,
 ) -> Result<(), String> {
-    let log = AuditLog::open(
-        Arc::clone(store),
-        audit_key(a, true)?,
-        citytwin_city::audit::MIN_RETENTION_DAYS,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let log = AuditLog::writer(Arc::clone(store), audit_key(a, true)?)
+        .await
+        .map_err(|e| e.to_string())?;
     log.record_durable(operator().record(action, target, true, None, detail))
         .await
         .map_err(|e| e.to_string())
@@ -414,14 +411,7 @@ pub async fn keys(c: KeysCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             for k in creds.list().await.map_err(|e| e.to_string())? {
-                let mut v = serde_json::to_value(&k).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("hash");
-                    o.insert("created_at".into(), ts::format(k.created_at).into());
-                    o.insert("expires_at".into(), ts::format(k.expires_at).into());
-                    o.insert("revoked_at".into(), k.revoked_at.map(ts::format).into());
-                }
-                out(&v.to_string());
+                out(&key_json(&k).to_string());
             }
             store.close().await;
             Ok(())
@@ -456,9 +446,7 @@ pub async fn users(c: UsersCommand) -> Result<(), String> {
             let store = open(&a.store).await?;
             let list = store.revocations(0).await.map_err(|e| e.to_string())?;
             for r in list {
-                let mut v = serde_json::to_value(&r).unwrap_or_default();
-                v["at"] = ts::format(r.at).into();
-                out(&v.to_string());
+                out(&revocation_json(&r).to_string());
             }
             store.close().await;
             return Ok(());
@@ -555,9 +543,7 @@ pub async fn audit(c: AuditCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             for e in entries {
-                let mut v = serde_json::to_value(&e).unwrap_or_default();
-                v["at"] = ts::format(e.at).into();
-                out(&v.to_string());
+                out(&audit_json(&e).to_string());
             }
             store.close().await;
             Ok(())

@@ -15,7 +15,7 @@ use citytwin::config::{ServeArgs, Settings};
 use citytwin_city::catalog::{Classification, OpenClass, ShareClass};
 use citytwin_city::import::{ImportRequest, NoProgress, import};
 use citytwin_city::{City, CityOptions, Store};
-use common::{client_with, public_client, repo};
+use common::{Child, client_with, free_port, public_client, repo};
 use futures_util::StreamExt;
 use geozero::mvt::{Message, Tile};
 use reqwest::StatusCode;
@@ -111,27 +111,8 @@ const USERS: &str = r#"{
   "security": { "sub": "u-security", "password": "p-security", "name": "security", "department": "big-data", "roles": ["security-admin"] }
 }"#;
 
-/// A process stopped when dropped; its standard input closes with the test process, which
-/// stops the identity provider even when this test binary is killed.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `web/idp/provider.mjs` (npm oidc-provider) and waits until it listens.
-fn provider(port: u16, dir: &Path, redirect: &str, extra: &[&str]) -> Proc {
+fn provider(port: u16, dir: &Path, redirect: &str, extra: &[&str]) -> Child {
     let mut child = Command::new("node")
         .arg(repo().join("web/idp/provider.mjs"))
         .args([
@@ -146,6 +127,8 @@ fn provider(port: u16, dir: &Path, redirect: &str, extra: &[&str]) -> Proc {
         .arg("--users")
         .arg(dir.join("users.json"))
         .args(extra)
+        // its standard input closes with this test process, which stops the provider even
+        // when the test binary is killed
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -157,7 +140,7 @@ fn provider(port: u16, dir: &Path, redirect: &str, extra: &[&str]) -> Proc {
         line.is_some_and(|l| l.is_ok_and(|l| l.contains("issuer"))),
         "the identity provider did not start"
     );
-    Proc(child)
+    Child(child)
 }
 
 struct World {
@@ -170,7 +153,7 @@ struct World {
     tokens: HashMap<&'static str, String>,
     /// tokens that must be refused: expired, other audience, other issuer
     bad: Vec<(&'static str, String)>,
-    _providers: Vec<Proc>,
+    _providers: Vec<Child>,
 }
 
 static WORLD: OnceLock<World> = OnceLock::new();

@@ -310,11 +310,10 @@ impl City {
         name: &str,
     ) -> Result<crate::access::ReadPlan> {
         let layer = query_layer(name);
-        let meta = self
+        let index = self
             .layer(layer.name())
-            .map(|l| l.meta.clone())
             .ok_or_else(|| Error::NotFound("no data".into()))?;
-        crate::access::read(p, &meta).map_err(|_| Error::NotFound("no data".into()))
+        crate::access::read(p, &index.meta).map_err(|_| Error::NotFound("no data".into()))
     }
 
     /// Answers a dashboard query at `now` with what the principal may see: nothing from a

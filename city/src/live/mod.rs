@@ -233,20 +233,21 @@ impl FeedFilter {
     /// Whether a change passes.
     #[must_use]
     pub fn matches(&self, c: &Change) -> bool {
-        self.scope.iter().any(|(l, territory)| {
-            *l == c.layer
-                && territory
-                    .as_ref()
-                    .is_none_or(|t| c.grid.as_ref().is_some_and(|g| g.starts_with(t.as_str())))
-        }) && (self.layers.is_empty() || self.layers.contains(&c.layer))
+        self.shows(c.layer, c.grid.as_deref())
+            && (self.layers.is_empty() || self.layers.contains(&c.layer))
             && self
                 .bbox
                 .is_none_or(|[w, s, e, n]| c.lon >= w && c.lon <= e && c.lat >= s && c.lat <= n)
-            && self
-                .grid
-                .as_ref()
-                .is_none_or(|g| c.grid.as_ref().is_some_and(|cg| cg.starts_with(g.as_str())))
+            && crate::access::within(self.grid.as_deref(), c.grid.as_deref())
             && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == c.kind))
+    }
+
+    /// Whether the subscriber's scope shows a thing of this live layer at this code.
+    #[must_use]
+    pub fn shows(&self, layer: LiveLayer, code: Option<&str>) -> bool {
+        self.scope
+            .iter()
+            .any(|(l, t)| *l == layer && crate::access::within(t.as_deref(), code))
     }
 }
 

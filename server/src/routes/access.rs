@@ -76,6 +76,35 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> Json<Va
     }))
 }
 
+/// An audit entry as `/audit` and `citytwin audit show` print it: its time as RFC 3339.
+#[must_use]
+pub fn audit_json(e: &citytwin_city::audit::AuditEntry) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    v["at"] = ts::format(e.at).into();
+    v
+}
+
+/// A key as `/admin/keys` and `citytwin keys list` print it: never its hash, times as RFC 3339.
+#[must_use]
+pub fn key_json(k: &citytwin_city::keys::ApiKey) -> Value {
+    let mut v = serde_json::to_value(k).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("hash");
+    }
+    v["created_at"] = ts::format(k.created_at).into();
+    v["expires_at"] = ts::format(k.expires_at).into();
+    v["revoked_at"] = k.revoked_at.map(ts::format).into();
+    v
+}
+
+/// A revocation as `/admin/revocations` and `citytwin users list` print it.
+#[must_use]
+pub fn revocation_json(r: &citytwin_city::keys::Revocation) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["at"] = ts::format(r.at).into();
+    v
+}
+
 fn time(p: &Params, name: &str) -> ApiResult<Option<i64>> {
     p.text(name)
         .map(|t| ts::parse(t).map_err(|e| Problem::bad_parameter(name, e)))
@@ -151,14 +180,7 @@ pub(crate) async fn audit(
             .record("audit.read", "audit", true, Some(entries.len() as u64), ""),
     );
     let next = (entries.len() == limit).then(|| entries.last().map(|e| e.seq));
-    let list: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            let mut v = serde_json::to_value(e).unwrap_or_default();
-            v["at"] = ts::format(e.at).into();
-            v
-        })
-        .collect();
+    let list: Vec<Value> = entries.iter().map(audit_json).collect();
     Ok(Json(json!({ "entries": list, "next": next.flatten() })))
 }
 
@@ -179,16 +201,7 @@ pub(crate) async fn list_keys(
         .list()
         .await?
         .iter()
-        .map(|k| {
-            let mut v = serde_json::to_value(k).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.remove("hash");
-            }
-            v["created_at"] = ts::format(k.created_at).into();
-            v["expires_at"] = ts::format(k.expires_at).into();
-            v["revoked_at"] = k.revoked_at.map(ts::format).into();
-            v
-        })
+        .map(key_json)
         .collect();
     Ok(Json(json!({ "keys": keys })))
 }
@@ -334,11 +347,7 @@ pub(crate) async fn revocations(
         .revocations()
         .await?
         .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["at"] = ts::format(r.at).into();
-            v
-        })
+        .map(revocation_json)
         .collect();
     Ok(Json(json!({ "revocations": list })))
 }

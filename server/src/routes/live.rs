@@ -1333,14 +1333,8 @@ pub(crate) async fn changes(
         .into_response())
 }
 
-fn state_json(s: &LiveState, at: Millis, scope: &[(LiveLayer, Option<String>)]) -> Value {
-    let shows = |layer: LiveLayer, code: Option<&str>| {
-        scope.iter().any(|(l, t)| {
-            *l == layer
-                && t.as_ref()
-                    .is_none_or(|t| code.is_some_and(|c| c.starts_with(t.as_str())))
-        })
-    };
+fn state_json(s: &LiveState, at: Millis, scope: &FeedFilter) -> Value {
+    let shows = |layer: LiveLayer, code: Option<&str>| scope.shows(layer, code);
     json!({
         "at": ts::format(at),
         "seq": s.seq,
@@ -1362,7 +1356,10 @@ pub(crate) async fn state_at(
     caller: Caller,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let scope = feed_scope(&state, &caller);
+    let scope = FeedFilter {
+        scope: feed_scope(&state, &caller),
+        ..FeedFilter::default()
+    };
     p.only(&["at"])?;
     Ok(Json(match time("at", p.text("at"))? {
         None => state.city.with_live(|s| state_json(s, ts::now(), &scope)),

@@ -247,9 +247,12 @@ pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> ApiRe
     Ok(Json(json!({ "dashboards": out })))
 }
 
+/// Renders a dashboard frame for a principal; with `caller`, the layers drawn are recorded as
+/// its reads.
 async fn render_frame(
     state: &AppState,
     who: &Principal,
+    caller: Option<&Caller>,
     layout: Arc<Layout>,
     styles: Arc<HashMap<String, Style>>,
     (width, height): (u32, u32),
@@ -257,6 +260,11 @@ async fn render_frame(
     let now = ts::now();
     let data = panel_data(&state.city, who, &layout, now).await;
     let source = CitySource::of(&state.city, who);
+    if let Some(caller) = caller {
+        for plan in source.plans() {
+            caller.served(state, plan, None);
+        }
+    }
     let clock = clock_text(now);
     state
         .render
@@ -320,14 +328,12 @@ pub(crate) async fn dashboard(
     let frame = render_frame(
         &state,
         caller.principal(),
+        Some(&caller),
         Arc::new(layout),
         Arc::new(styles),
         size,
     )
     .await?;
-    for plan in CitySource::of(&state.city, caller.principal()).plans() {
-        caller.served(&state, plan, None);
-    }
     png_response(&frame)
 }
 
@@ -456,6 +462,7 @@ impl Streaming {
             let frame = render_frame(
                 &self.state,
                 &self.who,
+                None,
                 Arc::clone(&self.layout),
                 Arc::clone(&self.styles),
                 self.size,
@@ -529,8 +536,15 @@ pub(crate) async fn stream(
     let jpeg = match state.frames.get(&first_key) {
         Some(jpeg) => jpeg,
         None => {
-            let first =
-                render_frame(&state, &who, Arc::clone(&layout), Arc::clone(&styles), size).await?;
+            let first = render_frame(
+                &state,
+                &who,
+                None,
+                Arc::clone(&layout),
+                Arc::clone(&styles),
+                size,
+            )
+            .await?;
             let jpeg = Bytes::from(first.jpeg(quality).map_err(crate::render::problem)?);
             state.metrics.frames.inc();
             state.frames.insert(first_key, jpeg.clone());

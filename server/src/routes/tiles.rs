@@ -116,8 +116,6 @@ pub(crate) async fn tile(
     for (l, plan) in &resolved {
         l.version.hash(&mut hasher);
         plans = plans.rotate_left(7) ^ plan.key();
-    }
-    for (_, plan) in &resolved {
         state.city.tile_served(&caller.cx, plan);
     }
     let key = TileKey {
