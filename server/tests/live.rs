@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cli_key, client, client_with, server};
+use common::{Child, cli_key, client, client_with, free_port, server};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -634,24 +634,6 @@ async fn live_layers_are_fresh_on_the_next_request_and_the_past_replays() {
     assert_eq!(names, ["events", "sensors", "units"]);
 }
 
-/// A child process stopped when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The roles of the key child servers are driven with.
 const ALL_ROLES: &str =
     "reporter,dispatcher,handler,verifier,commander,sensor-admin,gateway,tracker,system-admin";
@@ -1075,17 +1057,24 @@ async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("k9.gpkg");
     let (mut server, base, token) = serve(&store, &["--demo"]);
-    post_to(
+    let (status, s) = post_to(
         (&base, &token),
         "/sensors",
         &json!({ "id": "K9-1", "type": "water-level", "lon": HERE.0, "lat": HERE.1, "unit": "m" }),
     )
     .await
     .unwrap();
+    assert_eq!(status, 201, "{s}");
     let started = Instant::now();
+    // how much the writers have had acknowledged: the server is killed once there is enough
+    // to lose, however fast this machine is
+    let progress = std::sync::Arc::new([
+        std::sync::atomic::AtomicUsize::new(0),
+        std::sync::atomic::AtomicUsize::new(0),
+    ]);
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (base, token) = (base.clone(), token.clone());
+        let (base, token, progress) = (base.clone(), token.clone(), progress.clone());
         writers.push(tokio::spawn(async move {
             let at = (base.as_str(), token.as_str());
             let (mut readings, mut events) = (Vec::new(), Vec::new());
@@ -1093,7 +1082,10 @@ async fn acknowledged_writes_survive_kill_9() {
                 if w == 0 {
                     let body = json!({ "source": "hotline", "category": "noise", "lon": HERE.0 + f64::from(round) * 0.002, "lat": HERE.1 });
                     match post_to(at, "/events", &body).await {
-                        Ok((201 | 200, e)) => events.push(e["id"].as_i64().unwrap()),
+                        Ok((201 | 200, e)) => {
+                            events.push(e["id"].as_i64().unwrap());
+                            progress[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         _ => break,
                     }
                     continue;
@@ -1101,14 +1093,24 @@ async fn acknowledged_writes_survive_kill_9() {
                 let values: Vec<f64> = (0..200).map(|j| f64::from(w * 1_000_000 + round * 200 + j)).collect();
                 let body = json!({ "readings": values.iter().map(|v| json!({ "sensor": "K9-1", "value": v })).collect::<Vec<_>>() });
                 match post_to(at, "/readings", &body).await {
-                    Ok((202, _)) => readings.extend(values),
+                    Ok((202, _)) => {
+                        readings.extend(values);
+                        progress[1].fetch_add(200, std::sync::atomic::Ordering::Relaxed);
+                    }
                     _ => break,
                 }
             }
             (readings, events)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let enough = || {
+        progress[0].load(std::sync::atomic::Ordering::Relaxed) > 0
+            && progress[1].load(std::sync::atomic::Ordering::Relaxed) >= 2000
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !enough() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let killed = Command::new("kill")
         .args(["-KILL", &server.0.id().to_string()])
         .status()
