@@ -42,11 +42,14 @@ pub enum Role {
     SecurityAdmin,
     /// operates the server: metrics
     SystemAdmin,
+    /// keeps its department's data: approves or refuses requests to use it, decides
+    /// objections to it, and reads its level-3 layers as they are
+    DataSteward,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Self::Reporter,
         Self::Dispatcher,
         Self::Handler,
@@ -58,6 +61,7 @@ impl Role {
         Self::Auditor,
         Self::SecurityAdmin,
         Self::SystemAdmin,
+        Self::DataSteward,
     ];
 
     /// The role's name in claims, keys and the CLI.
@@ -75,6 +79,7 @@ impl Role {
             Self::Auditor => "auditor",
             Self::SecurityAdmin => "security-admin",
             Self::SystemAdmin => "system-admin",
+            Self::DataSteward => "data-steward",
         }
     }
 
@@ -90,6 +95,22 @@ impl Role {
         matches!(
             self,
             Self::Auditor | Self::SecurityAdmin | Self::SystemAdmin
+        )
+    }
+
+    /// Whether the role works with its department's data as it is: a level-3 layer's raw
+    /// features go only to its owner department's staff in such a role.
+    #[must_use]
+    pub fn works_raw_data(self) -> bool {
+        matches!(
+            self,
+            Self::DataSteward
+                | Self::Reporter
+                | Self::Dispatcher
+                | Self::Handler
+                | Self::Verifier
+                | Self::Commander
+                | Self::SensorAdmin
         )
     }
 
@@ -241,6 +262,31 @@ pub enum Basis {
     Owner,
 }
 
+/// In what form a principal gets a layer's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// the features as they are
+    Raw,
+    /// personal fields masked and coordinates snapped as the catalogue says (脱敏)
+    Desensitised,
+    /// only counts (and sums) on fixed units, small ones suppressed: usable but invisible
+    /// (可用不可见, Auth art. 14, 16); a level-3 layer for all but its owner's staff
+    Aggregate,
+}
+
+impl Form {
+    /// The form's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Desensitised => "desensitised",
+            Self::Aggregate => "aggregate",
+        }
+    }
+}
+
 /// What a principal sees of a layer it may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadPlan {
@@ -248,6 +294,8 @@ pub struct ReadPlan {
     pub layer: String,
     /// why it may read it
     pub basis: Basis,
+    /// what it gets of it
+    pub form: Form,
     /// only features whose territorial code (in this field) starts with this code; every
     /// feature when absent
     pub territory: Option<(usize, String)>,
@@ -261,14 +309,27 @@ impl ReadPlan {
     /// Plans that show the same features share a key (0 for the whole layer).
     #[must_use]
     pub fn key(&self) -> u64 {
-        match &self.territory {
-            None => 0,
-            Some((_, code)) => {
+        match (&self.territory, self.form) {
+            (None, Form::Raw) => 0,
+            (territory, form) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
-                code.hash(&mut h);
+                territory.as_ref().map(|(_, t)| t).hash(&mut h);
+                form.hash(&mut h);
                 h.finish() | 1
             }
         }
+    }
+
+    /// Refuses a channel that hands out features (items, nearest, within, intersects,
+    /// exports) when the plan allows only aggregates, naming the rule.
+    pub fn features_allowed(&self) -> crate::Result<()> {
+        if self.form == Form::Aggregate {
+            return Err(crate::Error::Forbidden(format!(
+                "layer {} is usable but invisible (security level 3 and above, Auth art. 14 and 16): its raw features stay with the owner department; use its statistics (/layers/{0}/stats), H3 cells (/layers/{0}/cells?h3=5..9) or its aggregate tiles",
+                self.layer
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a feature with these values is in the plan.
@@ -327,22 +388,22 @@ pub fn read(p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
     let c = meta.classification.as_ref();
     let open = c.is_some_and(|c| c.open == OpenClass::Unconditional);
     let basis = if open { Some(Basis::Open) } else { None };
+    let owner = matches!((c, &p.department), (Some(c), Some(d)) if *d == c.owner);
+    let sensitive = c.is_some_and(|c| c.level >= 3);
     // the strongest reason: its owner, then open to all, then shared between departments
     let basis = match (c, &p.department) {
-        (Some(c), Some(d)) if *d == c.owner => Some(Basis::Owner),
-        (Some(c), Some(_)) if c.level < 3 && c.share == ShareClass::Unconditional => {
-            basis.or(Some(Basis::Shared))
-        }
+        (Some(_), Some(_)) if owner => Some(Basis::Owner),
+        (Some(c), Some(_)) if c.share == ShareClass::Unconditional => basis.or(Some(Basis::Shared)),
+        // level-3 data is never shared or opened unconditionally ([`Classification::check`]);
+        // shared or opened at all, it goes out as aggregates
+        (Some(c), Some(_)) if sensitive && c.share != ShareClass::NotShared => Some(Basis::Shared),
+        (Some(c), None) if sensitive && c.open != OpenClass::NotOpen => Some(Basis::Open),
         _ => basis,
     };
     let Some(basis) = basis else {
         let why = match c {
             None => "the layer is not classified: not shared, not open".to_owned(),
             Some(_) if p.is_public() => "the layer is not open to the public".to_owned(),
-            Some(c) if c.level >= 3 => format!(
-                "level-{} data: raw features only for the owner department {}",
-                c.level, c.owner
-            ),
             Some(c) => format!(
                 "the layer is {} between departments and {} is not its owner ({})",
                 c.share.name(),
@@ -352,13 +413,23 @@ pub fn read(p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
         };
         return Err(Denial::Hidden(why));
     };
+    let form = match c {
+        Some(_) if sensitive && !(owner && p.roles.iter().any(|r| r.works_raw_data())) => {
+            Form::Aggregate
+        }
+        Some(c) if !owner && c.desensitises() => Form::Desensitised,
+        _ => Form::Raw,
+    };
     let territory = match (&p.territory, &meta.territory_field) {
-        (Some(t), Some(f)) => meta.field_index(f).map(|i| (i, t.clone())),
+        (Some(t), Some(f)) if form != Form::Aggregate => {
+            meta.field_index(f).map(|i| (i, t.clone()))
+        }
         _ => None,
     };
     Ok(ReadPlan {
         layer: meta.name.clone(),
         basis,
+        form,
         territory,
         audited: !open,
     })
@@ -554,7 +625,8 @@ impl crate::City {
         }
     }
 
-    /// A layer and what the asker sees of it. A layer it may not see is
+    /// A layer as the asker may see it (the layer, its desensitised view, or its aggregate
+    /// cells) and its plan. A layer it may not see is
     /// [`crate::Error::UnknownLayer`], exactly as a layer that does not exist; the denial is
     /// audited.
     pub fn read_plan(
@@ -566,7 +638,7 @@ impl crate::City {
             .layer(name)
             .ok_or_else(|| crate::Error::UnknownLayer(name.to_owned()))?;
         match read(&cx.principal, &layer.meta) {
-            Ok(plan) => Ok((layer, plan)),
+            Ok(plan) => Ok((self.view_of(&layer, &plan, None)?, plan)),
             Err(d) => {
                 self.audit(cx.record("read", name, false, None, d.reason()));
                 Err(crate::Error::UnknownLayer(name.to_owned()))
@@ -574,7 +646,8 @@ impl crate::City {
         }
     }
 
-    /// Every layer the asker may see, with its plan, ordered by name.
+    /// Every layer the asker may see, as it may see it (the layer, its desensitised view or
+    /// its aggregate cells), with its plan, ordered by name.
     #[must_use]
     pub fn visible_layers(
         &self,
@@ -582,7 +655,11 @@ impl crate::City {
     ) -> Vec<(std::sync::Arc<crate::LayerIndex>, ReadPlan)> {
         self.layers()
             .into_iter()
-            .filter_map(|l| read(p, &l.meta).ok().map(|plan| (l, plan)))
+            .filter_map(|l| {
+                let plan = read(p, &l.meta).ok()?;
+                let view = self.view_of(&l, &plan, None).ok()?;
+                Some((view, plan))
+            })
             .collect()
     }
 
@@ -655,13 +732,7 @@ mod tests {
 
     fn layer(share: ShareClass, open: OpenClass, level: u8) -> LayerMeta {
         let mut m = LayerMeta::new("roads", GeometryKind::LineString);
-        m.classification = Some(Classification {
-            owner: "planning".into(),
-            update_frequency: String::new(),
-            share,
-            open,
-            level,
-        });
+        m.classification = Some(Classification::new("planning", share, open, level));
         m
     }
 
@@ -701,12 +772,52 @@ mod tests {
         assert_eq!(read(&water, &shared).unwrap().basis, Basis::Shared);
         assert!(read(&water, &shared).unwrap().audited);
         assert!(read(&water, &conditional).is_err());
-        assert!(read(&water, &secret).is_err());
         for m in [&shared, &conditional, &secret] {
             assert_eq!(read(&planning, m).unwrap().basis, Basis::Owner);
         }
         // an unclassified layer is not shared, not open: nobody reads it
         assert!(read(&planning, &LayerMeta::new("x", GeometryKind::Point)).is_err());
+    }
+
+    #[test]
+    fn level_3_data_goes_raw_only_to_its_owners_staff_and_as_aggregates_to_the_rest() {
+        let secret = layer(ShareClass::Conditional, OpenClass::Conditional, 3);
+        let mut steward = staff("planning");
+        steward.roles.insert(Role::DataSteward);
+        assert_eq!(read(&steward, &secret).unwrap().form, Form::Raw);
+        // the owner department without a role that works the data, another department and
+        // the public: aggregates
+        for p in [staff("planning"), staff("water"), Principal::public()] {
+            let plan = read(&p, &secret).unwrap();
+            assert_eq!(plan.form, Form::Aggregate, "{}", p.id);
+            assert!(plan.features_allowed().is_err());
+            assert!(plan.audited);
+        }
+        // not shared, not open: the aggregates do not leave the department either
+        let closed = layer(ShareClass::NotShared, OpenClass::NotOpen, 3);
+        assert!(read(&staff("water"), &closed).is_err());
+        assert!(read(&Principal::public(), &closed).is_err());
+        // an aggregate plan is its own cache key, and a territory does not narrow it
+        let mut scoped = staff("water");
+        scoped.territory = Some("320102".into());
+        let plan = read(&scoped, &secret).unwrap();
+        assert!(plan.territory.is_none());
+        assert_ne!(plan.key(), 0);
+    }
+
+    #[test]
+    fn personal_fields_and_precision_desensitise_for_all_but_the_owner() {
+        let mut m = layer(ShareClass::Unconditional, OpenClass::Unconditional, 2);
+        if let Some(c) = m.classification.as_mut() {
+            c.precision_m = Some(100);
+        }
+        assert_eq!(read(&staff("planning"), &m).unwrap().form, Form::Raw);
+        for p in [staff("water"), Principal::public()] {
+            let plan = read(&p, &m).unwrap();
+            assert_eq!(plan.form, Form::Desensitised);
+            assert!(plan.features_allowed().is_ok());
+            assert_ne!(plan.key(), 0);
+        }
     }
 
     #[test]

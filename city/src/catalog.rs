@@ -4,6 +4,11 @@
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The smallest count an aggregate of a level-3 layer shows when its catalogue entry names
+/// none: a smaller non-zero count is shown as "< 5".
+pub const DEFAULT_MIN_COUNT: u32 = 5;
 
 /// How a layer is shared between government departments (Data art. 21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,9 +98,131 @@ pub struct Classification {
     pub open: OpenClass,
     /// security level, 1 (lowest) to 4
     pub level: u8,
+    /// personal fields (a reporter's name or phone number, a licence plate), each with how it
+    /// is shown to those without the right to the raw data
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub personal: BTreeMap<String, Mask>,
+    /// coordinates are snapped to a grid of this many metres for those without the right to
+    /// the raw data
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision_m: Option<u32>,
+    /// numeric fields whose sums and means may be served in aggregates of a level-3 layer
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregable: Vec<String>,
+    /// k: the smallest non-zero count an aggregate of a level-3 layer shows (default 5)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<u32>,
+}
+
+/// How a personal field is shown to those without the right to the raw data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mask {
+    /// left out (null)
+    Remove,
+    /// the first 3 and last 4 digits kept: `138****5678`
+    Phone,
+    /// the first character kept: `张**`
+    Name,
+    /// a licence plate's province and letter and its last character kept: `苏A****5`
+    Plate,
+    /// the first and last characters kept
+    Partial,
+}
+
+impl Mask {
+    /// Parses a mask's name.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "remove" => Ok(Self::Remove),
+            "phone" => Ok(Self::Phone),
+            "name" => Ok(Self::Name),
+            "plate" => Ok(Self::Plate),
+            "partial" => Ok(Self::Partial),
+            _ => Err(Error::Invalid(format!(
+                "mask {s:?}: use remove, phone, name, plate or partial"
+            ))),
+        }
+    }
+
+    /// The name [`Mask::parse`] reads.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Remove => "remove",
+            Self::Phone => "phone",
+            Self::Name => "name",
+            Self::Plate => "plate",
+            Self::Partial => "partial",
+        }
+    }
+
+    /// The text as those without the right to it see it; `None` when left out. Every
+    /// character hidden becomes one `*`; a text too short to keep anything is all `*`.
+    ///
+    /// ```
+    /// use citytwin_city::catalog::Mask;
+    /// assert_eq!(Mask::Phone.apply("13812345678").as_deref(), Some("138****5678"));
+    /// assert_eq!(Mask::Name.apply("张三丰").as_deref(), Some("张**"));
+    /// assert_eq!(Mask::Plate.apply("苏A12345").as_deref(), Some("苏A****5"));
+    /// assert_eq!(Mask::Partial.apply("Li Lei, 13812345678").as_deref(), Some(format!("L{}8", "*".repeat(17)).as_str()));
+    /// assert_eq!(Mask::Remove.apply("anything"), None);
+    /// ```
+    #[must_use]
+    pub fn apply(self, text: &str) -> Option<String> {
+        let chars: Vec<char> = text.chars().collect();
+        let keep = |head: usize, tail: usize| -> String {
+            let n = chars.len();
+            if n <= head + tail {
+                // too short to keep anything and still hide something
+                return "*".repeat(n.max(1));
+            }
+            chars[..head]
+                .iter()
+                .chain(std::iter::repeat_n(&'*', n - head - tail))
+                .chain(&chars[n - tail..])
+                .collect()
+        };
+        match self {
+            Self::Remove => None,
+            Self::Phone => Some(keep(3, 4)),
+            Self::Name => Some(keep(1, 0)),
+            Self::Plate => Some(keep(2, 1)),
+            Self::Partial => Some(keep(1, 1)),
+        }
+    }
 }
 
 impl Classification {
+    /// An entry with no personal fields, precision or aggregates.
+    #[must_use]
+    pub fn new(owner: &str, share: ShareClass, open: OpenClass, level: u8) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            update_frequency: String::new(),
+            share,
+            open,
+            level,
+            personal: BTreeMap::new(),
+            precision_m: None,
+            aggregable: Vec::new(),
+            min_count: None,
+        }
+    }
+
+    /// k: the smallest non-zero count an aggregate shows.
+    #[must_use]
+    pub fn k(&self) -> u32 {
+        self.min_count.unwrap_or(DEFAULT_MIN_COUNT)
+    }
+
+    /// Whether those without the right to the raw data see it changed (personal fields or
+    /// precision).
+    #[must_use]
+    pub fn desensitises(&self) -> bool {
+        !self.personal.is_empty() || self.precision_m.is_some()
+    }
+
     /// Checks the entry: a known owner, a level of 1 to 4, and no level-3 data opened to the
     /// public unconditionally (Auth art. 14: such data leaves only desensitised).
     pub fn check(&self) -> Result<()> {
@@ -118,6 +245,25 @@ impl Classification {
                 "a level-{} layer cannot be shared unconditionally: its raw records stay with the owner",
                 self.level
             )));
+        }
+        for f in self.personal.keys().chain(&self.aggregable) {
+            crate::layer::check_field_name(f)?;
+        }
+        if let Some(f) = self.personal.keys().find(|f| self.aggregable.contains(f)) {
+            return Err(Error::Invalid(format!(
+                "field {f:?} is personal and cannot be aggregable"
+            )));
+        }
+        if self
+            .precision_m
+            .is_some_and(|m| !(1..=100_000).contains(&m))
+        {
+            return Err(Error::Invalid(
+                "precision: use 1 to 100000 metres".to_owned(),
+            ));
+        }
+        if self.min_count.is_some_and(|k| !(2..=1000).contains(&k)) {
+            return Err(Error::Invalid("minimum count k: use 2 to 1000".to_owned()));
         }
         Ok(())
     }
@@ -163,6 +309,26 @@ pub struct CatalogUpdate {
     pub acquired: Option<String>,
     /// the text field holding each feature's territorial code, for territory-scoped readers
     pub territory_field: Option<String>,
+    /// personal fields and their masks (replacing the list)
+    pub personal: Option<BTreeMap<String, Mask>>,
+    /// precision in metres (0 removes it)
+    pub precision_m: Option<u32>,
+    /// aggregable numeric fields (replacing the list)
+    pub aggregable: Option<Vec<String>>,
+    /// k for aggregates
+    pub min_count: Option<u32>,
+}
+
+/// Parses `field=mask,field=mask` (`reporter=name,phone=phone`); a field alone is removed.
+pub fn parse_personal(s: &str) -> Result<BTreeMap<String, Mask>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((f, m)) => Ok((f.trim().to_owned(), Mask::parse(m.trim())?)),
+            None => Ok((p.to_owned(), Mask::Remove)),
+        })
+        .collect()
 }
 
 impl CatalogUpdate {
@@ -201,11 +367,15 @@ impl CatalogUpdate {
             || self.update_frequency.is_some()
             || self.share.is_some()
             || self.open.is_some()
-            || self.level.is_some();
+            || self.level.is_some()
+            || self.personal.is_some()
+            || self.precision_m.is_some()
+            || self.aggregable.is_some()
+            || self.min_count.is_some();
         if !touches {
             return Ok(());
         }
-        let c = match &meta.classification {
+        let mut c = match &meta.classification {
             Some(c) => Classification {
                 owner: self.owner.clone().unwrap_or_else(|| c.owner.clone()),
                 update_frequency: self
@@ -215,6 +385,7 @@ impl CatalogUpdate {
                 share: self.share.unwrap_or(c.share),
                 open: self.open.unwrap_or(c.open),
                 level: self.level.unwrap_or(c.level),
+                ..c.clone()
             },
             None => {
                 let missing: Vec<&str> = [
@@ -235,18 +406,57 @@ impl CatalogUpdate {
                     )));
                 }
                 Classification {
-                    owner: self.owner.clone().unwrap_or_default(),
                     update_frequency: self.update_frequency.clone().unwrap_or_default(),
-                    share: self.share.unwrap_or(ShareClass::NotShared),
-                    open: self.open.unwrap_or(OpenClass::NotOpen),
-                    level: self.level.unwrap_or(4),
+                    ..Classification::new(
+                        self.owner.as_deref().unwrap_or_default(),
+                        self.share.unwrap_or(ShareClass::NotShared),
+                        self.open.unwrap_or(OpenClass::NotOpen),
+                        self.level.unwrap_or(4),
+                    )
                 }
             }
         };
+        if let Some(p) = &self.personal {
+            c.personal.clone_from(p);
+        }
+        if let Some(m) = self.precision_m {
+            c.precision_m = (m > 0).then_some(m);
+        }
+        if let Some(a) = &self.aggregable {
+            c.aggregable.clone_from(a);
+        }
+        if let Some(k) = self.min_count {
+            c.min_count = Some(k);
+        }
         c.check()?;
+        check_fields(&c, meta)?;
         meta.classification = Some(c);
         Ok(())
     }
+}
+
+/// Checks that the personal and aggregable fields are the layer's (aggregable ones numeric).
+pub fn check_fields(c: &Classification, meta: &crate::LayerMeta) -> Result<()> {
+    for f in c.personal.keys() {
+        if meta.field_index(f).is_none() {
+            return Err(Error::Invalid(format!(
+                "personal field {f:?} is not a field of layer {}",
+                meta.name
+            )));
+        }
+    }
+    for f in &c.aggregable {
+        match meta.field_index(f).map(|i| meta.fields[i].kind) {
+            Some(crate::FieldKind::Integer | crate::FieldKind::Real) => {}
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "aggregable field {f:?} is not a numeric field of layer {}",
+                    meta.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies a catalogue change to a layer in a store and returns its metadata as stored. A
@@ -286,11 +496,8 @@ mod tests {
 
     fn c(share: ShareClass, open: OpenClass, level: u8) -> Classification {
         Classification {
-            owner: "planning".into(),
             update_frequency: "monthly".into(),
-            share,
-            open,
-            level,
+            ..Classification::new("planning", share, open, level)
         }
     }
 

@@ -40,6 +40,23 @@ struct Acc {
     sum: f64,
 }
 
+/// An H3 cell's outline in WGS84.
+#[must_use]
+pub fn h3_outline(cell: h3o::CellIndex) -> Polygon<f64> {
+    let mut ring: Vec<Coord<f64>> = cell
+        .boundary()
+        .iter()
+        .map(|ll| Coord {
+            x: ll.lng(),
+            y: ll.lat(),
+        })
+        .collect();
+    if let Some(first) = ring.first().copied() {
+        ring.push(first);
+    }
+    Polygon::new(LineString::from(ring), vec![])
+}
+
 /// Counts (and sums `field` of) the selected features per cell; cells with none are left out.
 /// Cells come ordered by key.
 pub fn aggregate(
@@ -103,22 +120,12 @@ pub fn aggregate(
     }
     let mut cells: Vec<Cell> = h3
         .into_iter()
-        .map(|(cell, a)| {
-            let ring: Vec<Coord<f64>> = cell
-                .boundary()
-                .iter()
-                .map(|ll| Coord {
-                    x: ll.lng(),
-                    y: ll.lat(),
-                })
-                .collect();
-            Cell {
-                key: cell.to_string(),
-                outline: Polygon::new(LineString::from(ring), vec![]),
-                count: a.count,
-                values: a.values,
-                sum: a.sum,
-            }
+        .map(|(cell, a)| Cell {
+            key: cell.to_string(),
+            outline: h3_outline(cell),
+            count: a.count,
+            values: a.values,
+            sum: a.sum,
         })
         .chain(squares.into_iter().map(|((i, j), a)| {
             let corner = |di: i64, dj: i64| {

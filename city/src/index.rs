@@ -41,6 +41,9 @@ pub struct LayerIndex {
     ids: std::sync::OnceLock<Vec<(i64, u32)>>,
     /// the span of the features' times, found on first use
     time_extent: std::sync::OnceLock<Option<TimeInterval>>,
+    /// what these features are of the layer: the layer itself, or a view derived from it for
+    /// readers without the right to the raw data
+    pub form: crate::access::Form,
 }
 
 /// A feature moved to Web Mercator, with its rank and anchor.
@@ -124,6 +127,18 @@ impl LayerIndex {
         } else {
             features.into_iter().map(project).collect()
         };
+        Self::from_indexed(meta, features, version, crate::access::Form::Raw)
+    }
+
+    /// Bulk-loads the tree over features already in Web Mercator (a view derived from
+    /// another index).
+    #[must_use]
+    pub fn from_indexed(
+        meta: LayerMeta,
+        features: Vec<IndexedFeature>,
+        version: u64,
+        form: crate::access::Form,
+    ) -> Self {
         let entries: Vec<Entry> = features
             .iter()
             .enumerate()
@@ -143,6 +158,7 @@ impl LayerIndex {
             resident: true,
             ids: std::sync::OnceLock::new(),
             time_extent: std::sync::OnceLock::new(),
+            form,
         }
     }
 
@@ -157,6 +173,7 @@ impl LayerIndex {
             resident: false,
             ids: std::sync::OnceLock::new(),
             time_extent: std::sync::OnceLock::new(),
+            form: crate::access::Form::Raw,
         }
     }
 

@@ -169,7 +169,7 @@ pub fn statistics(
     let units: Vec<usize> = (0..tree.units().len())
         .filter(|&u| {
             let t = tree.unit(u);
-            t.level == req.level && req.within.is_none_or(|w| is_under(tree, u, w))
+            t.level == req.level && req.within.is_none_or(|w| tree.is_under(u, w))
         })
         .collect();
     let mut slot = vec![u32::MAX; tree.units().len()];
@@ -240,16 +240,4 @@ pub fn statistics(
         ));
     }
     Ok(out)
-}
-
-fn is_under(tree: &TerritoryTree, mut u: usize, ancestor: usize) -> bool {
-    loop {
-        if u == ancestor {
-            return true;
-        }
-        match tree.unit(u).parent {
-            Some(p) => u = p,
-            None => return false,
-        }
-    }
 }

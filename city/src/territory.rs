@@ -290,6 +290,20 @@ impl Raster {
 }
 
 impl TerritoryTree {
+    /// Whether unit `u` is `ancestor` or lies inside it.
+    #[must_use]
+    pub fn is_under(&self, mut u: usize, ancestor: usize) -> bool {
+        loop {
+            if u == ancestor {
+                return true;
+            }
+            match self.units.get(u).and_then(|t| t.parent) {
+                Some(p) => u = p,
+                None => return false,
+            }
+        }
+    }
+
     /// Builds the tree from the territory layers present (any may be missing; a unit whose
     /// parent is missing has none).
     #[must_use]

@@ -30,9 +30,9 @@ pub struct TileRequest<'a> {
     pub coord: TileCoord,
     /// limits for the whole tile, split among its layers
     pub budget: TileBudget,
-    /// per layer (aligned with `layers`; empty: none), the rows of its read plan: only
-    /// features whose territorial code in this field starts with this code
-    pub rows: &'a [Option<(usize, String)>],
+    /// per layer (aligned with `layers`; empty: the layers as they are), the reader's plan:
+    /// its form (raw, desensitised, aggregate cells) and the rows it sees
+    pub plans: &'a [crate::access::ReadPlan],
 }
 
 /// An encoded tile with what each layer contributed.
@@ -75,6 +75,7 @@ pub struct City {
     territory: RwLock<Option<Arc<TerritoryTree>>>,
     assignments: RwLock<HashMap<String, Arc<GridAssignment>>>,
     derived: tokio::sync::Mutex<()>,
+    pub(crate) views: crate::views::Views,
     pub(crate) live: crate::live::Live,
 }
 
@@ -129,6 +130,7 @@ impl City {
             territory: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
             derived: tokio::sync::Mutex::new(()),
+            views: crate::views::Views::default(),
             live,
         };
         let metas = city.store.layers().await?;
@@ -354,11 +356,13 @@ impl City {
         index: &Arc<LayerIndex>,
         tree: &Arc<TerritoryTree>,
     ) -> Result<Arc<GridAssignment>> {
+        // a view (desensitised points lie elsewhere) is assigned apart from its layer
+        let key = format!("{}\u{0}{}", index.meta.name, index.form.name());
         let cached = || {
             self.assignments
                 .read()
                 .ok()
-                .and_then(|m| m.get(&index.meta.name).cloned())
+                .and_then(|m| m.get(&key).cloned())
                 .filter(|a| a.is_current(tree, index))
         };
         if let Some(a) = cached() {
@@ -388,8 +392,13 @@ impl City {
             "features assigned to grids"
         );
         let mut map = self.assignments.write().map_err(|_| poisoned())?;
-        map.retain(|name, _| self.snapshot().contains_key(name));
-        map.insert(index.meta.name.clone(), Arc::clone(&a));
+        let layers = self.snapshot();
+        map.retain(|key, _| {
+            key.split('\u{0}')
+                .next()
+                .is_some_and(|n| layers.contains_key(n))
+        });
+        map.insert(key, Arc::clone(&a));
         Ok(a)
     }
 
@@ -400,16 +409,21 @@ impl City {
         let indexes: Vec<Arc<LayerIndex>> = req
             .layers
             .iter()
-            .map(|n| {
-                snapshot
+            .enumerate()
+            .map(|(k, n)| {
+                let raw = snapshot
                     .get(n)
                     .cloned()
-                    .ok_or_else(|| Error::UnknownLayer(n.clone()))
+                    .ok_or_else(|| Error::UnknownLayer(n.clone()))?;
+                match req.plans.get(k) {
+                    Some(plan) => self.view_of(&raw, plan, Some(req.coord.z)),
+                    None => Ok(raw),
+                }
             })
             .collect::<Result<_>>()?;
         let budget = req.budget.split(indexes.len());
         let coord = req.coord;
-        let rows_of = |k: usize| req.rows.get(k).cloned().flatten();
+        let rows_of = |k: usize| req.plans.get(k).and_then(|p| p.territory.clone());
         if let Some((_, i)) = indexes
             .iter()
             .enumerate()

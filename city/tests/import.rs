@@ -515,7 +515,7 @@ async fn tile_fields_select_the_attributes_written_into_tiles(backend: Backend) 
             layers: &["blocks".to_owned()],
             coord: citytwin_tiles::TileCoord::containing(x, y, 15),
             budget: citytwin_tiles::TileBudget::default(),
-            rows: &[],
+            plans: &[],
         })
         .await
         .unwrap();

@@ -180,7 +180,7 @@ async fn database_tiles_carry_the_same_features_as_memory_tiles() {
             layers: &["roads".to_owned(), "buildings".to_owned()],
             coord: TileCoord::containing(x, y, 15),
             budget,
-            rows: &[],
+            plans: &[],
         })
         .await
         .unwrap();

@@ -43,21 +43,74 @@ pub struct ClassArgs {
     /// how often the layer is updated
     #[arg(long)]
     pub update_frequency: Option<String>,
+    /// personal fields and how those without the right see them: `reporter=name,phone=phone`
+    /// (masks: remove, phone, name, plate, partial; a field alone is removed)
+    #[arg(long)]
+    pub personal: Option<String>,
+    /// snap coordinates to this many metres for those without the right to the raw data
+    /// (0: none)
+    #[arg(long)]
+    pub precision: Option<u32>,
+    /// numeric fields whose sums and means aggregates of a level-3 layer may show
+    #[arg(long, value_delimiter = ',')]
+    pub aggregable: Option<Vec<String>>,
+    /// k: the smallest non-zero count aggregates of a level-3 layer show (default 5)
+    #[arg(long)]
+    pub min_count: Option<u32>,
 }
 
 impl ClassArgs {
+    /// The change these flags make to an entry.
+    pub fn update(&self) -> Result<CatalogUpdate, String> {
+        Ok(CatalogUpdate {
+            owner: self.owner.clone(),
+            update_frequency: self.update_frequency.clone(),
+            share: self
+                .share
+                .as_deref()
+                .map(ShareClass::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            open: self
+                .open
+                .as_deref()
+                .map(OpenClass::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            level: self.level,
+            personal: self
+                .personal
+                .as_deref()
+                .map(citytwin_city::catalog::parse_personal)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            precision_m: self.precision,
+            aggregable: self.aggregable.clone(),
+            min_count: self.min_count,
+            ..CatalogUpdate::default()
+        })
+    }
+
     /// The entry, when one was given whole.
     pub fn classification(self) -> Result<Option<Classification>, String> {
-        match (self.owner, self.share, self.open, self.level) {
+        match (&self.owner, &self.share, &self.open, self.level) {
             (None, None, None, None) => Ok(None),
-            (Some(owner), Some(share), Some(open), Some(level)) => {
-                let c = Classification {
-                    owner,
-                    update_frequency: self.update_frequency.unwrap_or_default(),
-                    share: ShareClass::parse(&share).map_err(|e| e.to_string())?,
-                    open: OpenClass::parse(&open).map_err(|e| e.to_string())?,
-                    level,
+            (Some(owner), Some(_), Some(_), Some(_)) => {
+                let change = self.update()?;
+                let mut c = Classification {
+                    update_frequency: self.update_frequency.clone().unwrap_or_default(),
+                    personal: change.personal.unwrap_or_default(),
+                    precision_m: change.precision_m.filter(|m| *m > 0),
+                    aggregable: change.aggregable.unwrap_or_default(),
+                    min_count: change.min_count,
+                    ..Classification::new(
+                        owner,
+                        change.share.unwrap_or(ShareClass::NotShared),
+                        change.open.unwrap_or(OpenClass::NotOpen),
+                        change.level.unwrap_or(4),
+                    )
                 };
+                c.update_frequency = self.update_frequency.unwrap_or_default();
                 c.check().map_err(|e| e.to_string())?;
                 Ok(Some(c))
             }
@@ -307,24 +360,10 @@ pub async fn catalog(c: CatalogCommand) -> Result<(), String> {
             let change = CatalogUpdate {
                 title,
                 description,
-                owner: class.owner,
-                update_frequency: class.update_frequency,
-                share: class
-                    .share
-                    .as_deref()
-                    .map(ShareClass::parse)
-                    .transpose()
-                    .map_err(|e| e.to_string())?,
-                open: class
-                    .open
-                    .as_deref()
-                    .map(OpenClass::parse)
-                    .transpose()
-                    .map_err(|e| e.to_string())?,
-                level: class.level,
                 source,
                 acquired,
                 territory_field,
+                ..class.update()?
             };
             let store = open(&a.store).await?;
             let result = citytwin_city::catalog::update(store.as_ref(), &layer, &change).await;

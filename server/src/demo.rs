@@ -76,8 +76,17 @@ async fn import_entry(
     req.time_field.clone_from(&entry.meta.time_field);
     import(store, req, progress)
         .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if let Some(field) = &entry.meta.territory_field {
+        let change = citytwin_city::catalog::CatalogUpdate {
+            territory_field: Some(field.clone()),
+            ..Default::default()
+        };
+        citytwin_city::catalog::update(store, &entry.meta.name, &change)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The demo's classified catalogue (`demo/catalog.toml`): an entry per layer, base and live.

@@ -419,10 +419,13 @@ async fn publish(a: PublishArgs) -> Result<(), String> {
         })
         .await;
     let meta = match (meta, class) {
-        (Ok(mut m), Some(c)) => {
-            m.classification = Some(c);
-            store.set_layer_meta(&m).await
-        }
+        (Ok(mut m), Some(c)) => match citytwin_city::catalog::check_fields(&c, &m) {
+            Ok(()) => {
+                m.classification = Some(c);
+                store.set_layer_meta(&m).await
+            }
+            Err(e) => Err(e),
+        },
         (m, _) => m,
     };
     store.close().await;

@@ -33,7 +33,7 @@ const HERE: (f64, f64) = (118.7800, 32.0932);
 const TILE: (u32, u32, u32) = (14, 13597, 6648);
 
 /// The canary layers: one per share/open class and level, each owned by a department.
-const CANARIES: [(&str, &str, ShareClass, OpenClass, u8); 6] = [
+const CANARIES: [(&str, &str, ShareClass, OpenClass, u8); 7] = [
     (
         "canary_open",
         "planning",
@@ -76,29 +76,44 @@ const CANARIES: [(&str, &str, ShareClass, OpenClass, u8); 6] = [
         OpenClass::NotOpen,
         0,
     ),
+    // open to all, but its `secret` field is personal and its points snapped to 500 m for
+    // all but its owner
+    (
+        "canary_personal",
+        "planning",
+        ShareClass::Unconditional,
+        OpenClass::Unconditional,
+        2,
+    ),
 ];
 
+/// The canary whose catalogue entry desensitises it.
+const PERSONAL: usize = 6;
+
 /// Colours the canary style draws each layer in, for the static-map check.
-const COLOURS: [[u8; 3]; 6] = [
+const COLOURS: [[u8; 3]; 7] = [
     [255, 0, 0],
     [0, 255, 0],
     [0, 0, 255],
     [255, 255, 0],
     [255, 0, 255],
     [0, 255, 255],
+    [255, 128, 0],
 ];
 
-/// The expected outcome, written down once: which canary layers (in [`CANARIES`] order) each
-/// principal sees on every channel.
-const MATRIX: [(&str, [bool; 6]); 8] = [
-    ("public", [true, false, false, false, false, false]),
-    ("planner", [true, true, true, false, false, false]),
-    ("urban", [true, true, false, true, true, false]),
-    ("dispatcher", [true, true, false, false, false, false]),
-    ("street", [true, true, false, false, false, false]),
-    ("gateway", [true, false, false, false, false, false]),
-    ("auditor", [true, true, false, false, false, false]),
-    ("security", [true, true, false, false, false, false]),
+/// The expected outcome, written down once: what each principal gets of each canary layer
+/// (in [`CANARIES`] order) on every channel — `R` the features as they are, `D` desensitised
+/// (personal fields masked, points snapped), `A` only suppressed aggregates (level 3), `-`
+/// nothing, as if the layer did not exist.
+const MATRIX: [(&str, &str); 8] = [
+    ("public", "R-----D"),
+    ("planner", "RRR-A-R"),
+    ("urban", "RR-RR-D"),
+    ("dispatcher", "RR--A-D"),
+    ("street", "RR--A-D"),
+    ("gateway", "R-----D"),
+    ("auditor", "RR--A-D"),
+    ("security", "RR--A-D"),
 ];
 
 const USERS: &str = r#"{
@@ -159,11 +174,13 @@ struct World {
 static WORLD: OnceLock<World> = OnceLock::new();
 
 fn canary_geojson(k: usize, name: &str) -> String {
-    let features: Vec<Value> = (0..3u8)
-        .map(|i| {
+    let features: Vec<Value> = raw_coordinates(k)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (lon, lat))| {
             json!({ "type": "Feature", "id": i + 1,
                 "properties": { "secret": format!("SENTINEL-{name}-{i}"), "n": i },
-                "geometry": { "type": "Point", "coordinates": [HERE.0 + 0.0006 * k as f64 + 0.00005 * f64::from(i), HERE.1 + 0.0002 * f64::from(i)] } })
+                "geometry": { "type": "Point", "coordinates": [lon, lat] } })
         })
         .collect();
     json!({ "type": "FeatureCollection", "features": features }).to_string()
@@ -303,12 +320,13 @@ fn world() -> &'static World {
                         .await
                         .unwrap(),
                 );
-                let open = |owner: &str| Classification {
-                    owner: owner.into(),
-                    update_frequency: "yearly".into(),
-                    share: ShareClass::Unconditional,
-                    open: OpenClass::Unconditional,
-                    level: 1,
+                let open = |owner: &str| {
+                    Classification::new(
+                        owner,
+                        ShareClass::Unconditional,
+                        OpenClass::Unconditional,
+                        1,
+                    )
                 };
                 for layer in ["city", "districts", "streets", "communities", "grids"] {
                     let mut req = ImportRequest::new(
@@ -325,12 +343,15 @@ fn world() -> &'static World {
                     std::fs::write(&file, canary_geojson(k, name)).unwrap();
                     let mut req = ImportRequest::new(file, name);
                     req.minzoom = Some(0);
-                    req.classification = (*level > 0).then(|| Classification {
-                        owner: (*owner).into(),
-                        update_frequency: "daily".into(),
-                        share: *share,
-                        open: *open_class,
-                        level: *level,
+                    req.classification = (*level > 0).then(|| {
+                        let mut c = Classification::new(owner, *share, *open_class, *level);
+                        c.update_frequency = "daily".into();
+                        if k == PERSONAL {
+                            c.personal
+                                .insert("secret".into(), citytwin_city::catalog::Mask::Partial);
+                            c.precision_m = Some(500);
+                        }
+                        c
                     });
                     import(store.as_ref(), req, Arc::new(NoProgress))
                         .await
@@ -495,6 +516,45 @@ fn sentinel(layer: &str) -> String {
     format!("SENTINEL-{layer}")
 }
 
+/// The canary's raw coordinates (every feature's), as they must not appear to a reader who
+/// gets the layer desensitised or aggregated.
+fn raw_coordinates(k: usize) -> Vec<(f64, f64)> {
+    // the personal canary west of the others, so its points snapped to 500 m stay in TILE
+    let west = if k == PERSONAL {
+        -0.004
+    } else {
+        0.0006 * k as f64
+    };
+    (0..3u8)
+        .map(|i| {
+            (
+                HERE.0 + west + 0.00005 * f64::from(i),
+                HERE.1 + 0.0002 * f64::from(i),
+            )
+        })
+        .collect()
+}
+
+/// Every point coordinate in a GeoJSON answer.
+fn points_of(v: &Value) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(m) => {
+            if m.get("type") == Some(&json!("Point"))
+                && let Some(c) = m.get("coordinates").and_then(Value::as_array)
+            {
+                out.push((c[0].as_f64().unwrap(), c[1].as_f64().unwrap()));
+            }
+            for x in m.values() {
+                out.extend(points_of(x));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| out.extend(points_of(x))),
+        _ => {}
+    }
+    out
+}
+
 /// Every principal × canary layer × channel, against the table above.
 #[tokio::test]
 async fn the_access_matrix_holds_on_every_channel() {
@@ -502,6 +562,7 @@ async fn the_access_matrix_holds_on_every_channel() {
     let (z, x, y) = TILE;
     let (lon, lat) = HERE;
     for (who, row) in MATRIX {
+        let row: Vec<char> = row.chars().collect();
         let (_, cat) = json_of(who, "/catalog").await;
         let listed: Vec<&str> = cat["layers"]
             .as_array()
@@ -525,50 +586,100 @@ async fn the_access_matrix_holds_on_every_channel() {
             .filter_map(|l| l["source-layer"].as_str())
             .collect();
         for (k, (layer, ..)) in CANARIES.iter().enumerate() {
-            let sees = row[k];
-            let at = format!("{who} × {layer}");
+            let form = row[k];
+            let sees = form != '-';
+            let raw = form == 'R';
+            let at = format!("{who} × {layer} ({form})");
             let secret = sentinel(layer);
             assert_eq!(listed.contains(layer), sees, "catalog: {at}");
             assert_eq!(collections.contains(layer), sees, "collections: {at}");
             assert_eq!(styled.contains(layer), sees, "style: {at}");
-            // tiles: decoded, the layer there or not, its sentinels with it
+            // tiles: decoded, the layer there or not, its sentinels only when raw; aggregates
+            // are cell polygons
             let (s, body) = get(who, &format!("/tiles/{layer}/{z}/{x}/{y}.mvt")).await;
             if sees {
                 assert_eq!(s, 200, "tile: {at}");
                 let tile = Tile::decode(body.clone()).unwrap();
                 assert_eq!(tile.layers[0].name, *layer, "tile: {at}");
-                assert_eq!(tile.layers[0].features.len(), 3, "tile: {at}");
+                let kinds: Vec<i32> = tile.layers[0]
+                    .features
+                    .iter()
+                    .map(|f| f.r#type.unwrap_or(0))
+                    .collect();
+                if form == 'A' {
+                    assert!(
+                        !kinds.is_empty() && kinds.iter().all(|&t| t == 3),
+                        "tile: {at}: {kinds:?}"
+                    );
+                } else {
+                    assert_eq!(kinds, [1, 1, 1], "tile: {at}");
+                }
             } else {
                 assert_eq!(s, 400, "tile: {at}");
             }
-            assert_eq!(has(&body, &secret), sees, "tile sentinel: {at}");
-            // every channel answers as if an invisible layer did not exist
-            for (path, code_if_hidden) in [
-                (format!("/tiles/{layer}"), 400),
-                (format!("/catalog/{layer}"), 404),
-                (format!("/collections/{layer}"), 404),
-                (format!("/collections/{layer}/queryables"), 404),
-                (format!("/collections/{layer}/items?limit=10"), 404),
-                (format!("/collections/{layer}/items/1"), 404),
-                (format!("/layers/{layer}/stats?by=district"), 404),
-                (format!("/layers/{layer}/cells?h3=8"), 404),
+            assert_eq!(has(&body, &secret), raw, "tile sentinel: {at}");
+            // every channel answers as if an invisible layer did not exist; one that hands
+            // out features refuses a reader of aggregates, naming the rule
+            for (path, features) in [
+                (format!("/tiles/{layer}"), false),
+                (format!("/catalog/{layer}"), false),
+                (format!("/collections/{layer}"), false),
+                (format!("/collections/{layer}/queryables"), false),
+                (format!("/collections/{layer}/items?limit=10"), true),
+                (format!("/collections/{layer}/items/1"), true),
+                (format!("/layers/{layer}/stats?by=district"), false),
+                (format!("/layers/{layer}/cells?h3=8"), false),
                 (
                     format!("/layers/{layer}/nearest?lon={lon}&lat={lat}&k=3"),
-                    404,
+                    true,
                 ),
                 (
                     format!("/layers/{layer}/within?lon={lon}&lat={lat}&radius=2000"),
-                    404,
+                    true,
                 ),
             ] {
                 let (s, body) = get(who, &path).await;
-                let want = if sees { 200 } else { code_if_hidden };
+                let hidden = if path.starts_with("/tiles/") {
+                    400
+                } else {
+                    404
+                };
+                let want = match form {
+                    '-' => hidden,
+                    'A' if features => 403,
+                    _ => 200,
+                };
                 assert_eq!(s.as_u16(), want, "{path}: {at}");
-                if path.contains("items") || path.contains("nearest") || path.contains("within") {
-                    assert_eq!(has(&body, &secret), sees, "{path} sentinel: {at}");
+                assert_eq!(
+                    has(&body, &secret),
+                    raw && features,
+                    "{path} sentinel: {at}"
+                );
+                if form == 'A' && features {
+                    let problem: Value = serde_json::from_slice(&body).unwrap();
+                    assert!(
+                        problem["detail"]
+                            .as_str()
+                            .unwrap()
+                            .contains("usable but invisible"),
+                        "{path}: {at}"
+                    );
                 }
-                if !sees {
-                    assert!(!has(&body, &secret), "{path} leaked: {at}");
+                if matches!(form, 'A' | 'D')
+                    && let Ok(v) = serde_json::from_slice::<Value>(&body)
+                {
+                    for p in points_of(&v) {
+                        assert!(
+                            raw_coordinates(k)
+                                .iter()
+                                .all(|r| (r.0 - p.0).abs() > 1e-6 || (r.1 - p.1).abs() > 1e-6),
+                            "{path}: raw coordinate {p:?} served to {at}"
+                        );
+                    }
+                }
+                if form == 'D' && features {
+                    // the personal field is there, masked
+                    assert!(has(&body, "S*****"), "{path}: {at}");
                 }
             }
             let (s, fc) = post(
@@ -577,18 +688,54 @@ async fn the_access_matrix_holds_on_every_channel() {
                 &json!({ "type": "Polygon", "coordinates": [[[118.77, 32.08], [118.80, 32.08], [118.80, 32.10], [118.77, 32.10], [118.77, 32.08]]] }),
             )
             .await;
-            assert_eq!(s.as_u16(), if sees { 200 } else { 404 }, "intersects: {at}");
-            assert_eq!(fc.to_string().contains(&secret), sees, "intersects: {at}");
+            let want = match form {
+                '-' => 404,
+                'A' => 403,
+                _ => 200,
+            };
+            assert_eq!(s.as_u16(), want, "intersects: {at}");
+            assert_eq!(fc.to_string().contains(&secret), raw, "intersects: {at}");
+            if form == 'A' {
+                // aggregates on fixed units, suppressed: three calls are "< 5" wherever
+                // they are counted; a box would move the units
+                let (s, stats) = json_of(
+                    who,
+                    &format!("/layers/{layer}/stats?by=grid&within=320102001001"),
+                )
+                .await;
+                assert_eq!(s, 200, "stats: {at}");
+                assert_eq!(stats["form"], "aggregate");
+                assert!(
+                    stats["units"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|u| u["count"] == 0 || u["count"] == "<5" || u["count"].is_null()),
+                    "stats: {at}: {stats}"
+                );
+                let (s, _) = json_of(
+                    who,
+                    &format!("/layers/{layer}/stats?bbox=118.7,32.0,118.8,32.1"),
+                )
+                .await;
+                assert_eq!(s, 400, "stats with a box: {at}");
+                let (s, _) = json_of(who, &format!("/layers/{layer}/cells?h3=12")).await;
+                assert_eq!(s, 400, "fine cells: {at}");
+                let (s, _) = json_of(who, &format!("/layers/{layer}/cells?size=100")).await;
+                assert_eq!(s, 400, "square cells: {at}");
+            }
         }
-        // one static map with every canary in its own colour: exactly the visible ones drawn
+        // one static map with every canary in its own colour: exactly the layers seen as
+        // features drawn (aggregates are cells, not the canary's circles)
         let (s, png) = get(
             who,
-            "/render/canary.png?bbox=118.775,32.090,118.788,32.097&width=320&height=200",
+            "/render/canary.png?bbox=118.770,32.090,118.790,32.097&width=400&height=200",
         )
         .await;
         assert_eq!(s, 200, "render: {who}");
         let drawn = colours_drawn(&png);
-        assert_eq!(drawn, row, "render: {who}");
+        let want: Vec<bool> = row.iter().map(|f| matches!(f, 'R' | 'D')).collect();
+        assert_eq!(drawn.to_vec(), want, "render: {who}");
     }
     // the catalogue shows the classification to those allowed
     let (_, one) = json_of("planner", "/catalog/canary_conditional").await;
@@ -602,14 +749,14 @@ async fn the_access_matrix_holds_on_every_channel() {
 }
 
 /// Which canary colours a PNG shows (more than a few exact pixels of each).
-fn colours_drawn(png_bytes: &[u8]) -> [bool; 6] {
+fn colours_drawn(png_bytes: &[u8]) -> [bool; 7] {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     buf.truncate(info.buffer_size());
-    let mut counts = [0usize; 6];
+    let mut counts = [0usize; 7];
     for px in buf.chunks_exact(4) {
         if let Some(i) = COLOURS.iter().position(|c| px[..3] == c[..]) {
             counts[i] += 1;

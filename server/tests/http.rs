@@ -284,9 +284,12 @@ async fn catalogue_lists_every_layer_with_its_metadata(srv: &'static TestServer)
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
-    // level-3 components belong to urban management: the operations centre does not even
-    // see them listed
-    assert!(!names.contains(&"components"), "{names:?}");
+    // level-3 components belong to urban management: the operations centre gets them only
+    // as aggregates; its own level-3 hotline it reads as it is
+    let form = |name: &str| layers.iter().find(|l| l["name"] == name).unwrap()["form"].clone();
+    assert_eq!(form("components"), "aggregate", "{names:?}");
+    assert_eq!(form("hotline"), "raw");
+    assert_eq!(form("buildings"), "raw");
     let buildings = layers.iter().find(|l| l["name"] == "buildings").unwrap();
     assert_eq!(buildings["owner"], "planning");
     assert_eq!(buildings["share"], "unconditional");
@@ -456,13 +459,12 @@ async fn cache_follows_layer_changes(srv: &'static TestServer) {
         srv.handle.spawn(async move {
             let mut req = citytwin_city::import::ImportRequest::new(path, "scratch");
             req.minzoom = Some(0);
-            req.classification = Some(citytwin_city::catalog::Classification {
-                owner: "ops".into(),
-                update_frequency: String::new(),
-                share: citytwin_city::catalog::ShareClass::Unconditional,
-                open: citytwin_city::catalog::OpenClass::Unconditional,
-                level: 1,
-            });
+            req.classification = Some(citytwin_city::catalog::Classification::new(
+                "ops",
+                citytwin_city::catalog::ShareClass::Unconditional,
+                citytwin_city::catalog::OpenClass::Unconditional,
+                1,
+            ));
             city.import(req, Arc::new(citytwin_city::import::NoProgress))
                 .await
                 .unwrap()

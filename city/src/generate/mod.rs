@@ -7,6 +7,7 @@
 //! and city components. The same seed always gives the same data.
 
 pub mod base;
+pub mod hotline;
 pub mod territory;
 
 use crate::import::Progress;
@@ -55,6 +56,13 @@ impl Scale {
         match self {
             Self::Small => 3_000,
             Self::City => 40_000,
+        }
+    }
+
+    fn hotline(self) -> usize {
+        match self {
+            Self::Small => 4_000,
+            Self::City => 60_000,
         }
     }
 
@@ -367,7 +375,16 @@ pub fn generate(
     progress.phase("points of interest", None);
     let pois = base::pois(reference, &streets, &communities, scale.pois(), &mut rng);
     let components = base::components(&roads, scale.components(), &mut rng);
-    layers.extend([water_layer(water), roads, buildings, pois, components]);
+    let mut hotline = hotline::hotline(&grids, scale.hotline(), &mut rng);
+    hotline.meta.acquired = Some("2026-11-29".into());
+    layers.extend([
+        water_layer(water),
+        roads,
+        buildings,
+        pois,
+        components,
+        hotline,
+    ]);
     progress.finish();
     layers
 }

@@ -420,6 +420,7 @@ fn merge_meta(
     meta.time_index()?;
     if let Some(c) = &req.classification {
         c.check()?;
+        crate::catalog::check_fields(c, &meta)?;
         meta.classification = Some(c.clone());
     }
     Ok(meta)

@@ -227,6 +227,8 @@ pub struct FeedFilter {
     /// what the subscriber may see: the live layers it may read, each with the territory it
     /// is narrowed to (a layer not listed is not sent at all)
     pub scope: Vec<(LiveLayer, Option<String>)>,
+    /// the live layers the subscriber sees desensitised, with their catalogue entries
+    pub masked: Vec<(LiveLayer, crate::catalog::Classification)>,
 }
 
 impl FeedFilter {
@@ -240,6 +242,20 @@ impl FeedFilter {
                 .is_none_or(|[w, s, e, n]| c.lon >= w && c.lon <= e && c.lat >= s && c.lat <= n)
             && crate::access::within(self.grid.as_deref(), c.grid.as_deref())
             && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == c.kind))
+    }
+
+    /// A change as this subscriber gets it: desensitised for a layer it sees so.
+    #[must_use]
+    pub fn render(&self, c: &Change) -> std::sync::Arc<str> {
+        match self.masked.iter().find(|(l, _)| *l == c.layer) {
+            None => c.json(),
+            Some((_, class)) => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&c.json()).unwrap_or(serde_json::Value::Null);
+                crate::desensitise::mask_json(&mut v, class);
+                std::sync::Arc::from(v.to_string())
+            }
+        }
     }
 
     /// Whether the subscriber's scope shows a thing of this live layer at this code.

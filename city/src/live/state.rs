@@ -281,8 +281,9 @@ pub struct NewEvent {
     pub media: Vec<String>,
     /// who reported it (a citizen's name and contact, as given)
     pub reporter: Option<String>,
-    /// who filed it, as its history names them (the signed-in principal); the reporter or
-    /// the source when absent
+    /// who filed it, as its history names them (the signed-in principal); the source when
+    /// absent (never the reporter: a citizen's name and contact stay in `reporter`, which
+    /// the catalogue can mark personal)
     pub actor: Option<String>,
     /// the hash of the receipt the reporter was given, to follow the report with
     pub receipt: Option<String>,
@@ -726,11 +727,7 @@ impl<'a> Tx<'a> {
             && let Some(id) = self.duplicate_of(&e)
         {
             let now = self.now;
-            let actor = e
-                .actor
-                .clone()
-                .or_else(|| e.reporter.clone())
-                .unwrap_or_else(|| source_name(e.source));
+            let actor = e.actor.clone().unwrap_or_else(|| source_name(e.source));
             let ev = self.event_mut(id)?;
             if let Some(r) = &e.receipt {
                 ev.receipts.push(r.clone());
@@ -765,11 +762,7 @@ impl<'a> Tx<'a> {
         let id = self.o.next_event;
         self.o.next_event += 1;
         let hours = self.options.deadline_hours(&e.category);
-        let actor = e
-            .actor
-            .clone()
-            .or_else(|| e.reporter.clone())
-            .unwrap_or_else(|| source_name(e.source));
+        let actor = e.actor.clone().unwrap_or_else(|| source_name(e.source));
         let owner = e.place.street.clone().or_else(|| e.place.district.clone());
         let event = Event {
             id,

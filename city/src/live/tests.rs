@@ -408,6 +408,7 @@ fn feed_filters_by_layer_box_and_territory() {
         grid: grid.map(str::to_owned),
         kinds: Vec::new(),
         scope: LiveLayer::ALL.iter().map(|l| (*l, None)).collect(),
+        masked: Vec::new(),
     };
     assert!(f(vec![], None, None).matches(c));
     // a subscriber sees only the layers and territory its read plans allow

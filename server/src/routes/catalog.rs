@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use citytwin_city::LayerIndex;
+use citytwin_city::access::ReadPlan;
 use serde_json::{Value, json};
 
 /// Routes of this area.
@@ -31,6 +32,10 @@ pub fn classification(m: &citytwin_city::LayerMeta) -> Value {
             "share": c.share.name(),
             "open": c.open.name(),
             "level": c.level,
+            "personal": c.personal.iter().map(|(f, mask)| (f.clone(), json!(mask.name()))).collect::<serde_json::Map<_, _>>(),
+            "precision_m": c.precision_m,
+            "aggregable": c.aggregable,
+            "min_count": c.level.ge(&3).then(|| c.k()),
         }),
         None => json!({
             "layer": m.name, "owner": null, "update_frequency": null,
@@ -39,10 +44,11 @@ pub fn classification(m: &citytwin_city::LayerMeta) -> Value {
     }
 }
 
-fn entry(l: &LayerIndex, base: &str) -> Value {
+fn entry(l: &LayerIndex, plan: &ReadPlan, base: &str) -> Value {
     let m = &l.meta;
     let c = classification(m);
     json!({
+        "form": plan.form.name(),
         "name": m.name,
         "title": m.title,
         "description": m.description,
@@ -51,6 +57,8 @@ fn entry(l: &LayerIndex, base: &str) -> Value {
         "share": c["share"],
         "open": c["open"],
         "level": c["level"],
+        "personal": c["personal"],
+        "precision_m": c["precision_m"],
         "geometry_type": m.geometry_kind.name(),
         "fields": m.fields.iter().map(|f| json!({"name": f.name, "type": f.kind})).collect::<Vec<_>>(),
         "tile_fields": m.tile_columns().iter().map(|(_, n)| *n).collect::<Vec<_>>(),
@@ -84,7 +92,7 @@ pub(crate) async fn list(
         .city
         .visible_layers(caller.principal())
         .iter()
-        .map(|(l, _)| entry(l, &base))
+        .map(|(l, plan)| entry(l, plan, &base))
         .collect();
     Json(json!({ "layers": layers }))
 }
@@ -102,8 +110,8 @@ pub(crate) async fn one(
     Path(layer): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let (l, _) = caller
+    let (l, plan) = caller
         .layer(&state, &layer)
         .map_err(|_| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
-    Ok(Json(entry(&l, &base_url(&headers))))
+    Ok(Json(entry(&l, &plan, &base_url(&headers))))
 }

@@ -337,6 +337,7 @@ pub(crate) async fn items(
     p: Params,
 ) -> ApiResult<Response> {
     let (l, plan) = collection_layer(&state, &caller, &id)?;
+    plan.features_allowed()?;
     caller.expensive(&state)?;
     let mut known = SELECTION_PARAMS.to_vec();
     known.extend(["limit", "offset", "properties", "filter-crs", "f"]);
@@ -479,6 +480,7 @@ pub(crate) async fn item(
     p: Params,
 ) -> ApiResult<Response> {
     let (l, plan) = collection_layer(&state, &caller, &id)?;
+    plan.features_allowed()?;
     p.only(&["f", "properties"])?;
     let props = selected_properties(&p, &l)?;
     let missing = {

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use citytwin_city::City;
-use citytwin_city::access::ReadPlan;
+use citytwin_city::access::{Form, ReadPlan};
 use citytwin_city::live::{
     Action, Event, FeedFilter, LiveLayer, LiveState, Millis, NewEvent, NewSensor, NewUnit, Place,
     ReadingIn, Sensor, Severity, Source, Thresholds, Unit, UnitStatus, ts,
@@ -61,12 +61,25 @@ pub fn router() -> Router<AppState> {
         .route("/live/state", get(state_at))
 }
 
-/// The caller's read plan of a live layer; 404 when it may not see the layer.
+/// The caller's read plan of a live layer; 404 when it may not see the layer, 403 when it
+/// may see it only as aggregates (a level-3 live layer: its things are features).
 fn live_plan(state: &AppState, caller: &Caller, layer: LiveLayer) -> ApiResult<ReadPlan> {
-    caller
+    let plan = caller
         .layer(state, layer.name())
         .map(|(_, plan)| plan)
-        .map_err(|_| Problem::not_found(format!("no resource {}", layer.name())))
+        .map_err(|_| Problem::not_found(format!("no resource {}", layer.name())))?;
+    plan.features_allowed()?;
+    Ok(plan)
+}
+
+/// A live layer's things as the caller may see them: desensitised unless its plan is raw.
+fn seen(state: &AppState, caller: &Caller, layer: LiveLayer, v: Value) -> Value {
+    let plan = caller
+        .layer(state, layer.name())
+        .ok()
+        .map(|(_, plan)| plan)
+        .filter(|p| p.form != Form::Aggregate);
+    state.city.shown_json(layer.name(), plan.as_ref(), v)
 }
 
 /// A refused change as the caller gets it.
@@ -195,7 +208,12 @@ pub(crate) async fn report(
     let sees = live_plan(&state, &caller, LiveLayer::Events)
         .is_ok_and(|plan| plan.shows_code(event.place.code()));
     let mut v = if sees {
-        event_view(&event, ts::now())
+        seen(
+            &state,
+            &caller,
+            LiveLayer::Events,
+            event_view(&event, ts::now()),
+        )
     } else {
         receipt_view(&event, ts::now())
     };
@@ -316,7 +334,12 @@ pub(crate) async fn list_events(
             .collect()
     });
     caller.served(&state, &plan, Some(events.len() as u64));
-    Ok(Json(json!({ "count": events.len(), "events": events })))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Events,
+        json!({ "count": events.len(), "events": events }),
+    )))
 }
 
 /// One event with its whole history.
@@ -343,7 +366,7 @@ pub(crate) async fn one_event(
         })
         .ok_or_else(|| Problem::not_found(format!("no event {id}")))?;
     caller.served(&state, &plan, Some(1));
-    Ok(Json(v))
+    Ok(Json(seen(&state, &caller, LiveLayer::Events, v)))
 }
 
 #[derive(Deserialize)]
@@ -382,7 +405,12 @@ pub(crate) async fn transition(
         .transition_event(&caller.cx, id, b.action, &b.note)
         .await
         .map_err(refused(&caller))?;
-    Ok(Json(event_view(&e, ts::now())))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Events,
+        event_view(&e, ts::now()),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -414,7 +442,12 @@ pub(crate) async fn assign(
         .assign_units(&caller.cx, id, b.units)
         .await
         .map_err(refused(&caller))?;
-    Ok(Json(event_view(&e, ts::now())))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Events,
+        event_view(&e, ts::now()),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -452,7 +485,12 @@ pub(crate) async fn command(
         .command_event(&caller.cx, id, b.events, b.units)
         .await
         .map_err(refused(&caller))?;
-    Ok(Json(event_view(&e, ts::now())))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Events,
+        event_view(&e, ts::now()),
+    )))
 }
 
 /// The nearest available units of a type to an event, by straight-line distance.
@@ -585,7 +623,12 @@ pub(crate) async fn list_sensors(
             .collect::<Vec<_>>()
     });
     caller.served(&state, &plan, Some(list.len() as u64));
-    Ok(Json(json!({ "count": list.len(), "sensors": list })))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Sensors,
+        json!({ "count": list.len(), "sensors": list }),
+    )))
 }
 
 /// One sensor.
@@ -599,11 +642,11 @@ pub(crate) async fn one_sensor(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Sensor>> {
+) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
     let s = visible_sensor(&state, &plan, &id)?;
     caller.served(&state, &plan, Some(1));
-    Ok(Json(s))
+    Ok(Json(seen(&state, &caller, LiveLayer::Sensors, json!(s))))
 }
 
 fn visible_sensor(state: &AppState, plan: &ReadPlan, id: &str) -> ApiResult<Sensor> {
@@ -883,7 +926,12 @@ pub(crate) async fn list_units(
             .collect::<Vec<_>>()
     });
     caller.served(&state, &plan, Some(list.len() as u64));
-    Ok(Json(json!({ "count": list.len(), "units": list })))
+    Ok(Json(seen(
+        &state,
+        &caller,
+        LiveLayer::Units,
+        json!({ "count": list.len(), "units": list }),
+    )))
 }
 
 /// One unit.
@@ -897,7 +945,7 @@ pub(crate) async fn one_unit(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Unit>> {
+) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Units)?;
     let u = state
         .city
@@ -905,7 +953,7 @@ pub(crate) async fn one_unit(
         .filter(|u| plan.shows_code(u.place.code()))
         .ok_or_else(|| Problem::not_found(format!("no unit {id:?}")))?;
     caller.served(&state, &plan, Some(1));
-    Ok(Json(u))
+    Ok(Json(seen(&state, &caller, LiveLayer::Units, json!(u))))
 }
 
 #[derive(Deserialize)]
@@ -973,18 +1021,31 @@ pub(crate) async fn unit_status(
 }
 
 /// The subscription a feed request asks for, and where to resume.
-/// The live layers a caller may follow, each with its territory.
-fn feed_scope(state: &AppState, caller: &Caller) -> Vec<(LiveLayer, Option<String>)> {
+/// What a caller may follow of the live layers: each one it may read, with its territory,
+/// and those it sees desensitised. A live layer it may see only as aggregates (level 3) is
+/// not followed at all: the feed carries positions.
+fn feed_scope(state: &AppState, caller: &Caller) -> FeedFilter {
     caller.listing();
-    LiveLayer::ALL
-        .into_iter()
-        .filter_map(|l| {
-            let index = state.city.layer(l.name())?;
-            let plan = citytwin_city::access::read(caller.principal(), &index.meta).ok()?;
-            caller.served(state, &plan, None);
-            Some((l, plan.territory.map(|(_, t)| t)))
-        })
-        .collect()
+    let mut f = FeedFilter::default();
+    for l in LiveLayer::ALL {
+        let Some(index) = state.city.layer(l.name()) else {
+            continue;
+        };
+        let Ok(plan) = citytwin_city::access::read(caller.principal(), &index.meta) else {
+            continue;
+        };
+        if plan.form == Form::Aggregate {
+            continue;
+        }
+        caller.served(state, &plan, None);
+        if plan.form == Form::Desensitised
+            && let Some(c) = index.meta.classification.clone()
+        {
+            f.masked.push((l, c));
+        }
+        f.scope.push((l, plan.territory.map(|(_, t)| t)));
+    }
+    f
 }
 
 fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option<u64>)> {
@@ -1051,7 +1112,7 @@ fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option
             bbox: p.bbox("bbox")?,
             grid,
             kinds,
-            scope: Vec::new(),
+            ..FeedFilter::default()
         },
         since,
     ))
@@ -1090,7 +1151,7 @@ async fn follow(
                     continue;
                 }
                 last = c.seq;
-                if filter.matches(&c) && tx.send((c.seq, c.json())).await.is_err() {
+                if filter.matches(&c) && tx.send((c.seq, filter.render(&c))).await.is_err() {
                     return;
                 }
             }
@@ -1125,7 +1186,7 @@ async fn catch_up(
         for c in page {
             last = c.seq;
             if filter.matches(&c) {
-                tx.send((c.seq, c.json())).await.ok()?;
+                tx.send((c.seq, filter.render(&c))).await.ok()?;
             }
         }
     }
@@ -1166,7 +1227,8 @@ pub(crate) async fn websocket(
 ) -> ApiResult<Response> {
     let scope = feed_scope(&state, &caller);
     let (mut filter, since) = feed_params(&p, &headers)?;
-    filter.scope = scope;
+    filter.scope = scope.scope;
+    filter.masked = scope.masked;
     let ws = match ws {
         Ok(ws) => ws,
         Err(r) => return Ok(r.into_response()),
@@ -1248,7 +1310,8 @@ pub(crate) async fn sse(
 ) -> ApiResult<Response> {
     let scope = feed_scope(&state, &caller);
     let (mut filter, since) = feed_params(&p, &headers)?;
-    filter.scope = scope;
+    filter.scope = scope.scope;
+    filter.masked = scope.masked;
     let rx = start_feed(&state, &caller, filter, since);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         let (seq, json) = rx.recv().await?;
@@ -1278,10 +1341,7 @@ pub(crate) async fn changes(
     caller: Caller,
     p: Params,
 ) -> ApiResult<Response> {
-    let scope = FeedFilter {
-        scope: feed_scope(&state, &caller),
-        ..FeedFilter::default()
-    };
+    let scope = feed_scope(&state, &caller);
     p.only(&["from", "to", "after", "readings", "limit"])?;
     let from = time("from", p.text("from"))?;
     let to = time("to", p.text("to"))?;
@@ -1317,7 +1377,7 @@ pub(crate) async fn changes(
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&c.json());
+        out.push_str(&scope.render(c));
     }
     out.push(']');
     if list.len() == limit
@@ -1335,13 +1395,19 @@ pub(crate) async fn changes(
 
 fn state_json(s: &LiveState, at: Millis, scope: &FeedFilter) -> Value {
     let shows = |layer: LiveLayer, code: Option<&str>| scope.shows(layer, code);
-    json!({
+    let mut v = json!({
         "at": ts::format(at),
         "seq": s.seq,
         "events": s.events.values().filter(|e| shows(LiveLayer::Events, e.place.code())).map(|e| event_view(e, at)).collect::<Vec<_>>(),
         "sensors": s.sensors.values().filter(|x| shows(LiveLayer::Sensors, x.place.code())).collect::<Vec<_>>(),
         "units": s.units.values().filter(|u| shows(LiveLayer::Units, u.place.code())).collect::<Vec<_>>(),
-    })
+    });
+    for (layer, class) in &scope.masked {
+        if let Some(part) = v.get_mut(layer.name()) {
+            citytwin_city::desensitise::mask_json(part, class);
+        }
+    }
+    v
 }
 
 /// Events, sensors and units as they stood at a time (now when absent).
@@ -1356,10 +1422,7 @@ pub(crate) async fn state_at(
     caller: Caller,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let scope = FeedFilter {
-        scope: feed_scope(&state, &caller),
-        ..FeedFilter::default()
-    };
+    let scope = feed_scope(&state, &caller);
     p.only(&["at"])?;
     Ok(Json(match time("at", p.text("at"))? {
         None => state.city.with_live(|s| state_json(s, ts::now(), &scope)),

@@ -12,9 +12,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
-use citytwin_city::access::ReadPlan;
+use citytwin_city::access::{Form, ReadPlan};
 use citytwin_city::cells::{CellSpec, aggregate};
 use citytwin_city::geojson::{Properties, write_feature, write_geometry};
+use citytwin_city::invisible::{FIXED_UNITS, Tally, check_resolution, field_position};
 use citytwin_city::query::{Near, Selection, intersecting, nearest, within};
 use citytwin_city::stats::{StatsRequest, statistics};
 use citytwin_city::territory::Level;
@@ -127,6 +128,7 @@ pub(crate) async fn nearest_features(
     p: Params,
 ) -> ApiResult<Response> {
     let (l, plan) = layer(&state, &caller, &name)?;
+    plan.features_allowed()?;
     caller.expensive(&state)?;
     p.only(&params_with(&["lon", "lat", "k", "max_distance"]))?;
     let pt = point(&p)?;
@@ -171,6 +173,7 @@ pub(crate) async fn within_distance(
     p: Params,
 ) -> ApiResult<Response> {
     let (l, plan) = layer(&state, &caller, &name)?;
+    plan.features_allowed()?;
     caller.expensive(&state)?;
     p.only(&params_with(&["lon", "lat", "radius", "limit"]))?;
     let pt = point(&p)?;
@@ -241,6 +244,7 @@ pub(crate) async fn intersects(
     body: Bytes,
 ) -> ApiResult<Response> {
     let (l, plan) = layer(&state, &caller, &name)?;
+    plan.features_allowed()?;
     caller.expensive(&state)?;
     p.only(&params_with(&["limit"]))?;
     let limit = p.count("limit", 1000, state.limits.max_features)?;
@@ -342,6 +346,9 @@ pub(crate) async fn stats(
     let (l, plan) = layer(&state, &caller, &name)?;
     caller.expensive(&state)?;
     p.only(&params_with(&["by", "within", "field", "f"]))?;
+    if plan.form == Form::Aggregate {
+        return aggregate_stats(&state, &caller, &plan, &p).await;
+    }
     let level = Level::parse(p.text("by").unwrap_or("grid"))
         .map_err(|e| Problem::bad_parameter("by", e.to_string()))?;
     let field = numeric_field(&l, &p)?;
@@ -424,6 +431,9 @@ pub(crate) async fn cells(
     let (l, plan) = layer(&state, &caller, &name)?;
     caller.expensive(&state)?;
     p.only(&params_with(&["h3", "size", "field"]))?;
+    if plan.form == Form::Aggregate {
+        return aggregate_cells(&state, &caller, &plan, &p);
+    }
     let spec = match (p.text("h3"), p.opt_f64("size")?) {
         (Some(r), None) => CellSpec::H3(r.parse().map_err(|_| {
             Problem::bad_parameter("h3", format!("h3 is a resolution 0..=15, not {r:?}"))
@@ -478,4 +488,187 @@ pub(crate) async fn cells(
         Ok(geojson_response(out))
     })
     .await
+}
+
+/// Refuses what would move a level-3 layer's fixed units: a filter, box or time window.
+fn fixed_units_only(p: &Params) -> ApiResult<()> {
+    match SELECTION_PARAMS.iter().find(|n| p.text(n).is_some()) {
+        Some(n) => Err(Problem::bad_parameter(n, FIXED_UNITS)),
+        None => Ok(()),
+    }
+}
+
+/// A suppressed tally's JSON fields: count (a number, "<k", or null), `suppressed` when it
+/// is, and the field's sum and mean when shown.
+fn tally_json(
+    t: &Tally,
+    k: u32,
+    field: Option<usize>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut v = serde_json::Map::new();
+    v.insert("count".into(), t.count_json(k));
+    if let Some(s) = t.suppressed() {
+        v.insert("suppressed".into(), s.into());
+    }
+    if let Some(f) = field {
+        let num = |x: Option<f64>| {
+            x.map_or(serde_json::Value::Null, |x| {
+                serde_json::from_str(&number(x)).unwrap_or_default()
+            })
+        };
+        v.insert("sum".into(), num(t.sum(f)));
+        v.insert("mean".into(), num(t.mean(f)));
+    }
+    v
+}
+
+/// Statistics of a level-3 layer for a reader with an aggregate plan: every unit of the
+/// level from one suppressed table of the whole tree.
+async fn aggregate_stats(
+    state: &AppState,
+    caller: &Caller,
+    plan: &ReadPlan,
+    p: &Params,
+) -> ApiResult<Response> {
+    fixed_units_only(p)?;
+    let level = Level::parse(p.text("by").unwrap_or("grid"))
+        .map_err(|e| Problem::bad_parameter("by", e.to_string()))?;
+    let geojson = output_format(p)?;
+    let tree = state.city.territory().await?;
+    let within = p
+        .text("within")
+        .map(|c| {
+            tree.by_code(c).ok_or_else(|| {
+                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
+            })
+        })
+        .transpose()?;
+    let agg = state.city.unit_aggregates(plan, &tree).await?;
+    let field = p
+        .text("field")
+        .map(|f| {
+            field_position(&agg.fields, f)
+                .map_err(|e| Problem::bad_parameter("field", e.to_string()))
+        })
+        .transpose()?;
+    let units: Vec<usize> = (0..tree.units().len())
+        .filter(|&u| tree.unit(u).level == level && within.is_none_or(|w| tree.is_under(u, w)))
+        .collect();
+    caller.served(state, plan, Some(units.len() as u64));
+    let roots: Vec<usize> = (0..tree.units().len())
+        .filter(|&u| tree.unit(u).parent.is_none())
+        .collect();
+    let total = match roots.as_slice() {
+        [r] => agg.units[*r].count_json(agg.k),
+        _ => serde_json::Value::Null,
+    };
+    let entry = |u: usize| {
+        let t = tree.unit(u);
+        let tally = &agg.units[u];
+        let mut v = serde_json::Map::new();
+        v.insert("code".into(), t.code.clone().into());
+        v.insert("name".into(), t.name.clone().into());
+        v.extend(tally_json(tally, agg.k, field));
+        if let Some(c) = tally.shown.count() {
+            let d = if t.area_km2 > 0.0 {
+                (c as f64 / t.area_km2 * 100.0).round() / 100.0
+            } else {
+                0.0
+            };
+            v.insert("density_per_km2".into(), d.into());
+        }
+        serde_json::Value::Object(v)
+    };
+    let field_name = field.map(|i| agg.fields[i].clone());
+    if !geojson {
+        let body = json!({
+            "layer": plan.layer, "by": level.name(), "field": field_name, "total": total,
+            "form": "aggregate", "k": agg.k,
+            "units": units.iter().map(|&u| entry(u)).collect::<Vec<_>>(),
+        });
+        return Ok(axum::response::IntoResponse::into_response(axum::Json(
+            body,
+        )));
+    }
+    let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+    for (i, &u) in units.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let t = tree.unit(u);
+        let _ = write!(
+            out,
+            r#"{{"type":"Feature","id":{},"properties":{},"geometry":"#,
+            json_string(&t.code),
+            entry(u)
+        );
+        write_geometry(&mut out, &Geometry::MultiPolygon(t.shape.clone()), false);
+        out.push('}');
+    }
+    let _ = write!(
+        out,
+        r#"],"layer":{},"by":"{}","total":{total},"form":"aggregate","k":{}}}"#,
+        json_string(&plan.layer),
+        level.name(),
+        agg.k
+    );
+    Ok(geojson_response(out))
+}
+
+/// H3 cells of a level-3 layer for a reader with an aggregate plan: resolutions 5 to 9 only,
+/// no square cells (their size and origin would move the units), suppressed.
+fn aggregate_cells(
+    state: &AppState,
+    caller: &Caller,
+    plan: &ReadPlan,
+    p: &Params,
+) -> ApiResult<Response> {
+    fixed_units_only(p)?;
+    if p.text("size").is_some() {
+        return Err(Problem::bad_parameter("size", FIXED_UNITS));
+    }
+    let r: u8 = p
+        .text("h3")
+        .ok_or_else(|| Problem::bad_parameter("h3", "give h3, a resolution of 5 to 9"))?
+        .parse()
+        .map_err(|_| Problem::bad_parameter("h3", "h3 is a resolution of 5 to 9"))?;
+    check_resolution(r).map_err(|e| Problem::bad_parameter("h3", e.to_string()))?;
+    let agg = state.city.cell_aggregates(plan)?;
+    let field = p
+        .text("field")
+        .map(|f| {
+            field_position(&agg.fields, f)
+                .map_err(|e| Problem::bad_parameter("field", e.to_string()))
+        })
+        .transpose()?;
+    let cells = agg.cells(r);
+    caller.served(state, plan, Some(cells.len() as u64));
+    let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+    for (i, (cell, t)) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut props = tally_json(t, agg.k, field);
+        props.insert("cell".into(), cell.to_string().into());
+        let _ = write!(
+            out,
+            r#"{{"type":"Feature","id":{},"properties":{},"geometry":"#,
+            json_string(&cell.to_string()),
+            serde_json::Value::Object(props)
+        );
+        write_geometry(
+            &mut out,
+            &Geometry::Polygon(citytwin_city::cells::h3_outline(*cell)),
+            false,
+        );
+        out.push('}');
+    }
+    let _ = write!(
+        out,
+        r#"],"numberReturned":{},"total":{},"form":"aggregate","k":{}}}"#,
+        cells.len(),
+        agg.total.count_json(agg.k),
+        agg.k
+    );
+    Ok(geojson_response(out))
 }

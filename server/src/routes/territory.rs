@@ -213,7 +213,7 @@ async fn feature_counts(
     caller: &Caller,
     tree: &Arc<TerritoryTree>,
     u: usize,
-) -> ApiResult<BTreeMap<String, u64>> {
+) -> ApiResult<BTreeMap<String, Value>> {
     let mut counts = BTreeMap::new();
     let code = tree.unit(u).code.clone();
     for (layer, plan) in state.city.visible_layers(caller.principal()) {
@@ -224,8 +224,14 @@ async fn feature_counts(
         if !plan.shows_code(Some(&code)) {
             continue;
         }
+        if plan.form == citytwin_city::access::Form::Aggregate {
+            // a level-3 layer: its suppressed count from the table of the whole tree
+            let agg = state.city.unit_aggregates(&plan, tree).await?;
+            counts.insert(layer.meta.name.clone(), agg.units[u].count_json(agg.k));
+            continue;
+        }
         let a = state.city.assignment(&layer, tree).await?;
-        counts.insert(layer.meta.name.clone(), tree.roll_up(&a.per_grid)[u]);
+        counts.insert(layer.meta.name.clone(), tree.roll_up(&a.per_grid)[u].into());
     }
     Ok(counts)
 }

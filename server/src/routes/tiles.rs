@@ -142,15 +142,14 @@ pub(crate) async fn tile(
             .inc();
         let budget = state.settings.budget();
         let start = std::time::Instant::now();
-        let rows: Vec<Option<(usize, String)>> =
-            resolved.iter().map(|(_, p)| p.territory.clone()).collect();
+        let plans: Vec<ReadPlan> = resolved.iter().map(|(_, p)| p.clone()).collect();
         let out = state
             .city
             .tile(&TileRequest {
                 layers: &names,
                 coord,
                 budget,
-                rows: &rows,
+                plans: &plans,
             })
             .await?;
         state
