@@ -41,6 +41,7 @@ fn render(c: &mut Criterion) {
         data,
         styles: &board_styles,
         source: &source,
+        credit: String::new(),
     };
     g.bench_function("dashboard 3840x2160 (whole city, 50k buildings)", |b| {
         b.iter(|| r.render_dashboard(&layout, &input, 3840, 2160).unwrap());
@@ -55,6 +56,7 @@ fn render(c: &mut Criterion) {
                 0.0,
                 0.0,
                 (1920, 1080, 1.0),
+                "",
             )
             .unwrap()
         });
@@ -68,6 +70,7 @@ fn render(c: &mut Criterion) {
                 30.0,
                 55.0,
                 (1920, 1080, 1.0),
+                "",
             )
             .unwrap()
         });
@@ -84,6 +87,7 @@ fn render(c: &mut Criterion) {
                         data,
                         styles: &board_styles,
                         source: &source,
+                        credit: String::new(),
                     };
                     r.render_dashboard(&layout, &input, w, h)
                         .unwrap()

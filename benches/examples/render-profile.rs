@@ -48,6 +48,7 @@ fn main() {
         data,
         styles: &board_styles,
         source: &source,
+        credit: String::new(),
     };
     report("dashboard 3840x2160", || {
         r.borrow_mut()
@@ -74,6 +75,7 @@ fn main() {
                     0.0,
                     pitch,
                     (1920, 1080, 1.0),
+                    "",
                 )
                 .unwrap()
         });

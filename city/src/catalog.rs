@@ -481,6 +481,70 @@ pub async fn update(
     store.set_layer_meta(&meta).await
 }
 
+/// The line a product built from these layers carries (Data art. 27): the layers drawn (with
+/// the form they were drawn in when not as they are) and each source with the dates its data
+/// was acquired — or, for a layer with no acquisition date, the day it last changed.
+///
+/// ```
+/// use citytwin_city::{GeometryKind, LayerMeta};
+/// use citytwin_city::access::Form;
+/// let mut roads = LayerMeta::new("roads", GeometryKind::LineString);
+/// roads.source = "© 天地图 Tianditu".into();
+/// roads.acquired = Some("2025-01-01".into());
+/// let mut calls = LayerMeta::new("hotline", GeometryKind::Point);
+/// calls.source = "12345".into();
+/// calls.acquired = Some("2026-11-29".into());
+/// assert_eq!(
+///     citytwin_city::catalog::provenance(&[(&roads, Form::Raw), (&calls, Form::Aggregate)]),
+///     "Layers: roads, hotline (aggregates) · Sources: © 天地图 Tianditu (2025-01-01); 12345 (2026-11-29)"
+/// );
+/// ```
+#[must_use]
+pub fn provenance(layers: &[(&crate::LayerMeta, crate::access::Form)]) -> String {
+    if layers.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = layers
+        .iter()
+        .map(|(m, form)| match form {
+            crate::access::Form::Raw => m.name.clone(),
+            crate::access::Form::Desensitised => format!("{} (desensitised)", m.name),
+            crate::access::Form::Aggregate => format!("{} (aggregates)", m.name),
+        })
+        .collect();
+    let mut sources: Vec<(String, Vec<String>)> = Vec::new();
+    for (m, _) in layers {
+        let source = if m.source.is_empty() {
+            m.classification
+                .as_ref()
+                .map_or_else(|| m.title.clone(), |c| format!("{} ({})", m.title, c.owner))
+        } else {
+            m.source.clone()
+        };
+        let date = m
+            .acquired
+            .clone()
+            .unwrap_or_else(|| m.updated_at.chars().take(10).collect());
+        match sources.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, dates)) if !dates.contains(&date) => dates.push(date),
+            Some(_) => {}
+            None => sources.push((source, vec![date])),
+        }
+    }
+    let sources: Vec<String> = sources
+        .into_iter()
+        .map(|(s, mut d)| {
+            d.sort();
+            format!("{s} ({})", d.join(", "))
+        })
+        .collect();
+    format!(
+        "Layers: {} · Sources: {}",
+        names.join(", "),
+        sources.join("; ")
+    )
+}
+
 /// Checks an ISO date `YYYY-MM-DD`.
 pub fn check_date(s: &str) -> Result<()> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");

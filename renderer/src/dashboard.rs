@@ -289,6 +289,9 @@ pub struct BoardInput<'a> {
     pub styles: &'a HashMap<String, Style>,
     /// features for map panels
     pub source: &'a dyn MapSource,
+    /// the sources drawn and their acquisition dates, for the line at the foot (none when
+    /// empty)
+    pub credit: String,
 }
 
 const SERIES: [&str; 6] = [
@@ -305,7 +308,9 @@ pub enum Look {
 }
 
 impl Renderer {
-    /// A static map: `width`×`height` CSS pixels at `scale` physical pixels each.
+    /// A static map: `width`×`height` CSS pixels at `scale` physical pixels each, with
+    /// `credit` (the sources drawn and when they were acquired) at its foot when not empty.
+    #[allow(clippy::too_many_arguments)]
     pub fn render_map(
         &mut self,
         style: &Style,
@@ -314,6 +319,7 @@ impl Renderer {
         bearing: f64,
         pitch: f64,
         (width, height, scale): (u32, u32, f64),
+        credit: &str,
     ) -> Result<Frame, Error> {
         if !(0.0..=MAX_PITCH).contains(&pitch) || !bearing.is_finite() {
             return Err(Error::Size(format!(
@@ -346,9 +352,16 @@ impl Renderer {
         let cam = Camera::new(view, panel, (fw, fh), scale);
         let mut scene = Scene::new(fw, fh, Color::TRANSPARENT);
         draw_map(&mut scene, &mut self.fonts, style, source, &cam);
+        let mut b = Board {
+            scene,
+            u: scale as f32,
+            accent: Color::TRANSPARENT,
+        };
+        b.credit(self, panel, credit, false);
         let prepare = started.elapsed();
-        let mut frame = self.draw(scene)?;
+        let mut frame = self.draw(b.scene)?;
         frame.prepare = prepare;
+        frame.credit = credit.to_owned();
         Ok(frame)
     }
 
@@ -444,9 +457,17 @@ impl Renderer {
                 PanelSpec::List { title, limit, .. } => b.list(self, p, title, *limit, data),
             }
         }
+        let whole = Panel {
+            x: 0.0,
+            y: 0.0,
+            w: width as f32,
+            h: height as f32,
+        };
+        b.credit(self, whole, &input.credit, true);
         let prepare = started.elapsed();
         let mut frame = self.draw(b.scene)?;
         frame.prepare = prepare;
+        frame.credit.clone_from(&input.credit);
         Ok(frame)
     }
 }
@@ -563,6 +584,36 @@ impl Board {
             clip: clip.scissor(self.scene.width, self.scene.height),
         });
         (w, h)
+    }
+
+    /// The line at the foot of an image naming the sources drawn and when they were
+    /// acquired (Data art. 27): small text on a band across the bottom, dark on light maps,
+    /// light on dark dashboards.
+    fn credit(&mut self, r: &mut Renderer, p: Panel, text: &str, dark: bool) {
+        if text.is_empty() {
+            return;
+        }
+        let u = self.u;
+        let band = 20.0 * u;
+        let (fill, ink) = if dark {
+            (Color::rgba(0.0, 0.03, 0.1, 0.72), MUTED)
+        } else {
+            (
+                Color::rgba(1.0, 1.0, 1.0, 0.78),
+                Color::rgba(0.2, 0.22, 0.26, 1.0),
+            )
+        };
+        self.scene.rect(p.x, p.y + p.h - band, p.w, band, fill);
+        self.text(
+            r,
+            text,
+            12.0,
+            ink,
+            (p.x + 8.0 * u, p.y + p.h - band + 3.0 * u),
+            Align::Left,
+            p,
+            Some(p.w - 12.0 * u),
+        );
     }
 
     /// The caption of a panel; returns the y below it.

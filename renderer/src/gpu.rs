@@ -74,6 +74,9 @@ pub struct Frame {
     pub prepare: std::time::Duration,
     /// time spent on the GPU: upload, drawing, readback
     pub draw: std::time::Duration,
+    /// the sources drawn and when their data was acquired (Data art. 27): written at the
+    /// foot of the image and into a PNG's `Source` text chunk
+    pub credit: String,
 }
 
 /// Options of the renderer.
@@ -665,6 +668,7 @@ impl Renderer {
             warnings: scene.warnings,
             prepare: std::time::Duration::ZERO,
             draw: started.elapsed(),
+            credit: String::new(),
         })
     }
 

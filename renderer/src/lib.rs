@@ -58,6 +58,10 @@ impl Frame {
             enc.set_color(png::ColorType::Rgba);
             enc.set_depth(png::BitDepth::Eight);
             enc.set_compression(png::Compression::Fast);
+            if !self.credit.is_empty() {
+                enc.add_itxt_chunk("Source".into(), self.credit.clone())
+                    .map_err(|e| Error::Encode(e.to_string()))?;
+            }
             let mut w = enc
                 .write_header()
                 .map_err(|e| Error::Encode(e.to_string()))?;

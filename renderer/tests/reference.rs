@@ -267,6 +267,7 @@ fn flat_map_at_an_odd_width_with_chinese_labels_and_a_heatmap() {
             0.0,
             0.0,
             (1366, 768, 1.0),
+            "",
         )
         .unwrap();
     assert_eq!((frame.width, frame.height), (1366, 768));
@@ -288,16 +289,16 @@ fn pitched_and_turned_view_extrudes_buildings() {
     let fixture = Fixture::new();
     let look = Look::Center((118.819, 32.047), 15.0);
     let pitched = r
-        .render_map(&style, &fixture, look, 30.0, 55.0, (800, 600, 1.0))
+        .render_map(&style, &fixture, look, 30.0, 55.0, (800, 600, 1.0), "")
         .unwrap();
     let flat = r
-        .render_map(&style, &fixture, look, 30.0, 0.0, (800, 600, 1.0))
+        .render_map(&style, &fixture, look, 30.0, 0.0, (800, 600, 1.0), "")
         .unwrap();
     assert_ne!(pitched.rgba, flat.rgba);
     check("map-pitched-800x600", &pitched);
     // retina: the same map at scale 2 is twice as large
     let hi = r
-        .render_map(&style, &fixture, look, 0.0, 0.0, (400, 300, 2.0))
+        .render_map(&style, &fixture, look, 0.0, 0.0, (400, 300, 2.0), "")
         .unwrap();
     assert_eq!((hi.width, hi.height), (800, 600));
 }
@@ -400,6 +401,7 @@ fn dashboard_with_every_panel_kind() {
         data,
         styles: &styles,
         source: &fixture,
+        credit: String::new(),
     };
     let frame = renderer()
         .render_dashboard(&layout, &input, 1366, 768)
@@ -432,6 +434,7 @@ fn unsupported_layers_and_properties_are_reported_not_silently_blank() {
             0.0,
             0.0,
             (300, 200, 1.0),
+            "",
         )
         .unwrap();
     let w = frame.warnings.join("\n");
@@ -456,7 +459,7 @@ fn bad_sizes_and_views_are_errors() {
         ((100, 100, 1.0), 75.0),
     ] {
         let err = r
-            .render_map(&style, &f, look, 0.0, pitch, size)
+            .render_map(&style, &f, look, 0.0, pitch, size, "")
             .unwrap_err();
         assert!(matches!(err, citytwin_renderer::Error::Size(_)), "{err}");
     }

@@ -58,6 +58,27 @@ impl CitySource {
         h.finish()
     }
 
+    /// The provenance line of the layers these styles draw (Data art. 27): the layers this
+    /// source holds that a style layer reads, in the order the styles draw them.
+    #[must_use]
+    pub fn credit<'a>(
+        &self,
+        styles: impl IntoIterator<Item = &'a citytwin_renderer::Style>,
+    ) -> String {
+        let mut drawn: Vec<(&LayerMeta, citytwin_city::access::Form)> = Vec::new();
+        for style in styles {
+            for l in &style.layers {
+                if let Some((index, plan)) =
+                    l.source_layer.as_ref().and_then(|n| self.layers.get(n))
+                    && !drawn.iter().any(|(m, _)| m.name == index.meta.name)
+                {
+                    drawn.push((&index.meta, plan.form));
+                }
+            }
+        }
+        citytwin_city::catalog::provenance(&drawn)
+    }
+
     /// The read plans of the layers drawn, for the audit log.
     pub fn plans(&self) -> impl Iterator<Item = &ReadPlan> {
         self.layers.values().map(|(_, p)| p)

@@ -745,7 +745,65 @@ async fn the_access_matrix_holds_on_every_channel() {
     assert_eq!(one["level"], 2);
     let (_, tj) = json_of("planner", "/tiles/canary_shared").await;
     assert_eq!(tj["catalog"][0]["level"], 2);
+    // every product states its sources and their dates (Data art. 27): TileJSON, OGC API
+    // collections, and every rendered image, at its foot and in its PNG `Source` chunk
+    let (_, tj) = json_of("planner", "/tiles/canary_shared,canary_secret").await;
+    let attribution = tj["attribution"].as_str().unwrap();
+    assert!(
+        attribution.contains("canary_shared, canary_secret (aggregates)")
+            && attribution.contains("Sources: "),
+        "{attribution}"
+    );
+    assert!(tj["provenance"][1]["updated_at"].is_string(), "{tj}");
+    let (_, col) = json_of("public", "/collections/canary_personal").await;
+    assert!(
+        col["attribution"]
+            .as_str()
+            .unwrap()
+            .contains("canary_personal (desensitised)"),
+        "{col}"
+    );
+    assert!(col["provenance"]["source"].is_string(), "{col}");
+    for (who, path, names) in [
+        (
+            "urban",
+            "/render/canary.png?bbox=118.770,32.090,118.790,32.097&width=400&height=200",
+            "canary_secret",
+        ),
+        (
+            "planner",
+            "/render/canary.png?bbox=118.770,32.090,118.790,32.097&width=400&height=200",
+            "canary_secret (aggregates)",
+        ),
+        (
+            "dispatcher",
+            "/dashboards/nanjing.png?width=960&height=540",
+            "districts",
+        ),
+    ] {
+        let (s, png) = get(who, path).await;
+        assert_eq!(s, 200, "{path}");
+        let credit = png_source(&png);
+        assert!(
+            credit.contains(names) && credit.contains("Sources: "),
+            "{who} {path}: {credit:?}"
+        );
+    }
     let _ = w;
+}
+
+/// The `Source` text a PNG carries.
+fn png_source(png_bytes: &[u8]) -> String {
+    let reader = png::Decoder::new(std::io::Cursor::new(png_bytes))
+        .read_info()
+        .unwrap();
+    reader
+        .info()
+        .utf8_text
+        .iter()
+        .find(|c| c.keyword == "Source")
+        .map(|c| c.get_text().unwrap())
+        .unwrap_or_default()
 }
 
 /// Which canary colours a PNG shows (more than a few exact pixels of each).

@@ -44,6 +44,19 @@ pub fn classification(m: &citytwin_city::LayerMeta) -> Value {
     }
 }
 
+/// Where a layer's data came from and when (Data art. 27), as TileJSON, OGC API collections
+/// and the catalogue show it.
+#[must_use]
+pub fn provenance(m: &citytwin_city::LayerMeta) -> Value {
+    json!({
+        "layer": m.name,
+        "source": m.source,
+        "acquired": m.acquired,
+        "updated_at": m.updated_at,
+        "owner": m.classification.as_ref().map(|c| c.owner.clone()),
+    })
+}
+
 fn entry(l: &LayerIndex, plan: &ReadPlan, base: &str) -> Value {
     let m = &l.meta;
     let c = classification(m);

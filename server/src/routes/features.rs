@@ -117,6 +117,7 @@ fn time_extent(l: &LayerIndex) -> Option<Value> {
 
 fn describe(l: &LayerIndex, base: &str) -> Value {
     let m = &l.meta;
+    let attribution = citytwin_city::catalog::provenance(&[(m, l.form)]);
     let href = format!("{base}/collections/{}", m.name);
     let catalog = crate::routes::catalog::classification(m);
     let mut extent = json!({
@@ -133,7 +134,8 @@ fn describe(l: &LayerIndex, base: &str) -> Value {
         "crs": [CRS84],
         "storageCrs": CRS84,
         "extent": extent,
-        "attribution": m.source,
+        "attribution": attribution,
+        "provenance": crate::routes::catalog::provenance(m),
         "catalog": catalog,
         "links": [
             { "href": href, "rel": "self", "type": "application/json", "title": "this collection" },

@@ -194,6 +194,7 @@ pub(crate) async fn static_map(
     for plan in source.plans() {
         caller.served(&state, plan, None);
     }
+    let credit = source.credit([&style]);
     let frame = state
         .render
         .run(move |r| {
@@ -204,6 +205,7 @@ pub(crate) async fn static_map(
                 bearing,
                 pitch,
                 (width, height, scale),
+                &credit,
             )
         })
         .await?;
@@ -266,6 +268,7 @@ async fn render_frame(
         }
     }
     let clock = clock_text(now);
+    let credit = source.credit(layout.styles().into_iter().filter_map(|id| styles.get(id)));
     state
         .render
         .run(move |r| {
@@ -274,6 +277,7 @@ async fn render_frame(
                 data,
                 styles: &styles,
                 source: &source,
+                credit,
             };
             r.render_dashboard(&layout, &input, width, height)
         })

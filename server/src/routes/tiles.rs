@@ -268,18 +268,16 @@ pub(crate) async fn tilejson(
         })
         .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
     let center_zoom = minzoom.max(10).min(maxzoom);
-    let mut attribution: Vec<&str> = Vec::new();
-    for l in &indexes {
-        if !l.meta.source.is_empty() && !attribution.contains(&l.meta.source.as_str()) {
-            attribution.push(&l.meta.source);
-        }
-    }
+    let drawn: Vec<(&citytwin_city::LayerMeta, citytwin_city::access::Form)> =
+        indexes.iter().map(|l| (&l.meta, l.form)).collect();
+    let attribution = citytwin_city::catalog::provenance(&drawn);
     let body = json!({
         "tilejson": "3.0.0",
         "name": names.join(","),
         "description": indexes.iter().map(|l| l.meta.title.clone()).collect::<Vec<_>>().join(", "),
         "version": "1.0.0",
-        "attribution": attribution.join(" · "),
+        "attribution": attribution,
+        "provenance": indexes.iter().map(|l| crate::routes::catalog::provenance(&l.meta)).collect::<Vec<_>>(),
         "scheme": "xyz",
         "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names.join(","))],
         "minzoom": minzoom,
