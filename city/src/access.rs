@@ -198,6 +198,13 @@ impl Principal {
         self.kind == PrincipalKind::Public
     }
 
+    /// Whether it is the operator at the command line (`cli:` and the operating-system
+    /// user): whoever can open the store acts for the data bureau.
+    #[must_use]
+    pub fn is_cli(&self) -> bool {
+        self.id.starts_with("cli:")
+    }
+
     /// Whether it holds a role.
     #[must_use]
     pub fn has(&self, role: Role) -> bool {
@@ -260,6 +267,11 @@ pub enum Basis {
     Shared,
     /// the principal's department owns the layer
     Owner,
+    /// an approved request (a grant) for a layer shared or opened on conditions
+    Granted,
+    /// the principal handles the records of its territory (street and community staff with
+    /// the handler role): it sees them as they are, its territory's only
+    Handling,
 }
 
 /// In what form a principal gets a layer's data.
@@ -301,6 +313,8 @@ pub struct ReadPlan {
     pub territory: Option<(usize, String)>,
     /// whether reads are recorded in the audit log (layers not open unconditionally)
     pub audited: bool,
+    /// the grant the plan rests on, when it does
+    pub grant: Option<String>,
 }
 
 impl ReadPlan {
@@ -309,12 +323,13 @@ impl ReadPlan {
     /// Plans that show the same features share a key (0 for the whole layer).
     #[must_use]
     pub fn key(&self) -> u64 {
-        match (&self.territory, self.form) {
-            (None, Form::Raw) => 0,
-            (territory, form) => {
+        match (&self.territory, self.form, &self.grant) {
+            (None, Form::Raw, None) => 0,
+            (territory, form, grant) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 territory.as_ref().map(|(_, t)| t).hash(&mut h);
                 form.hash(&mut h);
+                grant.hash(&mut h);
                 h.finish() | 1
             }
         }
@@ -413,12 +428,15 @@ pub fn read(p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
         };
         return Err(Denial::Hidden(why));
     };
-    let form = match c {
-        Some(_) if sensitive && !(owner && p.roles.iter().any(|r| r.works_raw_data())) => {
-            Form::Aggregate
-        }
-        Some(c) if !owner && c.desensitises() => Form::Desensitised,
-        _ => Form::Raw,
+    // the staff who handle a territory's records (a citizen's report, a hotline call) see
+    // them as they are, their territory's only: the layer must carry territorial codes
+    let handling = p.has(Role::Handler) && p.territory.is_some() && meta.territory_field.is_some();
+    let (basis, form) = match c {
+        Some(_) if owner && p.roles.iter().any(|r| r.works_raw_data()) => (basis, Form::Raw),
+        Some(_) if handling && !owner => (Basis::Handling, Form::Raw),
+        Some(_) if sensitive => (basis, Form::Aggregate),
+        Some(c) if !owner && c.desensitises() => (basis, Form::Desensitised),
+        _ => (basis, Form::Raw),
     };
     let territory = match (&p.territory, &meta.territory_field) {
         (Some(t), Some(f)) if form != Form::Aggregate => {
@@ -432,7 +450,54 @@ pub fn read(p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
         form,
         territory,
         audited: !open,
+        grant: None,
     })
+}
+
+/// [`read`], and where it refuses, the grants in force for the layer: one for the
+/// principal's department (or for the public) lets it read the layer desensitised, narrowed
+/// to the grant's fields and territory (and its own territory).
+pub fn read_with(
+    p: &Principal,
+    meta: &LayerMeta,
+    grants: &[crate::grants::Grant],
+) -> Result<ReadPlan, Denial> {
+    let refused = match read(p, meta) {
+        Ok(plan) => return Ok(plan),
+        Err(d) => d,
+    };
+    let field = meta
+        .territory_field
+        .as_deref()
+        .and_then(|f| meta.field_index(f));
+    for g in grants
+        .iter()
+        .filter(|g| g.layer == meta.name && g.covers(p))
+    {
+        // the narrower of the grant's territory and the principal's; none if they do not meet
+        let territory = match (g.territory.as_deref(), p.territory.as_deref()) {
+            (None, None) => None,
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (Some(a), Some(b)) if within(Some(a), Some(b)) => Some(b),
+            (Some(a), Some(b)) if within(Some(b), Some(a)) => Some(a),
+            _ => continue,
+        };
+        let territory = match (territory, field) {
+            (None, _) => None,
+            (Some(t), Some(i)) => Some((i, t.to_owned())),
+            // a territory the layer cannot be narrowed to: nothing of it
+            (Some(_), None) => continue,
+        };
+        return Ok(ReadPlan {
+            layer: meta.name.clone(),
+            basis: Basis::Granted,
+            form: Form::Desensitised,
+            territory,
+            audited: true,
+            grant: Some(g.id.clone()),
+        });
+    }
+    Err(refused)
 }
 
 /// A change someone asks to make.
@@ -637,13 +702,21 @@ impl crate::City {
         let layer = self
             .layer(name)
             .ok_or_else(|| crate::Error::UnknownLayer(name.to_owned()))?;
-        match read(&cx.principal, &layer.meta) {
+        match self.plan_for(&cx.principal, &layer.meta) {
             Ok(plan) => Ok((self.view_of(&layer, &plan, None)?, plan)),
             Err(d) => {
                 self.audit(cx.record("read", name, false, None, d.reason()));
                 Err(crate::Error::UnknownLayer(name.to_owned()))
             }
         }
+    }
+
+    /// The one access decision for a layer, with the grants in force now.
+    pub fn plan_for(&self, p: &Principal, meta: &LayerMeta) -> Result<ReadPlan, Denial> {
+        let grants = self
+            .governance
+            .grants_in_force(&meta.name, crate::live::ts::now());
+        read_with(p, meta, &grants)
     }
 
     /// Every layer the asker may see, as it may see it (the layer, its desensitised view or
@@ -656,7 +729,7 @@ impl crate::City {
         self.layers()
             .into_iter()
             .filter_map(|l| {
-                let plan = read(p, &l.meta).ok()?;
+                let plan = self.plan_for(p, &l.meta).ok()?;
                 let view = self.view_of(&l, &plan, None).ok()?;
                 Some((view, plan))
             })
@@ -803,6 +876,31 @@ mod tests {
         let plan = read(&scoped, &secret).unwrap();
         assert!(plan.territory.is_none());
         assert_ne!(plan.key(), 0);
+    }
+
+    #[test]
+    fn handling_staff_see_their_territorys_records_as_they_are() {
+        let mut m = layer(ShareClass::Conditional, OpenClass::Conditional, 3);
+        m.fields = vec![Field {
+            name: "grid".into(),
+            kind: FieldKind::Text,
+        }];
+        m.territory_field = Some("grid".into());
+        let mut handler = staff("xuanwu-street");
+        handler.roles.insert(Role::Handler);
+        handler.territory = Some("320102001".into());
+        let plan = read(&handler, &m).unwrap();
+        assert_eq!((plan.basis, plan.form), (Basis::Handling, Form::Raw));
+        assert_eq!(plan.territory, Some((0, "320102001".into())));
+        // without a territory, or without the role, or on a layer without codes: aggregates
+        let mut roaming = handler.clone();
+        roaming.territory = None;
+        assert_eq!(read(&roaming, &m).unwrap().form, Form::Aggregate);
+        let mut reporter = handler.clone();
+        reporter.roles = [Role::Reporter].into_iter().collect();
+        assert_eq!(read(&reporter, &m).unwrap().form, Form::Aggregate);
+        let plain = layer(ShareClass::Conditional, OpenClass::Conditional, 3);
+        assert_eq!(read(&handler, &plain).unwrap().form, Form::Aggregate);
     }
 
     #[test]

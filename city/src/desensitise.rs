@@ -87,12 +87,29 @@ pub fn mask_json(v: &mut serde_json::Value, c: &Classification) {
 /// The view of `index` for readers without the right to its raw data.
 #[must_use]
 pub fn view(index: &LayerIndex, c: &Classification) -> LayerIndex {
-    let masks: Vec<(usize, Mask)> = c
-        .personal
+    view_as(index, &c.personal, c.precision_m, None)
+}
+
+/// A view of `index` with these masks and precision, keeping only the fields named in
+/// `keep` (all when absent; the others are left out).
+#[must_use]
+pub fn view_as(
+    index: &LayerIndex,
+    personal: &std::collections::BTreeMap<String, Mask>,
+    precision: Option<u32>,
+    keep: Option<&[String]>,
+) -> LayerIndex {
+    let mut masks: Vec<(usize, Mask)> = personal
         .iter()
         .filter_map(|(f, m)| index.meta.field_index(f).map(|i| (i, *m)))
         .collect();
-    let precision = c.precision_m;
+    if let Some(keep) = keep {
+        for (i, f) in index.meta.fields.iter().enumerate() {
+            if !keep.contains(&f.name) && !masks.iter().any(|(m, _)| *m == i) {
+                masks.push((i, Mask::Remove));
+            }
+        }
+    }
     let features: Vec<IndexedFeature> = index
         .features()
         .iter()

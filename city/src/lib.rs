@@ -6,19 +6,23 @@
 
 pub mod access;
 pub mod audit;
+pub mod calendar;
 pub mod catalog;
 pub mod cells;
 pub mod desensitise;
 pub mod filter;
 pub mod generate;
 pub mod geojson;
+pub mod grants;
 pub mod import;
 pub mod index;
 pub mod invisible;
 pub mod keys;
 pub mod layer;
 pub mod live;
+pub mod objections;
 pub mod query;
+pub mod records;
 pub mod stats;
 pub mod store;
 pub mod suppress;

@@ -60,6 +60,9 @@ pub struct CityOptions {
     /// the audit log's key and retention (days); without it nothing is audited (tools and
     /// tests that open a twin only to read it)
     pub audit: Option<(crate::audit::AuditKey, u32)>,
+    /// the public-holiday calendar deadlines in working days count with (the shipped
+    /// Chinese one when absent)
+    pub calendar: Option<crate::calendar::Calendar>,
 }
 
 /// The live twin: a store and the indexes built from it.
@@ -76,6 +79,8 @@ pub struct City {
     assignments: RwLock<HashMap<String, Arc<GridAssignment>>>,
     derived: tokio::sync::Mutex<()>,
     pub(crate) views: crate::views::Views,
+    pub(crate) governance: crate::records::Records,
+    pub(crate) calendar: crate::calendar::Calendar,
     pub(crate) live: crate::live::Live,
 }
 
@@ -118,6 +123,10 @@ impl City {
             }
             None => None,
         };
+        let calendar = options
+            .calendar
+            .clone()
+            .unwrap_or_else(crate::calendar::Calendar::china);
         let city = Self {
             store,
             credentials,
@@ -131,6 +140,8 @@ impl City {
             assignments: RwLock::new(HashMap::new()),
             derived: tokio::sync::Mutex::new(()),
             views: crate::views::Views::default(),
+            governance: crate::records::Records::default(),
+            calendar,
             live,
         };
         let metas = city.store.layers().await?;
@@ -141,6 +152,7 @@ impl City {
             .map(|l| (l.meta.name.clone(), l))
             .collect();
         *city.layers.write().map_err(|_| poisoned())? = Arc::new(map);
+        city.reload_records().await?;
         Ok(city)
     }
 

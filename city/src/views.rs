@@ -15,9 +15,15 @@ use std::sync::{Arc, RwLock};
 /// (renders, feature listings): cells of about 5 km².
 pub const DEFAULT_RESOLUTION: u8 = 7;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ViewKind {
-    Desensitised,
+    /// the layer with its disputed features marked, of this disputes generation
+    Marked(u64),
+    /// desensitised (and marked)
+    Desensitised(u64),
+    /// desensitised as a grant allows (and marked)
+    Granted(String, u64),
+    /// aggregate cells of a resolution
     Cells(u8),
 }
 
@@ -27,7 +33,11 @@ pub(crate) struct Views {
     layers: RwLock<HashMap<(String, ViewKind), Arc<LayerIndex>>>,
     h3: RwLock<HashMap<String, Arc<H3Aggregates>>>,
     units: RwLock<HashMap<String, Arc<TerritoryAggregates>>>,
+    /// one build of a view at a time (a view of cells computes the aggregates under
+    /// `count`, never under this one)
     build: std::sync::Mutex<()>,
+    /// one count of aggregates at a time
+    count: std::sync::Mutex<()>,
 }
 
 fn cached<K: std::hash::Hash + Eq, V: Clone>(
@@ -47,7 +57,7 @@ impl Views {
         if let Some(a) = cached(&self.h3, &raw.meta.name, current) {
             return a;
         }
-        let _one = self.build.lock();
+        let _one = self.count.lock();
         if let Some(a) = cached(&self.h3, &raw.meta.name, current) {
             return a;
         }
@@ -58,43 +68,78 @@ impl Views {
         a
     }
 
-    fn view(&self, raw: &Arc<LayerIndex>, kind: ViewKind) -> Arc<LayerIndex> {
+    fn view(
+        &self,
+        raw: &Arc<LayerIndex>,
+        kind: ViewKind,
+        build: impl FnOnce() -> LayerIndex,
+    ) -> Arc<LayerIndex> {
         let key = (raw.meta.name.clone(), kind);
-        let current = |v: &Arc<LayerIndex>| v.version == raw.version;
+        let version = raw.version;
+        // a marked view carries the disputes generation above bit 40
+        let current = |v: &Arc<LayerIndex>| v.version & ((1 << 40) - 1) == version;
         if let Some(v) = cached(&self.layers, &key, current) {
             return v;
         }
-        let built = match kind {
-            ViewKind::Desensitised => {
-                let _one = self.build.lock();
-                if let Some(v) = cached(&self.layers, &key, current) {
-                    return v;
-                }
-                match &raw.meta.classification {
-                    Some(c) => crate::desensitise::view(raw, c),
-                    None => crate::desensitise::view(
-                        raw,
-                        &crate::catalog::Classification::new(
-                            "none",
-                            crate::catalog::ShareClass::NotShared,
-                            crate::catalog::OpenClass::NotOpen,
-                            4,
-                        ),
-                    ),
-                }
-            }
-            ViewKind::Cells(r) => {
-                let a = self.h3(raw);
-                crate::invisible::view(&raw.meta, &a, r)
-            }
-        };
-        let v = Arc::new(built);
+        let _one = self.build.lock();
+        if let Some(v) = cached(&self.layers, &key, current) {
+            return v;
+        }
+        let v = Arc::new(build());
         if let Ok(mut m) = self.layers.write() {
             // views of older versions go
-            m.retain(|(n, _), old| *n != raw.meta.name || old.version == raw.version);
+            m.retain(|(n, _), old| *n != raw.meta.name || current(old));
             m.insert(key, Arc::clone(&v));
         }
         v
+    }
+}
+
+/// Adds a `disputed` field (true on features with an open objection) to a view.
+fn mark(
+    index: &LayerIndex,
+    disputed: &std::collections::BTreeSet<i64>,
+    generation: u64,
+) -> LayerIndex {
+    let mut meta = index.meta.clone();
+    meta.fields.push(crate::Field {
+        name: "disputed".into(),
+        kind: crate::FieldKind::Boolean,
+    });
+    if let Some(t) = meta.tile_fields.as_mut() {
+        t.push("disputed".into());
+    }
+    let features = index
+        .features()
+        .iter()
+        .map(|f| {
+            let mut values = f.values.to_vec();
+            values.push(if disputed.contains(&f.id) {
+                citytwin_tiles::Value::Bool(true)
+            } else {
+                citytwin_tiles::Value::Null
+            });
+            crate::index::IndexedFeature {
+                values: values.into_boxed_slice(),
+                ..f.clone()
+            }
+        })
+        .collect();
+    LayerIndex::from_indexed(
+        meta,
+        features,
+        marked_version(index.version, generation),
+        index.form,
+    )
+}
+
+/// A view's version: its layer's, with the disputes generation in the high bits, so caches
+/// keyed by version see a new mark.
+fn marked_version(version: u64, generation: u64) -> u64 {
+    if generation == 0 {
+        version
+    } else {
+        version | (generation << 40)
     }
 }
 
@@ -116,15 +161,74 @@ impl crate::City {
                 plan.form.name()
             )));
         }
-        Ok(match plan.form {
-            Form::Raw => Arc::clone(raw),
-            Form::Desensitised => self.views.view(raw, ViewKind::Desensitised),
-            Form::Aggregate => self.views.view(
-                raw,
-                ViewKind::Cells(
-                    zoom.map_or(DEFAULT_RESOLUTION, crate::invisible::resolution_for_zoom),
-                ),
-            ),
+        let disputes = self.governance.disputes(&raw.meta.name);
+        let generation = if disputes.features.is_empty() || !raw.resident {
+            0
+        } else {
+            disputes.generation
+        };
+        let marked = |v: LayerIndex| {
+            if generation == 0 {
+                v
+            } else {
+                mark(&v, &disputes.features, generation)
+            }
+        };
+        let class = raw.meta.classification.clone().unwrap_or_else(|| {
+            crate::catalog::Classification::new(
+                "none",
+                crate::catalog::ShareClass::NotShared,
+                crate::catalog::OpenClass::NotOpen,
+                4,
+            )
+        });
+        Ok(match (plan.form, &plan.grant) {
+            (Form::Raw, _) if generation == 0 => Arc::clone(raw),
+            (Form::Raw, _) => self.views.view(raw, ViewKind::Marked(generation), || {
+                marked(crate::desensitise::view_as(
+                    raw,
+                    &std::collections::BTreeMap::default(),
+                    None,
+                    None,
+                ))
+            }),
+            (Form::Desensitised, None) => {
+                self.views
+                    .view(raw, ViewKind::Desensitised(generation), || {
+                        marked(crate::desensitise::view(raw, &class))
+                    })
+            }
+            (Form::Desensitised, Some(id)) => {
+                let grant = self
+                    .governance
+                    .grants()
+                    .into_iter()
+                    .find(|g| &g.id == id)
+                    .ok_or_else(|| Error::UnknownLayer(raw.meta.name.clone()))?;
+                self.views
+                    .view(raw, ViewKind::Granted(id.clone(), generation), || {
+                        // personal fields the grant names are shown as they are; fields it
+                        // does not name are left out
+                        let mut masks = class.personal.clone();
+                        if let Some(fields) = &grant.fields {
+                            masks.retain(|f, _| !fields.contains(f));
+                        }
+                        marked(crate::desensitise::view_as(
+                            raw,
+                            &masks,
+                            class.precision_m,
+                            grant.fields.as_deref(),
+                        ))
+                    })
+            }
+            (Form::Aggregate, _) => {
+                let r = zoom.map_or(DEFAULT_RESOLUTION, crate::invisible::resolution_for_zoom);
+                // counted before the view's build takes its lock
+                let counts = self.views.h3(raw);
+                self.views.view(raw, ViewKind::Cells(r), || {
+                    crate::invisible::view(&raw.meta, &counts, r)
+                })
+            }
         })
     }
 

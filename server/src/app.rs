@@ -243,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::render::router())
         .merge(routes::api::router())
         .merge(routes::access::router())
+        .merge(routes::governance::router())
         .merge(routes::web::router())
         .fallback(routes::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(crate::auth::body_limit("")))
@@ -263,12 +264,20 @@ pub fn spawn_watchers(state: &AppState) {
     let city = Arc::clone(&state.city);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let mut n = 0u64;
         loop {
             tick.tick().await;
             match city.credentials().refresh().await {
                 Ok(cut) if !cut.is_empty() => tracing::info!(?cut, "revoked; their streams close"),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "revocation check failed"),
+            }
+            // grants and objections the command line changed, every 2 s
+            n += 1;
+            if n.is_multiple_of(4)
+                && let Err(e) = city.reload_records().await
+            {
+                tracing::debug!(error = %e, "reloading grants and objections failed");
             }
         }
     });

@@ -275,7 +275,7 @@ pub enum AuditCommand {
     },
 }
 
-async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
+pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
     let spec = StoreSpec::parse(spec);
     if let StoreSpec::GeoPackage(p) = &spec
         && !p.exists()
@@ -294,7 +294,7 @@ fn audit_key(a: &StoreArgs, create: bool) -> Result<AuditKey, String> {
 }
 
 /// Whoever runs the command, as the audit log names them.
-fn operator() -> Context {
+pub(crate) fn operator() -> Context {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Context::of(
         Principal {
@@ -312,7 +312,7 @@ fn operator() -> Context {
 }
 
 /// Records what a command did, durably.
-async fn record(
+pub(crate) async fn record(
     store: &Arc<dyn Store>,
     a: &StoreArgs,
     action: &str,
@@ -328,7 +328,7 @@ async fn record(
 }
 
 #[allow(clippy::print_stdout)]
-fn out(line: &str) {
+pub(crate) fn out(line: &str) {
     println!("{line}");
 }
 

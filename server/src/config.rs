@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// days audit entries are kept (at least 180)
     #[arg(long, env = "CITYTWIN_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u32>,
+    /// the public-holiday calendar objection deadlines count working days with (TOML: a
+    /// table per year with `off` and `work` dates; default: the shipped Chinese calendar)
+    #[arg(long, env = "CITYTWIN_CALENDAR")]
+    pub calendar: Option<PathBuf>,
     /// a second address serving only /metrics, without credentials (for Prometheus on the
     /// operators' network); on the main address /metrics needs the system-admin role
     #[arg(long, env = "CITYTWIN_METRICS_LISTEN")]
@@ -131,6 +135,8 @@ pub struct FileConfig {
     pub audit_key: Option<PathBuf>,
     /// see [`ServeArgs::audit_retention_days`]
     pub audit_retention_days: Option<u32>,
+    /// see [`ServeArgs::calendar`]
+    pub calendar: Option<PathBuf>,
     /// see [`ServeArgs::metrics_listen`]
     pub metrics_listen: Option<String>,
     /// the catalogue entries of the live layers (`[catalog.events]` with owner, share, open,
@@ -210,6 +216,9 @@ pub struct Settings {
     pub audit_key: PathBuf,
     /// days audit entries are kept
     pub audit_retention_days: u32,
+    /// the public-holiday calendar file (the shipped one when absent)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<PathBuf>,
     /// the address serving /metrics without credentials
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -316,6 +325,7 @@ impl Settings {
                 .or(file.audit_key.clone())
                 .unwrap_or_else(|| default_audit_key(&store)),
             audit_retention_days,
+            calendar: args.calendar.clone().or(file.calendar.clone()),
             metrics_listen: args
                 .metrics_listen
                 .clone()

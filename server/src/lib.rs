@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cli_governance;
 pub mod config;
 pub mod demo;
 pub mod metrics;

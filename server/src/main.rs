@@ -55,6 +55,13 @@ enum Command {
     /// The audit log: verify its hash chain, or show entries.
     #[command(subcommand)]
     Audit(citytwin::cli::AuditCommand),
+    /// Requests for layers shared or opened on conditions: list, request, approve, refuse,
+    /// revoke.
+    #[command(subcommand)]
+    Grants(citytwin::cli_governance::GrantsCommand),
+    /// Objections to data: list (overdue first), decide.
+    #[command(subcommand)]
+    Objections(citytwin::cli_governance::ObjectionsCommand),
     /// Remove a layer (a published table is only unpublished, never dropped).
     Drop {
         /// the layer
@@ -248,10 +255,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let audit_key = citytwin_city::audit::AuditKey::load(&settings.audit_key, true)
         .map_err(|e| format!("audit key: {e}"))?;
+    let calendar = settings
+        .calendar
+        .as_deref()
+        .map(citytwin_city::calendar::Calendar::load)
+        .transpose()
+        .map_err(|e| format!("calendar: {e}"))?;
     let options = CityOptions {
         store_tiled: settings.store_tiled.iter().cloned().collect(),
         live: settings.live_options(),
         audit: Some((audit_key, settings.audit_retention_days)),
+        calendar,
     };
     let city = Arc::new(
         City::open_with(store, options)
@@ -474,6 +488,8 @@ fn main() -> ExitCode {
             Command::Catalog(c) => citytwin::cli::catalog(c).await,
             Command::Keys(c) => citytwin::cli::keys(c).await,
             Command::Users(c) => citytwin::cli::users(c).await,
+            Command::Grants(c) => citytwin::cli_governance::grants(c).await,
+            Command::Objections(c) => citytwin::cli_governance::objections(c).await,
             Command::Audit(c) => citytwin::cli::audit(c).await,
             Command::Simulate(a) => {
                 init_logging("human");

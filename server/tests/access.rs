@@ -123,8 +123,13 @@ const USERS: &str = r#"{
   "street": { "sub": "u-street", "password": "p-street", "name": "street", "department": "xuanwu-street", "roles": ["reporter", "handler"], "territory": "320102001" },
   "revokee": { "sub": "u-revokee", "password": "p-revokee", "name": "revokee", "department": "xuanwu-street", "roles": ["handler"], "territory": "320102001" },
   "auditor": { "sub": "u-auditor", "password": "p-auditor", "name": "auditor", "department": "audit", "roles": ["auditor"] },
-  "security": { "sub": "u-security", "password": "p-security", "name": "security", "department": "big-data", "roles": ["security-admin"] }
+  "security": { "sub": "u-security", "password": "p-security", "name": "security", "department": "big-data", "roles": ["security-admin"] },
+  "steward": { "sub": "u-steward", "password": "p-steward", "name": "steward", "department": "planning", "roles": ["data-steward"] }
 }"#;
+
+/// Layers of the governance tests, apart from the matrix's canaries: one planning shares and
+/// opens on conditions (its `secret` personal), one open to all that is objected to.
+const GOVERNED: [&str; 2] = ["granted_canary", "objected_canary"];
 
 /// Starts `web/idp/provider.mjs` (npm oidc-provider) and waits until it listens.
 fn provider(port: u16, dir: &Path, redirect: &str, extra: &[&str]) -> Child {
@@ -357,6 +362,33 @@ fn world() -> &'static World {
                         .await
                         .unwrap();
                 }
+                for (k, name) in GOVERNED.iter().enumerate() {
+                    let file = dir.join(format!("{name}.geojson"));
+                    std::fs::write(&file, canary_geojson(k, name)).unwrap();
+                    let mut req = ImportRequest::new(file, name);
+                    req.minzoom = Some(0);
+                    let mut c = if k == 0 {
+                        Classification::new(
+                            "planning",
+                            ShareClass::Conditional,
+                            OpenClass::Conditional,
+                            2,
+                        )
+                    } else {
+                        Classification::new(
+                            "planning",
+                            ShareClass::Unconditional,
+                            OpenClass::Unconditional,
+                            1,
+                        )
+                    };
+                    c.personal
+                        .insert("secret".into(), citytwin_city::catalog::Mask::Partial);
+                    req.classification = Some(c);
+                    import(store.as_ref(), req, Arc::new(NoProgress))
+                        .await
+                        .unwrap();
+                }
                 // styles: the repository's, and the canaries'
                 let styles = dir.join("styles");
                 std::fs::create_dir_all(styles.join("dashboards")).unwrap();
@@ -430,6 +462,7 @@ fn world() -> &'static World {
                     ("revokee", "p-revokee"),
                     ("auditor", "p-auditor"),
                     ("security", "p-security"),
+                    ("steward", "p-steward"),
                 ] {
                     tokens.insert(user, sign_in(&idp, &redirect, user, password).await);
                 }
@@ -855,6 +888,11 @@ async fn every_route_takes_an_access_decision() {
         ("/events/{id}/nearest-units", "read"),
         ("/events/{id}/transitions", "writes"),
         ("/events/{id}/units", "writes"),
+        ("/grants", "listing|writes"),
+        ("/grants/{id}", "listing"),
+        ("/grants/{id}/approve", "writes"),
+        ("/grants/{id}/refuse", "writes"),
+        ("/grants/{id}/revoke", "writes"),
         ("/grids/locate", "read"),
         ("/health", "public"),
         ("/layers/{layer}/cells", "read"),
@@ -869,6 +907,9 @@ async fn every_route_takes_an_access_decision() {
         ("/live/tickets", "listing"),
         ("/me", "listing"),
         ("/metrics", "duty"),
+        ("/objections", "listing|writes"),
+        ("/objections/{id}", "listing"),
+        ("/objections/{id}/decision", "writes"),
         ("/ogc", "public"),
         ("/readings", "writes"),
         ("/render/{file}", "listing"),
@@ -1699,4 +1740,318 @@ async fn the_viewer_signs_in_and_a_shared_layer_appears() {
     assert_eq!(report["after"]["canary-private"], 0, "{report}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 5_000);
     let _ = (&w.idp, &w.handle);
+}
+
+/// A date `days` from now, as the API reads a term's end.
+fn days_from_now(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// A request for a conditionally shared layer, end to end: asked, refused; asked again,
+/// approved on narrower conditions (fields, term), read as the grant allows on every
+/// channel, revoked and gone on the next request; a grant that runs out by itself; every
+/// step in the audit log.
+#[tokio::test]
+async fn a_grant_is_asked_for_decided_used_and_ended() {
+    let w = world();
+    let items = "/collections/granted_canary/items?limit=10";
+    let (z, x, y) = TILE;
+    let tile = format!("/tiles/granted_canary/{z}/{x}/{y}.mvt");
+    // shared on conditions: urban management does not see it, and cannot approve for itself
+    assert_eq!(get("urban", items).await.0, 404);
+    let ask = json!({ "layer": "granted_canary", "purpose": "manhole survey", "until": days_from_now(30), "fields": ["n", "secret"] });
+    let (s, first) = post("urban", "/grants", &ask).await;
+    assert_eq!(s, 201, "{first}");
+    assert_eq!(first["status"], "requested");
+    assert_eq!(first["grantee"], "urban-management");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let (s, _) = post("urban", &format!("/grants/{id}/approve"), &json!({})).await;
+    assert_eq!(s, 403, "the asker cannot approve");
+    let (s, _) = post("planner", &format!("/grants/{id}/approve"), &json!({})).await;
+    assert_eq!(
+        s, 403,
+        "the owner department without the steward role cannot either"
+    );
+    // refused, and a refused request cannot be approved after
+    let (s, refused) = post(
+        "steward",
+        &format!("/grants/{id}/refuse"),
+        &json!({ "reason": "no survey is planned" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{refused}");
+    assert_eq!(refused["status"], "refused");
+    let (s, _) = post("steward", &format!("/grants/{id}/approve"), &json!({})).await;
+    assert_eq!(s, 409);
+    assert_eq!(get("urban", items).await.0, 404);
+    // asked again, approved for the `n` field only and a shorter term
+    let (_, second) = post("urban", "/grants", &ask).await;
+    let id = second["id"].as_str().unwrap().to_owned();
+    let (s, _) = post(
+        "steward",
+        &format!("/grants/{id}/approve"),
+        &json!({ "until": days_from_now(60) }),
+    )
+    .await;
+    assert_eq!(s, 400, "an approval cannot lengthen the term");
+    let (s, approved) = post(
+        "steward",
+        &format!("/grants/{id}/approve"),
+        &json!({ "until": days_from_now(7), "fields": ["n"], "note": "for the survey only" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    // on the next request urban management reads it: the granted field, not the secret
+    let (s, body) = get("urban", items).await;
+    assert_eq!(s, 200);
+    let fc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(fc["features"].as_array().unwrap().len(), 3);
+    assert!(fc["features"][0]["properties"]["n"].is_number(), "{fc}");
+    assert!(!has(&body, "SENTINEL"), "a field outside the grant leaked");
+    let (s, body) = get("urban", &tile).await;
+    assert_eq!(s, 200);
+    assert!(!has(&body, "SENTINEL"));
+    let (_, me) = json_of("urban", "/me").await;
+    assert!(
+        me["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["layer"] == "granted_canary" && l["basis"] == "granted"),
+        "{me}"
+    );
+    // others are not helped by it, and see only their own grants
+    assert_eq!(get("dispatcher", items).await.0, 404);
+    let (_, theirs) = json_of("dispatcher", "/grants").await;
+    assert!(!theirs.to_string().contains(&id));
+    let (_, mine) = json_of("urban", "/grants?status=approved").await;
+    assert!(mine.to_string().contains(&id));
+    let (_, stewards) = json_of("steward", "/grants").await;
+    assert!(stewards.to_string().contains(&id));
+    // revoked: gone on the next request, tiles included
+    let (s, revoked) = post(
+        "steward",
+        &format!("/grants/{id}/revoke"),
+        &json!({ "reason": "survey finished" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{revoked}");
+    assert_eq!(get("urban", items).await.0, 404);
+    assert_eq!(get("urban", &tile).await.0, 400);
+    // a grant ends by itself when its term does
+    let (_, third) = post("urban", "/grants", &ask).await;
+    let id3 = third["id"].as_str().unwrap().to_owned();
+    let soon = citytwin_city::live::ts::format(citytwin_city::live::ts::now() + 1500);
+    let (s, _) = post(
+        "steward",
+        &format!("/grants/{id3}/approve"),
+        &json!({ "until": soon }),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(get("urban", items).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(
+        get("urban", items).await.0,
+        404,
+        "an expired grant still let it in"
+    );
+    let (_, g) = json_of("urban", &format!("/grants/{id3}")).await;
+    assert_eq!(g["status"], "expired");
+    // a layer shared unconditionally, or not at all, or the asker's own, is not asked for
+    for layer in ["canary_shared", "canary_private", "nope"] {
+        let (s, _) = post(
+            "urban",
+            "/grants",
+            &json!({ "layer": layer, "purpose": "x", "until": days_from_now(5) }),
+        )
+        .await;
+        assert_eq!(s, 404, "{layer}");
+    }
+    let (s, _) = post("public", "/grants", &ask).await;
+    assert_eq!(s, 401);
+    // the public, once the layer is opened to it on conditions
+    let open = json!({ "layer": "granted_canary", "purpose": "open data portal", "until": days_from_now(10), "public": true });
+    let (s, asked) = post("urban", "/grants", &open).await;
+    assert_eq!(s, 201, "{asked}");
+    let pid = asked["id"].as_str().unwrap().to_owned();
+    assert_eq!(get("public", items).await.0, 404);
+    post("steward", &format!("/grants/{pid}/approve"), &json!({})).await;
+    let (s, body) = get("public", items).await;
+    assert_eq!(s, 200);
+    assert!(
+        !has(&body, "SENTINEL"),
+        "personal fields stay masked for the public"
+    );
+    post(
+        "steward",
+        &format!("/grants/{pid}/revoke"),
+        &json!({ "reason": "portal closed" }),
+    )
+    .await;
+    assert_eq!(get("public", items).await.0, 404);
+    // every step is in the audit log
+    let (_, log) = json_of("auditor", "/audit?limit=10000").await;
+    let log = log.to_string();
+    for action in [
+        "grant.request",
+        "grant.refuse",
+        "grant.approve",
+        "grant.revoke",
+    ] {
+        assert!(
+            log.contains(&format!("\"{action}\"")),
+            "{action} missing from the audit log"
+        );
+    }
+    let _ = w;
+}
+
+/// Objections (Data art. 35): filed by someone signed in, marked at once on the feature on
+/// every channel, decided by the owner's steward, the objector told on its feed; overdue
+/// ones first.
+#[tokio::test]
+async fn objections_mark_the_datum_and_the_objector_hears_the_outcome() {
+    let w = world();
+    let layer = "objected_canary";
+    // the public may not object: it signs in first
+    let (s, _) = post(
+        "public",
+        "/objections",
+        &json!({ "layer": layer, "feature": 2, "reason": "wrong" }),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = post(
+        "urban",
+        "/objections",
+        &json!({ "layer": layer, "feature": 99, "reason": "wrong" }),
+    )
+    .await;
+    assert_eq!(s, 404, "no such feature");
+    // the objector follows its feed
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/live?layers=units", w.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", w.tokens["urban"]).parse().unwrap(),
+    );
+    let (mut feed, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(next_json(&mut feed).await.unwrap()["type"], "hello");
+    let (s, o) = post(
+        "urban",
+        "/objections",
+        &json!({ "layer": layer, "feature": 2, "reason": "the manhole is 20 m further north" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{o}");
+    let id = o["id"].as_str().unwrap().to_owned();
+    assert_eq!(o["state"], "open");
+    assert!(
+        o["due"].is_string() && o["working_days_left"].as_i64().unwrap() >= 4,
+        "{o}"
+    );
+    // marked at once wherever the feature is served
+    let (_, f2) = json_of("public", &format!("/collections/{layer}/items/2")).await;
+    assert_eq!(f2["properties"]["disputed"], true, "{f2}");
+    let (_, f1) = json_of("public", &format!("/collections/{layer}/items/1")).await;
+    assert!(f1["properties"]["disputed"].is_null(), "{f1}");
+    let (z, x, y) = TILE;
+    let (_, mvt) = get("public", &format!("/tiles/{layer}/{z}/{x}/{y}.mvt")).await;
+    let tile = Tile::decode(mvt).unwrap();
+    assert!(
+        tile.layers[0].keys.iter().any(|k| k == "disputed"),
+        "the tile carries the mark"
+    );
+    let (_, cat) = json_of("public", &format!("/catalog/{layer}")).await;
+    assert_eq!(cat["disputed_features"], 1);
+    // a whole layer objected to is flagged in the catalogue
+    let (_, whole) = post(
+        "dispatcher",
+        "/objections",
+        &json!({ "layer": layer, "reason": "the layer is two years old" }),
+    )
+    .await;
+    let (_, cat) = json_of("public", &format!("/catalog/{layer}")).await;
+    assert_eq!(cat["disputed"], true);
+    // the objector and the owner's steward see it; others do not
+    let (_, mine) = json_of("urban", "/objections").await;
+    assert!(mine.to_string().contains(&id));
+    let (_, theirs) = json_of("dispatcher", "/objections").await;
+    assert!(!theirs.to_string().contains(&id));
+    let (_, stewards) = json_of("steward", &format!("/objections?layer={layer}&state=open")).await;
+    assert!(stewards.to_string().contains(&id));
+    // decided by the owner's steward only
+    let decision =
+        json!({ "outcome": "upheld", "reason": "moved 20 m north in the next survey import" });
+    let (s, _) = post("urban", &format!("/objections/{id}/decision"), &decision).await;
+    assert_eq!(s, 403);
+    let (s, _) = post(
+        "steward",
+        &format!("/objections/{id}/decision"),
+        &json!({ "outcome": "open", "reason": "x" }),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, decided) = post("steward", &format!("/objections/{id}/decision"), &decision).await;
+    assert_eq!(s, 200, "{decided}");
+    assert_eq!(decided["state"], "upheld");
+    let (s, _) = post("steward", &format!("/objections/{id}/decision"), &decision).await;
+    assert_eq!(s, 409);
+    // the mark goes, and the objector is told on its feed
+    let (_, f2) = json_of("public", &format!("/collections/{layer}/items/2")).await;
+    assert!(f2["properties"]["disputed"].is_null(), "{f2}");
+    let notice = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = next_json(&mut feed).await.unwrap();
+            if m["type"] == "notice" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the objector was told");
+    assert_eq!(notice["objection"], id.as_str());
+    assert_eq!(notice["outcome"], "upheld");
+    // an objection past its deadline stands out: first, flagged, counted
+    let late = citytwin_city::objections::Objection {
+        id: "o-000000000001".into(),
+        layer: layer.into(),
+        feature: Some(3),
+        reason: "filed long ago".into(),
+        by: "user:u-urban".into(),
+        department: Some("urban-management".into()),
+        filed_at: citytwin_city::live::ts::now() - 30 * 86_400_000,
+        due: citytwin_city::live::ts::now() - 20 * 86_400_000,
+        state: citytwin_city::objections::ObjectionState::Open,
+        decided_by: None,
+        decided_at: None,
+        outcome: String::new(),
+    };
+    let city = Arc::clone(&w.state.city);
+    w.handle
+        .spawn(async move {
+            citytwin_city::objections::save(city.store().as_ref(), &late)
+                .await
+                .unwrap();
+            city.reload_records().await.unwrap();
+        })
+        .await
+        .unwrap();
+    let (_, list) = json_of("steward", "/objections").await;
+    assert!(list["overdue"].as_u64().unwrap() >= 1, "{list}");
+    assert_eq!(list["objections"][0]["overdue"], true, "{list}");
+    let (_, overdue) = json_of("steward", "/objections?overdue=true").await;
+    assert!(
+        overdue["objections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["overdue"] == true)
+    );
+    let _ = whole;
 }

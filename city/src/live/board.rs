@@ -67,7 +67,25 @@ pub const BOARD_QUERIES: &[(&str, &str)] = &[
     ("latest_alarms", "sensors in alarm, latest first"),
     ("overdue_list", "overdue events, longest overdue first"),
     ("latest_events", "events reported, latest first"),
+    (
+        "open_objections",
+        "objections to data not yet decided (those the viewer may see)",
+    ),
+    (
+        "overdue_objections",
+        "objections past their five working days (those the viewer may see)",
+    ),
+    (
+        "objections_list",
+        "open objections, overdue first, with their deadlines",
+    ),
 ];
+
+/// The queries answered from the data bureau's records rather than the live layers.
+const RECORD_QUERIES: [&str; 3] = ["open_objections", "overdue_objections", "objections_list"];
+
+/// The queries that list things (they would show a level-3 live layer's records).
+const LIST_QUERIES: [&str; 3] = ["latest_alarms", "overdue_list", "latest_events"];
 
 const HOUR: Millis = 3_600_000;
 const NANJING: i64 = 8 * HOUR;
@@ -85,6 +103,13 @@ pub fn check_query(name: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     )))
+}
+
+/// `MM-DD` in Nanjing time.
+fn day(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp((ms + NANJING).div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:02}-{:02}", u8::from(t.month()), t.day())
 }
 
 /// `HH:MM` in Nanjing time.
@@ -313,7 +338,59 @@ impl City {
         let index = self
             .layer(layer.name())
             .ok_or_else(|| Error::NotFound("no data".into()))?;
-        crate::access::read(p, &index.meta).map_err(|_| Error::NotFound("no data".into()))
+        let plan = self
+            .plan_for(p, &index.meta)
+            .map_err(|_| Error::NotFound("no data".into()))?;
+        if plan.form == crate::access::Form::Aggregate && LIST_QUERIES.contains(&name) {
+            return Err(Error::NotFound(
+                "level-3 data: counts only, no lists".into(),
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// The dashboard queries about objections, for what the principal may see of them.
+    fn records_board(
+        &self,
+        p: &crate::access::Principal,
+        name: &str,
+        now: Millis,
+    ) -> Option<BoardValue> {
+        if !RECORD_QUERIES.contains(&name) {
+            return None;
+        }
+        let mut open: Vec<crate::objections::Objection> = self
+            .objections_for(p)
+            .into_iter()
+            .filter(crate::objections::Objection::disputes)
+            .collect();
+        Some(match name {
+            "open_objections" => BoardValue::Number(open.len() as f64),
+            "overdue_objections" => {
+                BoardValue::Number(open.iter().filter(|o| o.overdue(now)).count() as f64)
+            }
+            _ => {
+                open.sort_by_key(|o| (!o.overdue(now), o.due));
+                BoardValue::Table {
+                    columns: vec!["图层".into(), "要素".into(), "期限".into(), "状态".into()],
+                    rows: open
+                        .iter()
+                        .map(|o| {
+                            vec![
+                                o.layer.clone(),
+                                o.feature.map_or_else(|| "全部".into(), |f| f.to_string()),
+                                day(o.due),
+                                if o.overdue(now) {
+                                    "超期".into()
+                                } else {
+                                    "待答复".into()
+                                },
+                            ]
+                        })
+                        .collect(),
+                }
+            }
+        })
     }
 
     /// Answers a dashboard query at `now` with what the principal may see: nothing from a
@@ -325,6 +402,9 @@ impl City {
         now: Millis,
     ) -> Result<BoardValue> {
         check_query(&q.name)?;
+        if let Some(v) = self.records_board(p, &q.name, now) {
+            return Ok(v);
+        }
         let plan = self.board_plan(p, &q.name)?;
         if plan.territory.is_none() {
             return self.board(q, now).await;
@@ -350,6 +430,9 @@ impl City {
         Ok(names
             .iter()
             .map(|n| {
+                if let Some(BoardValue::Number(v)) = self.records_board(p, n, at) {
+                    return Some(v);
+                }
                 let plan = self.board_plan(p, n).ok()?;
                 number(&narrowed(&state, &plan), n, at)
             })

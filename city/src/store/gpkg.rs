@@ -37,6 +37,7 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS citytwin_changes_at ON citytwin_changes (at)",
     "CREATE INDEX IF NOT EXISTS citytwin_changes_entity ON citytwin_changes (layer, entity, at)",
     "CREATE TABLE IF NOT EXISTS citytwin_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS citytwin_records (kind TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     "CREATE TABLE IF NOT EXISTS citytwin_revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS citytwin_audit (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL, decision TEXT NOT NULL, count INTEGER, client TEXT NOT NULL, request_id TEXT NOT NULL, detail TEXT NOT NULL, hash TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS citytwin_audit_at ON citytwin_audit (at)",
@@ -496,6 +497,28 @@ impl Store for GeoPackageStore {
             .bind(to_body(key)?)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn records(&self, kind: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM citytwin_records WHERE kind = ? ORDER BY at, id")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(b,)| b).collect())
+    }
+
+    async fn put_record(&self, kind: &str, id: &str, at: i64, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO citytwin_records (kind, id, at, body) VALUES (?, ?, ?, ?)",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(at)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -177,6 +177,13 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a key, or its new state (revoked).
     async fn put_key(&self, key: &ApiKey) -> Result<()>;
 
+    /// The data bureau's records of one kind (`grant`, `objection`): their JSON bodies,
+    /// oldest first.
+    async fn records(&self, kind: &str) -> Result<Vec<String>>;
+
+    /// Stores a record, or its new state, under its kind and id; `at` orders the records.
+    async fn put_record(&self, kind: &str, id: &str, at: i64, body: &str) -> Result<()>;
+
     /// Revocations after a sequence number, oldest first.
     async fn revocations(&self, after: u64) -> Result<Vec<Revocation>>;
 

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../../migrations/postgres/0003_access.sql"),
     ),
+    (
+        4,
+        "records",
+        include_str!("../../migrations/postgres/0004_records.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -1162,6 +1167,30 @@ impl Store for PostgisStore {
         )
         .bind(&key.id)
         .bind(to_body(key)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn records(&self, kind: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT body::text FROM citytwin_records WHERE kind = $1 ORDER BY at, id",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(b,)| b).collect())
+    }
+
+    async fn put_record(&self, kind: &str, id: &str, at: i64, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO citytwin_records (kind, id, at, body) VALUES ($1, $2, $3, $4::jsonb) \
+             ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(at)
+        .bind(body)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -4,7 +4,7 @@ use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
 use crate::routes::{
-    access, catalog, features, live, ops, render, spatial, styles, territory, tiles,
+    access, catalog, features, governance, live, ops, render, spatial, styles, territory, tiles,
 };
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -20,7 +20,9 @@ use crate::app::AppState;
 // the derive expands to a for_each clippy frowns on
 #[allow(clippy::needless_for_each)]
 mod doc {
-    use super::{access, catalog, features, live, ops, render, spatial, styles, territory, tiles};
+    use super::{
+        access, catalog, features, governance, live, ops, render, spatial, styles, territory, tiles,
+    };
     use utoipa::OpenApi;
 
     #[derive(OpenApi)]
@@ -47,6 +49,10 @@ mod doc {
         ops::health, ops::metrics,
         access::me, access::audit, access::list_keys, access::create_key, access::revoke_key,
         access::revocations, access::revoke, access::auth_config,
+        governance::list_grants, governance::one_grant, governance::request_grant,
+        governance::approve_grant, governance::refuse_grant, governance::revoke_grant,
+        governance::list_objections, governance::one_objection, governance::object,
+        governance::decide,
         super::document, super::docs,
     ),
     tags(
@@ -61,6 +67,7 @@ mod doc {
         (name = "render", description = "server-rendered static maps and big-screen dashboards: PNG frames, an MJPEG stream, a full-screen page"),
         (name = "operations", description = "health and metrics"),
         (name = "access", description = "who is asking, the audit log (auditors), keys and revocations (security admins)"),
+        (name = "governance", description = "the data bureau's procedures: requests for conditionally shared or opened layers (grants) and objections to data"),
         (name = "web", description = "the browser viewer and its files"),
         (name = "api", description = "this API's description"),
     )

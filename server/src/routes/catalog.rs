@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use citytwin_city::LayerIndex;
 use citytwin_city::access::ReadPlan;
+use citytwin_city::records::Disputes;
 use serde_json::{Value, json};
 
 /// Routes of this area.
@@ -57,11 +58,14 @@ pub fn provenance(m: &citytwin_city::LayerMeta) -> Value {
     })
 }
 
-fn entry(l: &LayerIndex, plan: &ReadPlan, base: &str) -> Value {
+fn entry(l: &LayerIndex, plan: &ReadPlan, disputes: &Disputes, base: &str) -> Value {
     let m = &l.meta;
     let c = classification(m);
     json!({
         "form": plan.form.name(),
+        // an open objection to the layer, or to features of it (Data art. 35)
+        "disputed": disputes.layer,
+        "disputed_features": disputes.features.len(),
         "name": m.name,
         "title": m.title,
         "description": m.description,
@@ -105,7 +109,7 @@ pub(crate) async fn list(
         .city
         .visible_layers(caller.principal())
         .iter()
-        .map(|(l, plan)| entry(l, plan, &base))
+        .map(|(l, plan)| entry(l, plan, &state.city.disputes(&l.meta.name), &base))
         .collect();
     Json(json!({ "layers": layers }))
 }
@@ -126,5 +130,6 @@ pub(crate) async fn one(
     let (l, plan) = caller
         .layer(&state, &layer)
         .map_err(|_| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
-    Ok(Json(entry(&l, &plan, &base_url(&headers))))
+    let disputes = state.city.disputes(&l.meta.name);
+    Ok(Json(entry(&l, &plan, &disputes, &base_url(&headers))))
 }

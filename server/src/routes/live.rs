@@ -1031,7 +1031,7 @@ fn feed_scope(state: &AppState, caller: &Caller) -> FeedFilter {
         let Some(index) = state.city.layer(l.name()) else {
             continue;
         };
-        let Ok(plan) = citytwin_city::access::read(caller.principal(), &index.meta) else {
+        let Ok(plan) = state.city.plan_for(caller.principal(), &index.meta) else {
             continue;
         };
         if plan.form == Form::Aggregate {
@@ -1126,8 +1126,11 @@ async fn follow(
     since: Option<u64>,
     tx: mpsc::Sender<(u64, Arc<str>)>,
     mut stop: crate::auth::Stop,
+    who: String,
 ) {
     let mut feed = city.feed();
+    // what the city tells this principal (its objection decided), between the changes
+    let mut notices = city.notices();
     let now = city.live_seq();
     let hello: Arc<str> = Arc::from(format!(r#"{{"type":"hello","seq":{now}}}"#));
     if tx.send((now, hello)).await.is_err() {
@@ -1143,6 +1146,16 @@ async fn follow(
     loop {
         let next = tokio::select! {
             r = feed.recv() => r,
+            n = notices.recv() => {
+                if let Ok((to, json)) = n
+                    && to == who
+                    && !citytwin_city::access::Principal::public().id.eq(&who)
+                    && tx.send((last, json)).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             () = stop.wait() => return,
         };
         match next {
@@ -1200,7 +1213,15 @@ fn start_feed(
 ) -> mpsc::Receiver<(u64, Arc<str>)> {
     let (tx, rx) = mpsc::channel(1024);
     let stop = crate::auth::Stop::of(state, caller.principal());
-    tokio::spawn(follow(Arc::clone(&state.city), filter, since, tx, stop));
+    let who = caller.principal().id.clone();
+    tokio::spawn(follow(
+        Arc::clone(&state.city),
+        filter,
+        since,
+        tx,
+        stop,
+        who,
+    ));
     rx
 }
 

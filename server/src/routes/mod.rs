@@ -4,6 +4,7 @@ pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod features;
+pub mod governance;
 pub mod live;
 pub mod ops;
 pub mod render;
