@@ -21,6 +21,7 @@ pub mod keys;
 pub mod layer;
 pub mod live;
 pub mod objections;
+pub mod quality;
 pub mod query;
 pub mod records;
 pub mod stats;

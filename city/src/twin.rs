@@ -80,6 +80,7 @@ pub struct City {
     derived: tokio::sync::Mutex<()>,
     pub(crate) views: crate::views::Views,
     pub(crate) governance: crate::records::Records,
+    pub(crate) qualities: RwLock<HashMap<String, Arc<crate::quality::Quality>>>,
     pub(crate) calendar: crate::calendar::Calendar,
     pub(crate) live: crate::live::Live,
 }
@@ -141,6 +142,7 @@ impl City {
             derived: tokio::sync::Mutex::new(()),
             views: crate::views::Views::default(),
             governance: crate::records::Records::default(),
+            qualities: RwLock::new(HashMap::new()),
             calendar,
             live,
         };

@@ -281,12 +281,35 @@ pub fn spawn_watchers(state: &AppState) {
             }
         }
     });
+    // data quality, assessed again every ten minutes (the dashboards read the last one)
+    let city = Arc::clone(&state.city);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_mins(10));
+        loop {
+            tick.tick().await;
+            city.assess_all().await;
+        }
+    });
     let mut changes = state.city.subscribe();
     let s = state.clone();
     tokio::spawn(async move {
         loop {
             match changes.recv().await {
-                Ok(name) => s.forget_layer(&name),
+                Ok(name) => {
+                    s.forget_layer(&name);
+                    // a base layer imported or reloaded is assessed at once (live layers
+                    // change all the time: the schedule assesses them)
+                    if citytwin_city::live::LiveLayer::parse(&name).is_none() {
+                        let city = Arc::clone(&s.city);
+                        tokio::spawn(async move {
+                            if let Some(l) = city.layer(&name)
+                                && let Err(e) = city.quality(&l).await
+                            {
+                                tracing::warn!(layer = %name, error = %e, "quality check failed");
+                            }
+                        });
+                    }
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     if let Some(c) = &s.tiles {
                         c.invalidate_all();

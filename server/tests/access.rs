@@ -396,6 +396,7 @@ fn world() -> &'static World {
                     "nanjing.json",
                     "nanjing-screen.json",
                     "dashboards/nanjing.json",
+                    "dashboards/governance.json",
                 ] {
                     std::fs::copy(repo().join("styles").join(f), styles.join(f)).unwrap();
                 }
@@ -873,6 +874,7 @@ async fn every_route_takes_an_access_decision() {
         ("/auth/config", "public"),
         ("/catalog", "listing"),
         ("/catalog/{layer}", "read"),
+        ("/catalog/{layer}/quality", "read"),
         ("/collections", "listing"),
         ("/collections/{collectionId}", "read"),
         ("/collections/{collectionId}/items", "read"),
@@ -2054,4 +2056,68 @@ async fn objections_mark_the_datum_and_the_objector_hears_the_outcome() {
             .all(|o| o["overdue"] == true)
     );
     let _ = whole;
+}
+
+/// A citizen's name and contact on an event (a personal field of the events layer, level 2):
+/// the operations centre and the street that handles the event see it; another department
+/// gets it masked on every channel — the event, the lists, `/live/state`, `/live/changes`
+/// and the feed.
+#[tokio::test]
+async fn a_citizens_contact_stays_with_those_who_handle_the_report() {
+    let w = world();
+    let phone = "13900001111";
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("{}/live?layers=events", w.base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", w.tokens["planner"]).parse().unwrap(),
+    );
+    let (mut feed, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let hello = next_json(&mut feed).await.unwrap();
+    let since = hello["seq"].as_u64().unwrap();
+    let (s, e) = post(
+        "dispatcher",
+        "/events",
+        // its own category and place, so no other test's report merges with it
+        &json!({ "source": "hotline", "category": "pet-nuisance", "description": "contact canary", "lon": HERE.0 + 0.002, "lat": HERE.1 + 0.001, "reporter": format!("Wu Fang {phone}") }),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let id = e["id"].as_i64().unwrap();
+    // the owner and the handling street see the contact
+    let (_, mine) = json_of("dispatcher", &format!("/events/{id}")).await;
+    assert!(mine.to_string().contains(phone));
+    let (_, street) = json_of("street", &format!("/events/{id}")).await;
+    assert!(street.to_string().contains(phone), "{street}");
+    // another department gets the event with the contact masked, everywhere
+    let (s, theirs) = json_of("planner", &format!("/events/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(!theirs.to_string().contains(phone), "{theirs}");
+    assert!(
+        theirs["reporter"].as_str().unwrap().starts_with('W'),
+        "{theirs}"
+    );
+    for path in [
+        "/events?limit=10000".to_owned(),
+        "/live/state".to_owned(),
+        format!("/live/changes?after={since}&limit=10000"),
+    ] {
+        let (s, body) = get("planner", &path).await;
+        assert_eq!(s, 200, "{path}");
+        assert!(has(&body, "contact canary"), "{path}: the event is there");
+        assert!(!has(&body, phone), "{path}: the contact leaked");
+    }
+    let frames = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = next_json(&mut feed).await.unwrap();
+            if m.to_string().contains("contact canary") {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("the event reaches the planner's feed");
+    assert!(!frames.to_string().contains(phone), "{frames}");
 }

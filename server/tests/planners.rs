@@ -1076,6 +1076,7 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         "/admin/keys",
         "/admin/keys/{id}/revoke",
         "/admin/revocations",
+        "/catalog/{layer}/quality",
         "/grants",
         "/grants/{id}",
         "/grants/{id}/approve",

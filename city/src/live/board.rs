@@ -79,10 +79,24 @@ pub const BOARD_QUERIES: &[(&str, &str)] = &[
         "objections_list",
         "open objections, overdue first, with their deadlines",
     ),
+    (
+        "layers_overdue",
+        "layers older than their declared update frequency (those the viewer may see)",
+    ),
+    (
+        "quality_list",
+        "data quality per layer, the worst first: completeness, invalid geometries, outside the city, age",
+    ),
 ];
 
 /// The queries answered from the data bureau's records rather than the live layers.
-const RECORD_QUERIES: [&str; 3] = ["open_objections", "overdue_objections", "objections_list"];
+const RECORD_QUERIES: [&str; 5] = [
+    "open_objections",
+    "overdue_objections",
+    "objections_list",
+    "layers_overdue",
+    "quality_list",
+];
 
 /// The queries that list things (they would show a level-3 live layer's records).
 const LIST_QUERIES: [&str; 3] = ["latest_alarms", "overdue_list", "latest_events"];
@@ -349,6 +363,53 @@ impl City {
         Ok(plan)
     }
 
+    /// The dashboard queries about data quality, from the last assessments of the layers
+    /// the principal may see.
+    fn quality_board(&self, p: &crate::access::Principal, name: &str) -> BoardValue {
+        let cached = self.qualities.read().map(|m| m.clone()).unwrap_or_default();
+        let mut seen: Vec<std::sync::Arc<crate::quality::Quality>> = self
+            .visible_layers(p)
+            .iter()
+            .filter_map(|(l, _)| cached.get(&l.meta.name).cloned())
+            .collect();
+        if name == "layers_overdue" {
+            return BoardValue::Number(seen.iter().filter(|q| q.overdue).count() as f64);
+        }
+        let badness = |q: &crate::quality::Quality| {
+            (
+                !q.overdue,
+                -((q.invalid_geometries + q.outside_city + q.duplicate_ids) as i64),
+                (q.completeness_ratio * 1000.0) as i64,
+            )
+        };
+        seen.sort_by_key(|q| badness(q));
+        BoardValue::Table {
+            columns: vec![
+                "图层".into(),
+                "完整".into(),
+                "无效".into(),
+                "越界".into(),
+                "时效".into(),
+            ],
+            rows: seen
+                .iter()
+                .map(|q| {
+                    vec![
+                        q.layer.clone(),
+                        format!("{:.0}%", q.completeness_ratio * 100.0),
+                        q.invalid_geometries.to_string(),
+                        q.outside_city.to_string(),
+                        if q.overdue {
+                            "超期".into()
+                        } else {
+                            format!("{:.0}天", q.age_days)
+                        },
+                    ]
+                })
+                .collect(),
+        }
+    }
+
     /// The dashboard queries about objections, for what the principal may see of them.
     fn records_board(
         &self,
@@ -358,6 +419,9 @@ impl City {
     ) -> Option<BoardValue> {
         if !RECORD_QUERIES.contains(&name) {
             return None;
+        }
+        if name == "layers_overdue" || name == "quality_list" {
+            return Some(self.quality_board(p, name));
         }
         let mut open: Vec<crate::objections::Objection> = self
             .objections_for(p)

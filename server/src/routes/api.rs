@@ -34,7 +34,7 @@ mod doc {
     ),
     paths(
         tiles::tile, tiles::tilejson,
-        catalog::list, catalog::one,
+        catalog::list, catalog::one, catalog::quality,
         styles::list, styles::one,
         territory::locate, territory::locate_many, territory::search, territory::one, territory::children,
         spatial::nearest_features, spatial::within_distance, spatial::intersects, spatial::stats, spatial::cells,

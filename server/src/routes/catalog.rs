@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/catalog", get(list))
         .route("/catalog/{layer}", get(one))
+        .route("/catalog/{layer}/quality", get(quality))
 }
 
 /// A layer's entry in the classified catalogue as served: owner department, update
@@ -132,4 +133,39 @@ pub(crate) async fn one(
         .map_err(|_| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
     let disputes = state.city.disputes(&l.meta.name);
     Ok(Json(entry(&l, &plan, &disputes, &base_url(&headers))))
+}
+
+/// A layer's data quality (Gov art. 11): completeness per field, invalid geometries,
+/// features outside the city, duplicate ids, age against the declared update frequency.
+#[utoipa::path(get, path = "/catalog/{layer}/quality", tag = "catalog",
+    params(("layer" = String, Path, description = "layer name")),
+    responses(
+        (status = 200, description = "the layer's last assessment (at most ten minutes old)"),
+        (status = 404, description = "no such layer, or one the store tiles itself", content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn quality(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(layer): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, plan) = caller
+        .layer(&state, &layer)
+        .map_err(|_| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
+    let raw = state
+        .city
+        .layer(&layer)
+        .ok_or_else(|| Problem::not_found(format!("no layer {layer:?} in the catalogue")))?;
+    let q = state.city.quality(&raw).await?.ok_or_else(|| {
+        Problem::not_found(format!(
+            "layer {layer:?} is tiled by the store: its quality is the store's"
+        ))
+    })?;
+    caller.served(&state, &plan, None);
+    let mut v = serde_json::to_value(q.as_ref()).unwrap_or_default();
+    v["assessed_at"] = citytwin_city::live::ts::format(q.assessed_at).into();
+    if plan.form != citytwin_city::access::Form::Raw {
+        // feature ids point at records this reader does not see as they are
+        v["invalid_examples"] = json!([]);
+    }
+    Ok(Json(v))
 }

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use citytwin_city::access::Principal;
 use citytwin_city::live::ts;
-use citytwin_renderer::dashboard::Look;
+use citytwin_renderer::dashboard::{Look, PanelSpec};
 use citytwin_renderer::{BoardInput, Frame, Layout, MAX_PITCH, Style};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -268,7 +268,22 @@ async fn render_frame(
         }
     }
     let clock = clock_text(now);
-    let credit = source.credit(layout.styles().into_iter().filter_map(|id| styles.get(id)));
+    // the layers the map panels draw: each panel's style, narrowed to the panel's layers
+    let drawn: Vec<Style> = layout
+        .panels
+        .iter()
+        .filter_map(|p| match p {
+            PanelSpec::Map { style, layers, .. } => {
+                let st = styles.get(style)?.clone();
+                match layers {
+                    Some(ids) => st.only(ids).ok(),
+                    None => Some(st),
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    let credit = source.credit(&drawn);
     state
         .render
         .run(move |r| {
