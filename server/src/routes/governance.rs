@@ -183,14 +183,11 @@ pub(crate) async fn refuse_grant(
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Value>> {
-    caller.writes(&state)?;
-    let r: Reason = body(&raw, r#"{"reason": "…"}"#)?;
-    let g = state
-        .city
-        .refuse_grant(&caller.cx, &id, &r.reason)
-        .await
-        .map_err(|e| caller.refused(e))?;
-    Ok(Json(grant_json(&g)))
+    let (city, cx, id) = (&state.city, &caller.cx, &id);
+    with_reason(&state, &caller, &raw, |r: String| async move {
+        city.refuse_grant(cx, id, &r).await
+    })
+    .await
 }
 
 /// Ends a grant (the owner's steward) or withdraws a request (its grantee); it takes effect
@@ -208,13 +205,27 @@ pub(crate) async fn revoke_grant(
     Path(id): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<Value>> {
-    caller.writes(&state)?;
-    let r: Reason = body(&raw, r#"{"reason": "…"}"#)?;
-    let g = state
-        .city
-        .revoke_grant(&caller.cx, &id, &r.reason)
-        .await
-        .map_err(|e| caller.refused(e))?;
+    let (city, cx, id) = (&state.city, &caller.cx, &id);
+    with_reason(&state, &caller, &raw, |r: String| async move {
+        city.revoke_grant(cx, id, &r).await
+    })
+    .await
+}
+
+/// A step on a grant that takes a reason (refusing, revoking): read it, take the step,
+/// answer with the grant.
+async fn with_reason<F>(
+    state: &AppState,
+    caller: &Caller,
+    raw: &[u8],
+    step: impl FnOnce(String) -> F,
+) -> ApiResult<Json<Value>>
+where
+    F: std::future::Future<Output = citytwin_city::Result<Grant>>,
+{
+    caller.writes(state)?;
+    let r: Reason = body(raw, r#"{"reason": "…"}"#)?;
+    let g = step(r.reason).await.map_err(|e| caller.refused(e))?;
     Ok(Json(grant_json(&g)))
 }
 

@@ -355,14 +355,7 @@ pub(crate) async fn stats(
     let geojson = output_format(&p)?;
     let selection: Selection = planned(&p, &l, &plan)?;
     let tree = state.city.territory().await?;
-    let within = p
-        .text("within")
-        .map(|c| {
-            tree.by_code(c).ok_or_else(|| {
-                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
-            })
-        })
-        .transpose()?;
+    let within = within_unit(&p, &tree)?;
     let assignment = state.city.assignment(&l, &tree).await?;
     let limits = state.limits;
     blocking(move || {
@@ -490,6 +483,29 @@ pub(crate) async fn cells(
     .await
 }
 
+/// The unit `within` names, when it does.
+fn within_unit(
+    p: &Params,
+    tree: &citytwin_city::territory::TerritoryTree,
+) -> ApiResult<Option<usize>> {
+    p.text("within")
+        .map(|c| {
+            tree.by_code(c).ok_or_else(|| {
+                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// The position among a level-3 layer's aggregable fields of the one `field` names.
+fn aggregable_field(p: &Params, fields: &[String]) -> ApiResult<Option<usize>> {
+    p.text("field")
+        .map(|f| {
+            field_position(fields, f).map_err(|e| Problem::bad_parameter("field", e.to_string()))
+        })
+        .transpose()
+}
+
 /// Refuses what would move a level-3 layer's fixed units: a filter, box or time window.
 fn fixed_units_only(p: &Params) -> ApiResult<()> {
     match SELECTION_PARAMS.iter().find(|n| p.text(n).is_some()) {
@@ -535,22 +551,9 @@ async fn aggregate_stats(
         .map_err(|e| Problem::bad_parameter("by", e.to_string()))?;
     let geojson = output_format(p)?;
     let tree = state.city.territory().await?;
-    let within = p
-        .text("within")
-        .map(|c| {
-            tree.by_code(c).ok_or_else(|| {
-                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
-            })
-        })
-        .transpose()?;
+    let within = within_unit(p, &tree)?;
     let agg = state.city.unit_aggregates(plan, &tree).await?;
-    let field = p
-        .text("field")
-        .map(|f| {
-            field_position(&agg.fields, f)
-                .map_err(|e| Problem::bad_parameter("field", e.to_string()))
-        })
-        .transpose()?;
+    let field = aggregable_field(p, &agg.fields)?;
     let units: Vec<usize> = (0..tree.units().len())
         .filter(|&u| tree.unit(u).level == level && within.is_none_or(|w| tree.is_under(u, w)))
         .collect();
@@ -634,13 +637,7 @@ fn aggregate_cells(
         .map_err(|_| Problem::bad_parameter("h3", "h3 is a resolution of 5 to 9"))?;
     check_resolution(r).map_err(|e| Problem::bad_parameter("h3", e.to_string()))?;
     let agg = state.city.cell_aggregates(plan)?;
-    let field = p
-        .text("field")
-        .map(|f| {
-            field_position(&agg.fields, f)
-                .map_err(|e| Problem::bad_parameter("field", e.to_string()))
-        })
-        .transpose()?;
+    let field = aggregable_field(p, &agg.fields)?;
     let cells = agg.cells(r);
     caller.served(state, plan, Some(cells.len() as u64));
     let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
