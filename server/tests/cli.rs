@@ -330,3 +330,142 @@ fn import_layers_publish_and_drop_on_postgis() {
         "{out}"
     );
 }
+
+/// The data bureau at the command line: a layer imported with its catalogue entry (personal
+/// fields, shared on conditions), a grant asked for, approved on a shorter term, revoked; a
+/// refused request; the objections list; every step in the audit log, whose chain holds.
+#[test]
+fn grants_are_asked_approved_and_revoked_at_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.gpkg");
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("--store")
+            .arg(&store)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let calls = repo().join("fixtures/nanjing/hotline.geojson");
+    let (ok, _, err) = run(&[
+        "import",
+        calls.to_str().unwrap(),
+        "--layer",
+        "calls",
+        "--owner",
+        "ops",
+        "--share",
+        "conditional",
+        "--open",
+        "not-open",
+        "--level",
+        "2",
+        "--personal",
+        "reporter=name,phone=phone",
+        "--precision",
+        "50",
+    ]);
+    assert!(ok, "{err}");
+    // a personal field that is not the layer's is refused
+    let (ok, _, err) = run(&["catalog", "set", "calls", "--personal", "nope=remove"]);
+    assert!(!ok && err.contains("nope"), "{err}");
+    let (_, shown, _) = run(&["catalog", "show", "calls"]);
+    assert!(
+        shown.contains("\"phone\"") && shown.contains("precision"),
+        "{shown}"
+    );
+    let until = |days: i64| {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+    };
+    let field = |json: &str, key: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        v[key].as_str().unwrap_or_default().to_owned()
+    };
+    let (ok, asked, err) = run(&[
+        "grants",
+        "request",
+        "--layer",
+        "calls",
+        "--department",
+        "planning",
+        "--purpose",
+        "noise study",
+        "--until",
+        &until(30),
+        "--fields",
+        "category,received",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(field(&asked, "status"), "requested");
+    let id = field(&asked, "id");
+    let (ok, approved, err) = run(&["grants", "approve", &id, "--until", &until(60)]);
+    assert!(!ok && err.contains("lengthen"), "{approved} {err}");
+    let (ok, approved, err) = run(&[
+        "grants",
+        "approve",
+        &id,
+        "--until",
+        &until(10),
+        "--note",
+        "study only",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(field(&approved, "status"), "approved");
+    let (_, listed, _) = run(&["grants", "list", "--status", "approved"]);
+    assert!(listed.contains(&id), "{listed}");
+    let (ok, revoked, err) = run(&["grants", "revoke", &id, "--reason", "study done"]);
+    assert!(ok, "{err}");
+    assert_eq!(field(&revoked, "status"), "revoked");
+    let (_, second, _) = run(&[
+        "grants",
+        "request",
+        "--layer",
+        "calls",
+        "--department",
+        "planning",
+        "--purpose",
+        "again",
+        "--until",
+        &until(5),
+    ]);
+    let id2 = field(&second, "id");
+    let (ok, refused, _) = run(&["grants", "refuse", &id2, "--reason", "not needed"]);
+    assert!(ok);
+    assert_eq!(field(&refused, "status"), "refused");
+    let (ok, _, err) = run(&["grants", "approve", &id2]);
+    assert!(!ok && err.contains("refused"), "{err}");
+    // a layer not shared on conditions cannot be asked for
+    let (ok, _, _) = run(&[
+        "grants",
+        "request",
+        "--layer",
+        "nope",
+        "--department",
+        "planning",
+        "--purpose",
+        "x",
+        "--until",
+        &until(5),
+    ]);
+    assert!(!ok);
+    let (ok, none, err) = run(&["objections", "list", "--overdue"]);
+    assert!(ok && none.trim().is_empty(), "{none} {err}");
+    // every step recorded, the chain intact
+    let (_, log, _) = run(&["audit", "show"]);
+    for action in [
+        "grant.request",
+        "grant.approve",
+        "grant.revoke",
+        "grant.refuse",
+    ] {
+        assert!(log.contains(action), "{action} not in the audit log: {log}");
+    }
+    let (ok, _, err) = run(&["audit", "verify"]);
+    assert!(ok, "{err}");
+}
