@@ -28,6 +28,8 @@ pub(crate) struct Records {
     objections: RwLock<Vec<Objection>>,
     disputes: RwLock<HashMap<String, Disputes>>,
     generation: AtomicU64,
+    /// bumped by every change made here: a reload that began before one is dropped
+    writes: AtomicU64,
     notices: broadcast::Sender<(String, std::sync::Arc<str>)>,
 }
 
@@ -38,6 +40,7 @@ impl Default for Records {
             objections: RwLock::default(),
             disputes: RwLock::default(),
             generation: AtomicU64::new(1),
+            writes: AtomicU64::new(0),
             notices: broadcast::channel(256).0,
         }
     }
@@ -76,8 +79,14 @@ impl Records {
             .unwrap_or_default()
     }
 
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
     pub(crate) fn remember_grant(&self, g: Grant) {
         if let Ok(mut all) = self.grants.write() {
+            // counted under the lock, so a reload cannot slip between count and change
+            self.writes.fetch_add(1, Ordering::AcqRel);
             match all.iter_mut().find(|x| x.id == g.id) {
                 Some(x) => *x = g,
                 None => all.push(g),
@@ -87,6 +96,7 @@ impl Records {
 
     pub(crate) fn remember_objection(&self, o: Objection) {
         if let Ok(mut all) = self.objections.write() {
+            self.writes.fetch_add(1, Ordering::AcqRel);
             match all.iter_mut().find(|x| x.id == o.id) {
                 Some(x) => *x = o,
                 None => all.push(o),
@@ -95,20 +105,26 @@ impl Records {
         self.recount();
     }
 
-    /// Replaces everything with what the store holds (another process may have changed it).
-    pub(crate) fn replace(&self, grants: Vec<Grant>, objections: Vec<Objection>) {
-        if let Ok(mut g) = self.grants.write()
-            && *g != grants
-        {
-            *g = grants;
-        }
-        let changed = self.objections.write().is_ok_and(|mut o| {
+    /// Replaces everything with what the store holds (another process may have changed it),
+    /// unless this process changed something since the store was read (`since`, the count
+    /// of changes then): the next reload will see it.
+    pub(crate) fn replace(&self, grants: Vec<Grant>, objections: Vec<Objection>, since: u64) {
+        let changed = {
+            let (Ok(mut g), Ok(mut o)) = (self.grants.write(), self.objections.write()) else {
+                return;
+            };
+            if self.writes() != since {
+                return;
+            }
+            if *g != grants {
+                *g = grants;
+            }
             let changed = *o != objections;
             if changed {
                 *o = objections;
             }
             changed
-        });
+        };
         if changed {
             self.recount();
         }
@@ -155,9 +171,10 @@ impl crate::City {
     /// Reloads grants and objections from the store (the command line may have changed
     /// them); a revoked grant is then refused on the next request.
     pub async fn reload_records(&self) -> crate::Result<()> {
+        let since = self.governance.writes();
         let grants = crate::grants::load(self.store().as_ref()).await?;
         let objections = crate::objections::load(self.store().as_ref()).await?;
-        self.governance.replace(grants, objections);
+        self.governance.replace(grants, objections, since);
         Ok(())
     }
 
