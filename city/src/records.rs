@@ -26,7 +26,7 @@ pub struct Disputes {
 pub(crate) struct Records {
     grants: RwLock<Vec<Grant>>,
     objections: RwLock<Vec<Objection>>,
-    disputes: RwLock<HashMap<String, Disputes>>,
+    disputes: RwLock<HashMap<String, std::sync::Arc<Disputes>>>,
     generation: AtomicU64,
     /// bumped by every change made here: a reload that began before one is dropped
     writes: AtomicU64,
@@ -71,7 +71,7 @@ impl Records {
             .unwrap_or_default()
     }
 
-    pub(crate) fn disputes(&self, layer: &str) -> Disputes {
+    pub(crate) fn disputes(&self, layer: &str) -> std::sync::Arc<Disputes> {
         self.disputes
             .read()
             .ok()
@@ -152,7 +152,7 @@ impl Records {
                     continue;
                 }
                 now.generation = self.generation.fetch_add(1, Ordering::Relaxed);
-                old.insert(layer, now);
+                old.insert(layer, std::sync::Arc::new(now));
             }
         }
     }
@@ -180,7 +180,7 @@ impl crate::City {
 
     /// The disputed data of a layer.
     #[must_use]
-    pub fn disputes(&self, layer: &str) -> Disputes {
+    pub fn disputes(&self, layer: &str) -> std::sync::Arc<Disputes> {
         self.governance.disputes(layer)
     }
 

@@ -174,14 +174,17 @@ impl crate::City {
                 mark(&v, &disputes.features, generation)
             }
         };
-        let class = raw.meta.classification.clone().unwrap_or_else(|| {
-            crate::catalog::Classification::new(
-                "none",
-                crate::catalog::ShareClass::NotShared,
-                crate::catalog::OpenClass::NotOpen,
-                4,
-            )
-        });
+        // the entry a view reads (only views need it: the raw path clones nothing)
+        let class = || {
+            raw.meta.classification.clone().unwrap_or_else(|| {
+                crate::catalog::Classification::new(
+                    "none",
+                    crate::catalog::ShareClass::NotShared,
+                    crate::catalog::OpenClass::NotOpen,
+                    4,
+                )
+            })
+        };
         Ok(match (plan.form, &plan.grant) {
             (Form::Raw, _) if generation == 0 => Arc::clone(raw),
             (Form::Raw, _) => self.views.view(raw, ViewKind::Marked(generation), || {
@@ -195,7 +198,7 @@ impl crate::City {
             (Form::Desensitised, None) => {
                 self.views
                     .view(raw, ViewKind::Desensitised(generation), || {
-                        marked(crate::desensitise::view(raw, &class))
+                        marked(crate::desensitise::view(raw, &class()))
                     })
             }
             (Form::Desensitised, Some(id)) => {
@@ -209,6 +212,7 @@ impl crate::City {
                     .view(raw, ViewKind::Granted(id.clone(), generation), || {
                         // personal fields the grant names are shown as they are; fields it
                         // does not name are left out
+                        let class = class();
                         let mut masks = class.personal.clone();
                         if let Some(fields) = &grant.fields {
                             masks.retain(|f, _| !fields.contains(f));

@@ -149,9 +149,56 @@ async fn find(store: &Arc<dyn Store>, id: &str) -> Result<Grant, String> {
 pub async fn grants(c: GrantsCommand) -> Result<(), String> {
     let me = operator();
     let now = ts::now();
-    let (g, a, action, detail) = match c {
-        GrantsCommand::List { status, store: a } => {
-            let store = open(&a.store).await?;
+    let a = match &c {
+        GrantsCommand::List { store, .. }
+        | GrantsCommand::Request { store, .. }
+        | GrantsCommand::Approve { store, .. }
+        | GrantsCommand::Refuse { store, .. }
+        | GrantsCommand::Revoke { store, .. } => store.clone(),
+    };
+    let store = open(&a.store).await?;
+    let step = grant_step(&store, &me.principal, c, now).await;
+    let done = match step {
+        Ok(Some((g, action, detail))) => keep(&store, &a, &g, action, &detail).await,
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    done
+}
+
+/// Saves a grant, records the step and prints the grant.
+async fn keep(
+    store: &Arc<dyn Store>,
+    a: &StoreArgs,
+    g: &Grant,
+    action: &str,
+    detail: &str,
+) -> Result<(), String> {
+    grants::save(store.as_ref(), g)
+        .await
+        .map_err(|e| e.to_string())?;
+    record(store, a, action, &format!("{} {}", g.id, g.layer), detail).await?;
+    out(&grant_json(g).to_string());
+    Ok(())
+}
+
+/// Takes one step on the open store: the grant it made or changed, the audit action and
+/// its detail; `None` for a listing, printed here.
+async fn grant_step(
+    store: &Arc<dyn Store>,
+    me: &citytwin_city::access::Principal,
+    c: GrantsCommand,
+    now: i64,
+) -> Result<Option<(Grant, &'static str, String)>, String> {
+    // the grant a decision is about, and its layer
+    let decided = |id: String| async move {
+        let g = find(store, &id).await?;
+        let meta = meta_of(store, &g.layer).await?;
+        Ok::<_, String>((g, meta))
+    };
+    let step = match c {
+        GrantsCommand::List { status, .. } => {
             let list = grants::load(store.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -161,8 +208,7 @@ pub async fn grants(c: GrantsCommand) -> Result<(), String> {
             {
                 out(&grant_json(g).to_string());
             }
-            store.close().await;
-            return Ok(());
+            return Ok(None);
         }
         GrantsCommand::Request {
             layer,
@@ -172,12 +218,11 @@ pub async fn grants(c: GrantsCommand) -> Result<(), String> {
             fields,
             territory,
             public,
-            store: a,
+            ..
         } => {
             citytwin_city::catalog::check_department(&department).map_err(|e| e.to_string())?;
-            let store = open(&a.store).await?;
-            let meta = meta_of(&store, &layer).await.ok();
-            let mut asker = me.principal.as_ref().clone();
+            let meta = meta_of(store, &layer).await.ok();
+            let mut asker = me.clone();
             asker.department = Some(department);
             let req = GrantRequest {
                 layer,
@@ -187,9 +232,8 @@ pub async fn grants(c: GrantsCommand) -> Result<(), String> {
                 fields,
                 territory,
             };
-            let g = grants::request(&asker, &req, meta.as_ref(), now).map_err(|e| e.to_string())?;
-            store.close().await;
-            (g, a, "grant.request", purpose)
+            let g = grants::request(&asker, &req, meta.as_ref(), now);
+            (g, "grant.request", purpose)
         }
         GrantsCommand::Approve {
             id,
@@ -197,64 +241,40 @@ pub async fn grants(c: GrantsCommand) -> Result<(), String> {
             fields,
             territory,
             note,
-            store: a,
+            ..
         } => {
-            let store = open(&a.store).await?;
-            let g = find(&store, &id).await?;
-            let meta = meta_of(&store, &g.layer).await?;
+            let (g, meta) = decided(id).await?;
             let approval = Approval {
                 until,
                 fields,
                 territory,
                 note: note.clone(),
             };
-            let g = grants::approve(&me.principal, g, &approval, &meta, now)
-                .map_err(|e| e.to_string())?;
-            store.close().await;
-            (g, a, "grant.approve", note)
+            (
+                grants::approve(me, g, &approval, &meta, now),
+                "grant.approve",
+                note,
+            )
         }
-        GrantsCommand::Refuse {
-            id,
-            reason,
-            store: a,
-        } => {
-            let store = open(&a.store).await?;
-            let g = find(&store, &id).await?;
-            let meta = meta_of(&store, &g.layer).await?;
-            let g =
-                grants::refuse(&me.principal, g, &reason, &meta, now).map_err(|e| e.to_string())?;
-            store.close().await;
-            (g, a, "grant.refuse", reason)
+        GrantsCommand::Refuse { id, reason, .. } => {
+            let (g, meta) = decided(id).await?;
+            (
+                grants::refuse(me, g, &reason, &meta, now),
+                "grant.refuse",
+                reason,
+            )
         }
-        GrantsCommand::Revoke {
-            id,
-            reason,
-            store: a,
-        } => {
-            let store = open(&a.store).await?;
-            let g = find(&store, &id).await?;
-            let meta = meta_of(&store, &g.layer).await?;
-            let g =
-                grants::revoke(&me.principal, g, &reason, &meta, now).map_err(|e| e.to_string())?;
-            store.close().await;
-            (g, a, "grant.revoke", reason)
+        GrantsCommand::Revoke { id, reason, .. } => {
+            let (g, meta) = decided(id).await?;
+            (
+                grants::revoke(me, g, &reason, &meta, now),
+                "grant.revoke",
+                reason,
+            )
         }
     };
-    let store = open(&a.store).await?;
-    grants::save(store.as_ref(), &g)
-        .await
-        .map_err(|e| e.to_string())?;
-    record(
-        &store,
-        &a,
-        action,
-        &format!("{} {}", g.id, g.layer),
-        &detail,
-    )
-    .await?;
-    store.close().await;
-    out(&grant_json(&g).to_string());
-    Ok(())
+    let (g, action, detail) = step;
+    Ok(Some((g.map_err(|e| e.to_string())?, action, detail)))
 }
 
 /// Runs `citytwin objections …`.
