@@ -6,29 +6,19 @@
 
 use citytwin_city::LayerIndex;
 use citytwin_city::catalog::{Classification, Mask, OpenClass, ShareClass};
-use citytwin_city::generate::{CENTRES, Reference, Rng, Scale, generate};
-use citytwin_city::import::NoProgress;
+use citytwin_city::generate::{CENTRES, Rng};
 use citytwin_city::invisible::{H3Aggregates, TerritoryAggregates};
 use citytwin_city::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
 use citytwin_city::stats::GridAssignment;
-use citytwin_city::territory::{Level, TerritoryTree};
+use citytwin_city::territory::TerritoryTree;
 use citytwin_tiles::Value;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use geo::{Contains, Point};
 use rand::{Rng as _, SeedableRng};
 use std::path::Path;
-use std::sync::Arc;
 
 fn tree() -> (TerritoryTree, geo::MultiPolygon<f64>) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let reference = Reference::load(&repo.join("fixtures/reference")).unwrap();
-    let layers = generate(&reference, Scale::Small, 20_250_101, &NoProgress);
-    let indexes: Vec<Arc<LayerIndex>> = layers
-        .into_iter()
-        .filter(|l| Level::is_territory_layer(&l.meta.name))
-        .map(|l| Arc::new(LayerIndex::build(l.meta, l.features, 1)))
-        .collect();
-    (TerritoryTree::build(&indexes), reference.city)
+    citytwin_benches::territory_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// `n` calls around the urban centres (most of the city's grids get none or a few).

@@ -7,8 +7,7 @@
 use citytwin_benches::{city_buildings, tile_list};
 use citytwin_city::LayerIndex;
 use citytwin_city::filter::Filter;
-use citytwin_city::generate::{Reference, Rng, Scale, generate};
-use citytwin_city::import::NoProgress;
+use citytwin_city::generate::Rng;
 use citytwin_city::layer::{Feature, Field, FieldKind, GeometryKind, LayerMeta};
 use citytwin_city::query::{Limits, Selection, page};
 use citytwin_city::stats::{GridAssignment, StatsRequest, statistics};
@@ -18,19 +17,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use geo::{Contains, Point};
 use rand::{Rng as _, SeedableRng};
 use std::path::Path;
-use std::sync::Arc;
 
 /// The territory tree of the committed fixture set, and the city outline.
 fn tree() -> (TerritoryTree, geo::MultiPolygon<f64>) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let reference = Reference::load(&repo.join("fixtures/reference")).unwrap();
-    let layers = generate(&reference, Scale::Small, 20_250_101, &NoProgress);
-    let indexes: Vec<Arc<LayerIndex>> = layers
-        .into_iter()
-        .filter(|l| Level::is_territory_layer(&l.meta.name))
-        .map(|l| Arc::new(LayerIndex::build(l.meta, l.features, 1)))
-        .collect();
-    (TerritoryTree::build(&indexes), reference.city)
+    citytwin_benches::territory_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// `n` random points inside the city, with a category and a value.

@@ -100,3 +100,28 @@ pub fn demo_city(rt: &tokio::runtime::Runtime, repo: &Path) -> (citytwin_city::C
     });
     (city, scratch)
 }
+
+/// The territory tree of the committed fixture set (generated again from the reference
+/// districts), and the city outline.
+#[must_use]
+pub fn territory_tree(
+    repo: &Path,
+) -> (
+    citytwin_city::territory::TerritoryTree,
+    geo::MultiPolygon<f64>,
+) {
+    use citytwin_city::territory::{Level, TerritoryTree};
+    let reference = Reference::load(&repo.join("fixtures/reference")).expect("reference data");
+    let layers = citytwin_city::generate::generate(
+        &reference,
+        citytwin_city::generate::Scale::Small,
+        20_250_101,
+        &NoProgress,
+    );
+    let indexes: Vec<std::sync::Arc<LayerIndex>> = layers
+        .into_iter()
+        .filter(|l| Level::is_territory_layer(&l.meta.name))
+        .map(|l| std::sync::Arc::new(LayerIndex::build(l.meta, l.features, 1)))
+        .collect();
+    (TerritoryTree::build(&indexes), reference.city)
+}
