@@ -9,6 +9,7 @@ pub mod audit;
 pub mod calendar;
 pub mod catalog;
 pub mod cells;
+pub mod cluster;
 pub mod desensitise;
 pub mod filter;
 pub mod generate;

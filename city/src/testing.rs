@@ -28,6 +28,19 @@ pub fn schema_url(schema: &str) -> String {
     format!("{base}{sep}schema={schema}")
 }
 
+/// The URL of one schema on the test database's streaming replica
+/// (`scripts/setup-postgis-replica`): `CITYTWIN_TEST_REPLICA_URL`, by default `citytwin_test`
+/// on port 5433 over the local socket.
+#[must_use]
+pub fn replica_url(schema: &str) -> String {
+    let base = std::env::var("CITYTWIN_TEST_REPLICA_URL").unwrap_or_else(|_| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        format!("postgres://{user}@localhost/citytwin_test?host=/var/run/postgresql&port=5433")
+    });
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}schema={schema}")
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 

@@ -673,3 +673,119 @@ async fn access_records_live_in_both_stores() {
         );
     }
 }
+
+/// `serve --store-read`: layer loads and history go to a streaming replica only when it shows
+/// what the primary shows; while its replay is paused every read still sees the last write
+/// (from the primary), and once it has caught up the replica answers.
+#[tokio::test]
+async fn a_replica_answers_heavy_reads_only_when_it_shows_the_last_write() {
+    use citytwin_city::live::{NewSensor, Place, ReadingIn, Thresholds, ts};
+    use citytwin_city::store::cluster::ClusterStore;
+    let (primary, _) = fresh_postgis().await.unwrap();
+    let schema = primary.schema().to_owned();
+    // the replica shows the new schema once it has replayed its creation
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let replica = loop {
+        let r = PostgisStore::connect(&citytwin_city::testing::replica_url(&schema)).await;
+        if let Ok(r) = r
+            && r.layers().await.is_ok()
+        {
+            break Arc::new(r);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica (scripts/setup-postgis-replica) never showed schema {schema}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        replica.describe().ends_with("(replica)"),
+        "{}",
+        replica.describe()
+    );
+    let cluster = Arc::new(ClusterStore::new(
+        primary.clone(),
+        Some(replica.clone()),
+        None,
+    ));
+    let store: Arc<dyn Store> = cluster.clone();
+    let replayed = |sql: &'static str| {
+        let replica = replica.clone();
+        async move {
+            sqlx::query(sql).execute(replica.pool()).await.unwrap();
+        }
+    };
+    let city = City::open(Arc::clone(&store)).await.unwrap();
+    let cx = citytwin_city::testing::operator();
+    city.register_sensor(
+        &cx,
+        NewSensor {
+            id: "RP-1".into(),
+            kind: "water-level".into(),
+            name: None,
+            lon: 118.78,
+            lat: 32.05,
+            unit: "m".into(),
+            thresholds: Thresholds::default(),
+            place: Place::default(),
+        },
+    )
+    .await
+    .unwrap();
+    replayed("SELECT pg_wal_replay_pause()").await;
+    let now = ts::now();
+    for i in 0..20 {
+        city.ingest(
+            &cx,
+            vec![ReadingIn {
+                sensor: "RP-1".into(),
+                at: now - 20_000 + i * 1000,
+                value: f64::from(i as i32),
+            }],
+        )
+        .await
+        .unwrap();
+        // every acknowledged reading is in the history at once, the replica paused or not
+        let h = city
+            .readings("RP-1", now - 60_000, now + 1, None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            h.len() as i64,
+            i + 1,
+            "reading {i} missing from the history"
+        );
+    }
+    import_fixtures(store.as_ref(), &["districts"]).await;
+    let n = store.read_features("districts").await.unwrap().len();
+    assert!(n > 0);
+    // caught up, the replica answers the heavy reads
+    replayed("SELECT pg_wal_replay_resume()").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while replica.last_change().await.unwrap() < primary.last_change().await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = cluster.reads();
+    assert_eq!(store.read_features("districts").await.unwrap().len(), n);
+    let h = city
+        .readings("RP-1", now - 60_000, now + 1, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(h.len(), 20);
+    let after = cluster.reads();
+    assert_eq!(
+        (
+            after.replica - before.replica,
+            after.primary - before.primary
+        ),
+        (2, 0),
+        "the replica did not answer: {before:?} → {after:?}"
+    );
+    // while it was paused, the primary answered
+    assert!(before.primary >= 20, "{before:?}");
+}

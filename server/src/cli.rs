@@ -282,10 +282,11 @@ pub(crate) async fn open(spec: &str) -> Result<Arc<dyn Store>, String> {
     {
         return Err(format!("store {} does not exist", p.display()));
     }
-    spec.open().await.map_err(|e| e.to_string())
+    let store = spec.open().await.map_err(|e| e.to_string())?;
+    crate::cluster::announcing(store).await
 }
 
-fn audit_key(a: &StoreArgs, create: bool) -> Result<AuditKey, String> {
+pub(crate) fn audit_key(a: &StoreArgs, create: bool) -> Result<AuditKey, String> {
     let path = a
         .audit_key
         .clone()

@@ -54,6 +54,13 @@ pub struct ServeArgs {
     /// MQTT broker to take readings and positions from (mqtt://host:port)
     #[arg(long, env = "CITYTWIN_MQTT")]
     pub mqtt: Option<String>,
+    /// NATS server with JetStream (nats://host:port): run as one of several instances on the
+    /// same PostGIS store, one of which writes (see README, "Running several instances")
+    #[arg(long, env = "CITYTWIN_NATS")]
+    pub nats: Option<String>,
+    /// a streaming replica of the PostGIS store for heavy reads (layer loads, tiles, history)
+    #[arg(long, env = "CITYTWIN_STORE_READ")]
+    pub store_read: Option<String>,
     /// a report within this many metres of an open event of its category joins it
     #[arg(long, env = "CITYTWIN_MERGE_DISTANCE_M")]
     pub merge_distance_m: Option<f64>,
@@ -123,6 +130,10 @@ pub struct FileConfig {
     pub refresh_secs: Option<u64>,
     /// see [`ServeArgs::mqtt`]
     pub mqtt: Option<String>,
+    /// see [`ServeArgs::nats`]
+    pub nats: Option<String>,
+    /// see [`ServeArgs::store_read`]
+    pub store_read: Option<String>,
     /// see [`ServeArgs::merge_distance_m`]
     pub merge_distance_m: Option<f64>,
     /// see [`ServeArgs::merge_window_mins`]
@@ -204,6 +215,12 @@ pub struct Settings {
     /// MQTT broker URL
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<String>,
+    /// NATS server URL (several instances)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<String>,
+    /// read replica of the store
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_read: Option<String>,
     /// duplicate-merge distance in metres
     pub merge_distance_m: f64,
     /// duplicate-merge window in minutes
@@ -374,6 +391,12 @@ impl Settings {
             log_format,
             refresh_secs: args.refresh_secs.or(file.refresh_secs).unwrap_or(5),
             mqtt: args.mqtt.clone().or(file.mqtt).filter(|m| !m.is_empty()),
+            nats: args.nats.clone().or(file.nats).filter(|m| !m.is_empty()),
+            store_read: args
+                .store_read
+                .clone()
+                .or(file.store_read)
+                .filter(|m| !m.is_empty()),
             merge_distance_m: {
                 let m = args
                     .merge_distance_m
@@ -424,6 +447,8 @@ impl Settings {
         let shown = Self {
             store: mask_password(&self.store),
             mqtt: self.mqtt.as_deref().map(mask_password),
+            nats: self.nats.as_deref().map(mask_password),
+            store_read: self.store_read.as_deref().map(mask_password),
             ..self.clone()
         };
         toml::to_string(&shown).unwrap_or_default()

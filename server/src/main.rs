@@ -6,6 +6,7 @@ use citytwin::progress::Bar;
 use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
 use citytwin_city::import::{ImportRequest, import};
 use citytwin_city::store::StoreSpec;
+use citytwin_city::store::cluster::ClusterStore;
 use citytwin_city::store::postgis::{PostgisStore, PublishRequest};
 use citytwin_city::{City, CityOptions, Store, WriteMode};
 use citytwin_tiles::Crs;
@@ -62,6 +63,10 @@ enum Command {
     /// Objections to data: list (overdue first), decide.
     #[command(subcommand)]
     Objections(citytwin::cli_governance::ObjectionsCommand),
+    /// Write a PMTiles or MBTiles archive of the server's tiles (for a CDN), resumable.
+    Export(citytwin::export::ExportArgs),
+    /// Warm the tile caches of running instances for a box and zoom range.
+    Seed(citytwin::export::SeedArgs),
     /// Remove a layer (a published table is only unpublished, never dropped).
     Drop {
         /// the layer
@@ -196,7 +201,8 @@ async fn open_store(spec: &str, create: bool) -> Result<Arc<dyn Store>, String> 
     {
         return Err(format!("store {} does not exist", path.display()));
     }
-    spec.open().await.map_err(|e| e.to_string())
+    let store = spec.open().await.map_err(|e| e.to_string())?;
+    citytwin::cluster::announcing(store).await
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -226,7 +232,39 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             ));
         }
     }
-    let store = spec.open().await.map_err(|e| e.to_string())?;
+    let mut store = spec.open().await.map_err(|e| e.to_string())?;
+    let replica = match &settings.store_read {
+        Some(url) => match StoreSpec::parse(url) {
+            StoreSpec::Postgres(_) => Some(
+                StoreSpec::parse(url)
+                    .open()
+                    .await
+                    .map_err(|e| format!("the read replica: {e}"))?,
+            ),
+            StoreSpec::GeoPackage(_) => {
+                return Err("--store-read takes a PostGIS replica's URL".into());
+            }
+        },
+        None => None,
+    };
+    let nats = match &settings.nats {
+        Some(url) => {
+            if !matches!(spec, StoreSpec::Postgres(_)) {
+                return Err(
+                    "--nats runs several instances on one store: give --store a PostGIS URL".into(),
+                );
+            }
+            Some(citytwin::cluster::connect(url).await?)
+        }
+        None => None,
+    };
+    if replica.is_some() || nats.is_some() {
+        let notices = nats.clone().map(|c| {
+            Arc::new(citytwin::cluster::Notices(c))
+                as Arc<dyn citytwin_city::store::cluster::Announce>
+        });
+        store = Arc::new(ClusterStore::new(store, replica, notices));
+    }
     if settings.demo && matches!(spec, StoreSpec::Postgres(_)) {
         let n = citytwin::demo::ensure_demo_layers(
             store.as_ref(),
@@ -268,10 +306,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         calendar,
     };
     let city = Arc::new(
-        City::open_with(store, options)
+        City::open_with(Arc::clone(&store), options)
             .await
             .map_err(|e| e.to_string())?,
     );
+    if let Some(client) = nats {
+        citytwin::cluster::join(Arc::clone(&city), store, client).await?;
+    }
     let state = AppState::new(Arc::clone(&city), settings.clone());
     spawn_watchers(&state);
     if let Some(addr) = &settings.metrics_listen {
@@ -491,6 +532,31 @@ fn main() -> ExitCode {
             Command::Grants(c) => citytwin::cli_governance::grants(c).await,
             Command::Objections(c) => citytwin::cli_governance::objections(c).await,
             Command::Audit(c) => citytwin::cli::audit(c).await,
+            Command::Export(a) => {
+                init_logging("human");
+                let summary = citytwin::export::run(a).await?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+                }
+                Ok(())
+            }
+            Command::Seed(a) => {
+                init_logging("human");
+                let seeded = citytwin::export::seed(a).await?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(&seeded).unwrap_or_default());
+                }
+                if seeded.failed > 0 {
+                    return Err(format!(
+                        "{} tile requests failed; the first: {}",
+                        seeded.failed,
+                        seeded.first_failure.unwrap_or_default()
+                    ));
+                }
+                Ok(())
+            }
             Command::Simulate(a) => {
                 init_logging("human");
                 citytwin::simulate::run(a).await

@@ -129,12 +129,8 @@ fn get(addr: &str, path: &str) -> String {
     out
 }
 
-/// The README's first command, on an empty folder: the demo store is created, the server
-/// answers, and SIGTERM stops it cleanly.
-#[test]
-fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("data/demo.gpkg");
+/// `citytwin serve --demo` in a folder, on a free port: the running server and its address.
+fn serve_demo(dir: &Path, store: &Path) -> (KillOnDrop, String) {
     let mut child = bin()
         .args([
             "serve",
@@ -145,13 +141,13 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
             "json",
             "--store",
         ])
-        .arg(&store)
-        .current_dir(dir.path())
+        .arg(store)
+        .current_dir(dir)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut child = KillOnDrop(child);
+    let child = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     // keep draining the log so the server never writes into a closed or full pipe
     std::thread::spawn(move || {
@@ -165,6 +161,16 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
     });
     let addr = rx.recv_timeout(Duration::from_mins(5)).ok();
     let addr = addr.expect("no start-up log line with addr");
+    (child, addr)
+}
+
+/// The README's first command, on an empty folder: the demo store is created, the server
+/// answers, and SIGTERM stops it cleanly.
+#[test]
+fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data/demo.gpkg");
+    let (mut child, addr) = serve_demo(dir.path(), &store);
     assert!(store.exists(), "demo store not created");
     let health = get(&addr, "/health");
     assert!(
@@ -468,4 +474,259 @@ fn grants_are_asked_approved_and_revoked_at_the_command_line() {
     }
     let (ok, _, err) = run(&["audit", "verify"]);
     assert!(ok, "{err}");
+}
+
+/// The body of a GET (no compression asked for).
+fn get_bytes(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    (status, out[split + 4..].to_vec())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn export(store: &Path, args: &[&str]) -> std::process::Output {
+    bin()
+        .arg("export")
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap()
+}
+
+/// `citytwin export`: PMTiles and MBTiles archives of the server's own tiles, read back with
+/// real readers (the `pmtiles` Python package, MapLibre GL JS with the `pmtiles` protocol in
+/// Chromium, GDAL), only of layers the exporting principal may read, with provenance, and
+/// resumed after a kill.
+#[test]
+fn export_writes_archives_that_real_readers_read_as_the_server_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data/demo.gpkg");
+    let (server, addr) = serve_demo(dir.path(), &store);
+    let layers = "districts,roads,water";
+    let bbox = "118.70,31.98,118.90,32.10";
+    let pm = dir.path().join("city.pmtiles");
+    let out = export(
+        &store,
+        &[
+            "--format",
+            "pmtiles",
+            "--layers",
+            layers,
+            "--bbox",
+            bbox,
+            "--zooms",
+            "9-12",
+            "--out",
+            pm.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["written"].as_u64().unwrap() > 10, "{summary}");
+    assert!(!dir.path().join("city.pmtiles.part").exists());
+    // the pmtiles package reads every tile, and each is the server's tile, byte for byte
+    let read = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("server/tests/read_pmtiles.py"))
+        .arg(&pm)
+        .output()
+        .expect("scripts/setup-python makes .venv");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let archive: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    let tiles = archive["tiles"].as_object().unwrap();
+    assert_eq!(tiles.len() as u64, summary["written"].as_u64().unwrap());
+    assert_eq!(
+        archive["header"]["tile_type"], "MVT",
+        "{}",
+        archive["header"]
+    );
+    assert_eq!(archive["header"]["min_zoom"], 9);
+    assert_eq!(archive["header"]["max_zoom"], 12);
+    let metadata = &archive["metadata"];
+    assert!(
+        metadata["attribution"]
+            .as_str()
+            .unwrap()
+            .contains("Sources:"),
+        "{metadata}"
+    );
+    let names: Vec<&str> = metadata["vector_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["districts", "roads", "water"]);
+    for (zxy, hash) in tiles {
+        let (status, body) = get_bytes(&addr, &format!("/tiles/{layers}/{zxy}.mvt"));
+        assert_eq!(status, 200, "{zxy}");
+        assert_eq!(&sha256(&body), hash, "tile {zxy} differs from the server's");
+    }
+    // MapLibre GL JS reads it over range requests, as from a CDN
+    let shown = Command::new("node")
+        .arg(repo().join("web/tests/pmtiles.mjs"))
+        .arg(&pm)
+        .args(["118.79", "32.05", "11", layers])
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert!(
+        shown["counts"]["districts"].as_u64().unwrap() > 0,
+        "{shown}"
+    );
+    assert!(shown["counts"]["roads"].as_u64().unwrap() > 0, "{shown}");
+    assert!(shown["ranges"].as_u64().unwrap() > 1, "{shown}");
+
+    // MBTiles, stopped with kill -9 midway and resumed: GDAL reads the result
+    let mb = dir.path().join("city.mbtiles");
+    let part = dir.path().join("city.mbtiles.part");
+    let mb_args = [
+        "--format",
+        "mbtiles",
+        "--layers",
+        layers,
+        "--bbox",
+        bbox,
+        "--zooms",
+        "9-16",
+        "--jobs",
+        "1",
+        "--out",
+        mb.to_str().unwrap(),
+    ];
+    let mut child = bin()
+        .arg("export")
+        .args(mb_args)
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_mins(3);
+    let mut stopped = false;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let checkpoint = Command::new("sqlite3")
+            .arg(&part)
+            .arg("SELECT value FROM metadata WHERE name = 'citytwin.export.done'")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        if checkpoint.is_some() {
+            let _ = child.kill();
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(stopped, "the export was never seen at a checkpoint");
+    assert!(!mb.exists(), "the archive appeared before it was whole");
+    let out = export(&store, &mb_args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(resumed["resumed"].as_u64().unwrap() > 0, "{resumed}");
+    assert!(!part.exists());
+    let info = Command::new("ogrinfo")
+        .args(["-ro", "-so", "-al"])
+        .arg(&mb)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    for l in ["districts", "roads", "water"] {
+        assert!(info.contains(&format!("Layer name: {l}")), "{info}");
+    }
+    // every tile of the resumed archive is the server's
+    let list = Command::new("sqlite3")
+        .arg(&mb)
+        .arg("SELECT zoom_level, tile_column, tile_row, hex(tile_data) FROM tiles WHERE zoom_level = 14 LIMIT 20")
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.lines().count() > 0);
+    for line in list.lines() {
+        let parts: Vec<&str> = line.split('|').collect();
+        let (z, x, row): (u32, u64, u64) = (
+            parts[0].parse().unwrap(),
+            parts[1].parse().unwrap(),
+            parts[2].parse().unwrap(),
+        );
+        let y = (1u64 << z) - 1 - row;
+        let gz: Vec<u8> = (0..parts[3].len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&parts[3][i..i + 2], 16).unwrap())
+            .collect();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+        let (_, body) = get_bytes(&addr, &format!("/tiles/{layers}/{z}/{x}/{y}.mvt"));
+        assert_eq!(sha256(&raw), sha256(&body), "tile {z}/{x}/{y}");
+    }
+    // a layer the public may not read is not exported, and nothing is written
+    let refused = dir.path().join("buildings.pmtiles");
+    let out = export(
+        &store,
+        &[
+            "--format",
+            "pmtiles",
+            "--layers",
+            "buildings",
+            "--zooms",
+            "14",
+            "--out",
+            refused.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may not export"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!refused.exists());
+    drop(server);
 }

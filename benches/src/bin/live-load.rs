@@ -6,7 +6,9 @@
 //! - `feed BASE PID SUBSCRIBERS RATE SECS`: SUBSCRIBERS WebSocket subscribers (10 probes take
 //!   every reading, the rest a district's events), RATE readings/s written in batches every
 //!   10 ms; latency from the HTTP acknowledgement of a batch to its delivery on the probes, and
-//!   the server's resident memory before and after the subscribers connected.
+//!   the server's resident memory before and after the subscribers connected. With
+//!   `CITYTWIN_FEED_URL` set the subscribers listen on that instance instead (write on one
+//!   instance of a cluster, read the feed on another).
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -198,7 +200,10 @@ fn rss_kib(pid: u64) -> u64 {
 async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) {
     let http = client();
     register(&http, &base).await;
-    let ws = base.replace("http://", "ws://");
+    // the subscribers may listen on another instance of a cluster than the one written to
+    let ws = std::env::var("CITYTWIN_FEED_URL")
+        .unwrap_or_else(|_| base.clone())
+        .replace("http://", "ws://");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_kib(pid);
     let acked: Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Arc::default();

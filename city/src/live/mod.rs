@@ -50,6 +50,21 @@ struct Shared {
     /// per live layer: how many committed batches touched it
     dirty: [AtomicU64; 3],
     store: Arc<dyn Store>,
+    /// who applies operations: this process, or the writer of the cluster through the bus
+    role: RwLock<Role>,
+    /// the sequence number the state shows, for those waiting to read their own writes
+    shown: tokio::sync::watch::Sender<u64>,
+    /// one follower at a time, so the feed carries followed changes in order
+    following: tokio::sync::Mutex<()>,
+}
+
+/// Who applies the operations of this process.
+#[derive(Clone)]
+enum Role {
+    /// this process alone, or the elected writer of a cluster
+    Writer,
+    /// another instance, reached through the bus
+    Follower(Arc<dyn crate::cluster::Bus>),
 }
 
 /// The live part of the twin.
@@ -92,11 +107,14 @@ impl Live {
         );
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let shared = Arc::new(Shared {
+            shown: tokio::sync::watch::Sender::new(state.seq),
             state: RwLock::new(state),
             options,
             feed,
             dirty: Default::default(),
             store,
+            role: RwLock::new(Role::Writer),
+            following: tokio::sync::Mutex::new(()),
         });
         let (jobs, rx) = mpsc::channel(MAX_BATCH_OPS);
         tokio::spawn(write_loop(Arc::clone(&shared), rx));
@@ -170,8 +188,32 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
 }
 
 impl Shared {
+    fn role(&self) -> Role {
+        self.role
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     async fn run(&self, jobs: Vec<Job>) {
         let (ops, replies): (Vec<Op>, Vec<_>) = jobs.into_iter().unzip();
+        if let Role::Follower(bus) = self.role() {
+            // the writer of the cluster applies them; they are answered once this instance
+            // shows what they changed, so a client reads its own writes here at once
+            let results = match bus.forward(ops).await {
+                Ok((results, seq)) => {
+                    self.wait_shown(seq).await;
+                    results
+                }
+                Err(e) => (0..replies.len())
+                    .map(|_| Err(crate::cluster::WireError::of(&e).error()))
+                    .collect(),
+            };
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+            return;
+        }
         let (overlay, changes, results) = {
             let base = read_state(&self.state);
             let mut tx = Tx::new(&base, &self.options, ts::now());
@@ -184,6 +226,11 @@ impl Shared {
             results
         } else if let Err(e) = self.store.append_changes(&changes).await {
             tracing::error!(error = %e, changes = changes.len(), "live write failed; nothing applied");
+            // another writer may have numbered these changes first (a writer that lost its
+            // lock without knowing it yet): read what the log holds before the next batch
+            if let Err(e) = self.catch_up(u64::MAX).await {
+                tracing::debug!(error = %e, "reading the change log failed");
+            }
             results
                 .into_iter()
                 .map(|r| r.and_then(|_| Err(Error::Unavailable(e.to_string()))))
@@ -193,22 +240,102 @@ impl Shared {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .commit(overlay);
-            let mut touched = [false; 3];
-            for c in &changes {
-                touched[c.layer as usize] = true;
-            }
-            for (i, t) in touched.iter().enumerate() {
-                if *t {
-                    self.dirty[i].fetch_add(1, Ordering::AcqRel);
-                }
-            }
-            for c in changes {
-                let _ = self.feed.send(c);
-            }
+            self.shown_changes(changes);
             results
         };
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+    }
+
+    /// Makes changes the state now shows known: their layers' indexes are rebuilt on the
+    /// next lookup, the feed carries them, and those waiting for them go on.
+    fn shown_changes(&self, changes: Vec<Arc<Change>>) {
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return;
+        };
+        let mut touched = [false; 3];
+        for c in &changes {
+            touched[c.layer as usize] = true;
+        }
+        for (i, t) in touched.iter().enumerate() {
+            if *t {
+                self.dirty[i].fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        for c in changes {
+            let _ = self.feed.send(c);
+        }
+        self.shown.send_replace(last);
+    }
+
+    /// Applies changes another instance committed, in order; those already shown are
+    /// skipped. A gap before them is filled from the change log first.
+    async fn follow(&self, changes: Vec<Change>) -> Result<()> {
+        let Some(first) = changes.first().map(|c| c.seq) else {
+            return Ok(());
+        };
+        let _one = self.following.lock().await;
+        self.fill(first.saturating_sub(1)).await?;
+        self.show(changes)
+    }
+
+    /// Reads the change log until the state shows `until` (or the log's end).
+    async fn catch_up(&self, until: u64) -> Result<()> {
+        let _one = self.following.lock().await;
+        self.fill(until).await
+    }
+
+    async fn fill(&self, until: u64) -> Result<()> {
+        loop {
+            let after = read_state(&self.state).seq;
+            if after >= until {
+                return Ok(());
+            }
+            let batch = self
+                .store
+                .read_changes(&ChangeQuery {
+                    after_seq: after,
+                    limit: (until - after).min(10_000) as usize,
+                    ..ChangeQuery::default()
+                })
+                .await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.show(batch)?;
+        }
+    }
+
+    fn show(&self, changes: Vec<Change>) -> Result<()> {
+        let mut shown = Vec::with_capacity(changes.len());
+        let result = {
+            let mut state = self
+                .state
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            changes.into_iter().try_for_each(|c| {
+                if state.follow(&c)? {
+                    shown.push(Arc::new(c));
+                }
+                Ok(())
+            })
+        };
+        self.shown_changes(shown);
+        result
+    }
+
+    /// Waits until the state shows change `seq`: from the bus, or after a second from the
+    /// change log.
+    async fn wait_shown(&self, seq: u64) {
+        let mut rx = self.shown.subscribe();
+        let shown = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            rx.wait_for(|s| *s >= seq).await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if !shown && let Err(e) = self.catch_up(seq).await {
+            tracing::warn!(error = %e, seq, "catching up with the change log failed");
         }
     }
 }
@@ -883,6 +1010,66 @@ impl City {
     #[must_use]
     pub fn live_options(&self) -> &LiveOptions {
         &self.live().shared.options
+    }
+
+    /// Makes this instance one of a cluster that does not (yet) write: its operations go to
+    /// the writer through the bus, and it shows what the writer commits as it follows.
+    pub fn follow_through(&self, bus: Arc<dyn crate::cluster::Bus>) {
+        *self
+            .live()
+            .shared
+            .role
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Role::Follower(bus);
+    }
+
+    /// Makes this instance the writer, once it holds the store's writer lock: it reads the
+    /// change log to its end first, so it numbers on from the last committed change.
+    pub async fn lead(&self) -> Result<()> {
+        let shared = &self.live().shared;
+        shared.catch_up(u64::MAX).await?;
+        *shared
+            .role
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Role::Writer;
+        tracing::info!(seq = self.live_seq(), "this instance writes now");
+        Ok(())
+    }
+
+    /// Whether this instance applies operations itself.
+    #[must_use]
+    pub fn writes(&self) -> bool {
+        matches!(self.live().shared.role(), Role::Writer)
+    }
+
+    /// Applies changes the writer committed (from the bus): in order, skipping those shown,
+    /// filling a gap before them from the change log.
+    pub async fn follow(&self, changes: Vec<Change>) -> Result<()> {
+        self.live().shared.follow(changes).await
+    }
+
+    /// Reads the change log to its end (what the bus did not bring).
+    pub async fn catch_up(&self) -> Result<()> {
+        self.live().shared.catch_up(u64::MAX).await
+    }
+
+    /// Applies operations another instance forwarded, in order, as one queue with this
+    /// instance's own; answers each and the sequence number the state shows after them.
+    pub async fn apply_forwarded(&self, ops: Vec<Op>) -> Result<(Vec<Result<Outcome>>, u64)> {
+        if !self.writes() {
+            return Err(Error::Unavailable(
+                "this instance is not the writer (any more)".into(),
+            ));
+        }
+        let mut pending = Vec::with_capacity(ops.len());
+        for op in ops {
+            pending.push(self.live().enqueue(op).await?);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for p in pending {
+            results.push(p.outcome().await);
+        }
+        Ok((results, self.live_seq()))
     }
 
     /// The sequence number of the last committed change.

@@ -252,6 +252,53 @@ impl LiveState {
         found
     }
 
+    /// Applies one change another instance committed (as the change bus or the change log
+    /// carries it): `Ok(false)` for one this state already shows, [`Error::Conflict`] when
+    /// changes before it are missing (the caller fills them from the change log first).
+    pub fn follow(&mut self, c: &Change) -> Result<bool> {
+        if c.seq <= self.seq {
+            return Ok(false);
+        }
+        if c.seq != self.seq + 1 {
+            return Err(Error::Conflict {
+                detail: format!(
+                    "change {} follows {}: changes between are missing",
+                    c.seq, self.seq
+                ),
+                state: self.seq.to_string(),
+                allowed: vec![(self.seq + 1).to_string()],
+            });
+        }
+        let bad = |e: serde_json::Error| {
+            Error::Invalid(format!("change {} on the bus is unreadable: {e}", c.seq))
+        };
+        match (&c.body, c.layer) {
+            (Some(body), LiveLayer::Events) => {
+                let e: Event = serde_json::from_str(body).map_err(bad)?;
+                self.next_event = self.next_event.max(e.id + 1);
+                self.events.insert(e.id, e);
+            }
+            (Some(body), LiveLayer::Sensors) => {
+                let x: Sensor = serde_json::from_str(body).map_err(bad)?;
+                self.sensors.insert(x.id.clone(), x);
+            }
+            (Some(body), LiveLayer::Units) => {
+                let u: Unit = serde_json::from_str(body).map_err(bad)?;
+                self.units.insert(u.id.clone(), u);
+            }
+            (None, _) => {
+                // a late reading does not replace a newer one (as when it was taken)
+                if let (Some(x), Some(value)) = (self.sensors.get_mut(&c.entity), c.value)
+                    && x.latest.is_none_or(|p| c.at >= p.at)
+                {
+                    x.latest = Some(Sample { at: c.at, value });
+                }
+            }
+        }
+        self.seq = c.seq;
+        Ok(true)
+    }
+
     /// Applies the outcome of a committed batch.
     pub fn commit(&mut self, tx: Overlay) {
         self.events.extend(tx.events);
@@ -263,7 +310,7 @@ impl LiveState {
 }
 
 /// A reported event, placed in its grid chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewEvent {
     /// where it came from
     pub source: Source,
@@ -292,7 +339,7 @@ pub struct NewEvent {
 }
 
 /// A sensor to register (or update), placed in its grid chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewSensor {
     /// id
     pub id: String,
@@ -313,7 +360,7 @@ pub struct NewSensor {
 }
 
 /// A unit to register (or update), placed in its grid chain.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewUnit {
     /// id
     pub id: String,
@@ -332,7 +379,7 @@ pub struct NewUnit {
 }
 
 /// One reading as it arrives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ReadingIn {
     /// the sensor
     pub sensor: String,
@@ -343,7 +390,7 @@ pub struct ReadingIn {
 }
 
 /// An operation on the live state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// report an event (or a duplicate of an open one)
     Report(NewEvent),
@@ -416,7 +463,7 @@ impl Op {
 }
 
 /// What an operation did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// the event as it now stands; `merged` when the report joined an open event
     Event {

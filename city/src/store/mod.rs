@@ -4,6 +4,7 @@
 //! on PostgreSQL/PostGIS ([`postgis::PostgisStore`]). Both implement [`Store`], and the same
 //! tests run against both. Every write is atomic: it lands whole or not at all.
 
+pub mod cluster;
 pub mod gpkg;
 pub mod postgis;
 
@@ -204,6 +205,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Lets go of files and connections (flushing what needs flushing).
     async fn close(&self) {}
+
+    /// Takes the writer lock of a cluster of instances on this store, if no one holds it:
+    /// `None` while another instance holds it. Only a shared server store has one.
+    async fn lead(&self) -> Result<Option<Box<dyn crate::cluster::Lease>>> {
+        Err(Error::Invalid(format!(
+            "{} is one process's store: several instances need the PostGIS store",
+            self.describe()
+        )))
+    }
 }
 
 /// The columns of the audit log, in the order both stores write and read them.

@@ -198,6 +198,17 @@ impl PostgisStore {
             .test_before_acquire(true)
             .connect_with(options)
             .await?;
+        // a streaming replica follows the primary's schema and takes no writes
+        let replica: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&pool)
+            .await?;
+        if replica {
+            return Ok(Self {
+                pool,
+                schema,
+                label: format!("{label} (replica)"),
+            });
+        }
         sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&schema)))
             .execute(&pool)
             .await?;
@@ -917,6 +928,26 @@ impl Store for PostgisStore {
         Ok(())
     }
 
+    async fn lead(&self) -> Result<Option<Box<dyn crate::cluster::Lease>>> {
+        use sqlx::Connection as _;
+        // a connection of its own, outside the pool: the lock lives as long as it does, and
+        // PostgreSQL lets go of it the moment the holder's connection drops (kill -9 too)
+        let options = (*self.pool.connect_options()).clone();
+        let mut conn = sqlx::postgres::PgConnection::connect_with(&options).await?;
+        // one lock per schema: clusters in other schemas of the database have their own
+        let held: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1::int4, hashtext(current_schema()))")
+                .bind(WRITER_LOCK)
+                .fetch_one(&mut conn)
+                .await?;
+        if held {
+            Ok(Some(Box::new(WriterLease(conn))))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
+    }
+
     async fn append_changes(&self, changes: &[Arc<Change>]) -> Result<()> {
         let col = |f: &dyn Fn(&Change) -> Option<String>| -> Vec<Option<String>> {
             changes.iter().map(|c| f(c)).collect()
@@ -1281,6 +1312,30 @@ impl Store for PostgisStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The advisory lock the writer of a cluster holds, with its schema's hash ("ctw" in ASCII).
+const WRITER_LOCK: i32 = 0x0063_7477;
+
+/// The writer lock, held by its own connection (which holds no other lock).
+struct WriterLease(sqlx::postgres::PgConnection);
+
+#[async_trait]
+impl crate::cluster::Lease for WriterLease {
+    async fn check(&mut self) -> Result<()> {
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND pid = pg_backend_pid() AND classid = $1::int4::oid)",
+        )
+        .bind(WRITER_LOCK)
+        .fetch_one(&mut self.0)
+        .await?;
+        if held {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("the writer lock was lost".into()))
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub(crate) async fn health(
         "layers": layers.len(),
         "features": layers.iter().map(|l| l.feature_count()).sum::<u64>(),
         "uptime_seconds": state.started.elapsed().as_secs(),
+        // whether this instance applies writes itself (one instance of a cluster does)
+        "writes": state.city.writes(),
     }))
 }
 
