@@ -8,6 +8,7 @@
 #     && benches/cluster-load.sh [secs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PGOPTIONS='-c client_min_messages=warning'
 secs=${1:-15}
 work=$(mktemp -d)
 nats_port=$((20000 + RANDOM % 20000))
@@ -55,6 +56,8 @@ start a 18092 --nats "nats://127.0.0.1:$nats_port"
 until curl -sf http://127.0.0.1:18092/health | grep -q '"writes":true'; do sleep 0.2; done
 start b 18093 --nats "nats://127.0.0.1:$nats_port"
 key
+echo "-- ingest through A (the writer, publishing to JetStream)"
+target/release/live-load http http://127.0.0.1:18092 "$secs"
 echo "-- ingest through B (forwarded to A)"
 target/release/live-load http http://127.0.0.1:18093 "$secs"
 echo "-- written on A, feed on B"

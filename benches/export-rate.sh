@@ -20,8 +20,8 @@ for format in pmtiles mbtiles; do
   echo "$summary" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-fmt = sys.argv[1]
-print(f"{fmt}: {s[\"tiles\"]} tiles ({s[\"written\"]} with features) in {s[\"seconds\"]:.1f} s: "
-      f"{s[\"tiles\"] / s[\"seconds\"]:.0f} tiles/s, archive {s[\"bytes\"] / 1e6:.1f} MB")' "$format"
+rate = s["tiles"] / s["seconds"]
+print("%s: %d tiles (%d with features) in %.1f s: %.0f tiles/s, archive %.1f MB"
+      % (sys.argv[1], s["tiles"], s["written"], s["seconds"], rate, s["bytes"] / 1e6))' "$format"
 done
 "$bin" keys revoke --store "$store" "$(echo "$key" | cut -d_ -f2)" >/dev/null 2>&1 || true

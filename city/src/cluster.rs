@@ -92,16 +92,55 @@ impl WireChange {
         .ok_or_else(|| Error::Invalid(format!("change {} is of an unknown kind", self.seq)))
     }
 
-    /// Encodes changes, one JSON object each.
+    /// Encodes one change as a JSON object.
     pub fn encode(c: &Change) -> Vec<u8> {
         serde_json::to_vec(&Self::of(c)).unwrap_or_default()
     }
 
-    /// Decodes one change.
-    pub fn decode(bytes: &[u8]) -> Result<Change> {
-        serde_json::from_slice::<Self>(bytes)
-            .map_err(|e| Error::Invalid(format!("a change on the bus is unreadable: {e}")))?
-            .change()
+    /// Packs consecutive changes into messages of at most `limit` bytes each (a change larger
+    /// than that goes alone): `{"changes":[…]}` with the last change's sequence number, which
+    /// is the message's id on the bus.
+    #[must_use]
+    pub fn pack<C: std::ops::Deref<Target = Change>>(
+        changes: &[C],
+        limit: usize,
+    ) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut last = 0;
+        for c in changes {
+            let one = Self::encode(c);
+            if !body.is_empty() && body.len() + one.len() + 2 > limit {
+                body.extend_from_slice(b"]}");
+                out.push((last, std::mem::take(&mut body)));
+            }
+            body.extend_from_slice(if body.is_empty() {
+                b"{\"changes\":[".as_slice()
+            } else {
+                b",".as_slice()
+            });
+            body.extend_from_slice(&one);
+            last = c.seq;
+        }
+        if !body.is_empty() {
+            body.extend_from_slice(b"]}");
+            out.push((last, body));
+        }
+        out
+    }
+
+    /// Decodes one message of changes, in order.
+    pub fn unpack(bytes: &[u8]) -> Result<Vec<Change>> {
+        #[derive(Deserialize)]
+        struct Message {
+            changes: Vec<WireChange>,
+        }
+        serde_json::from_slice::<Message>(bytes)
+            .map_err(|e| Error::Invalid(format!("changes on the bus are unreadable: {e}")))?
+            .changes
+            .into_iter()
+            .map(WireChange::change)
+            .collect()
     }
 }
 
@@ -283,9 +322,30 @@ mod tests {
             None,
         )
         .expect("a known kind");
-        let back = WireChange::decode(&WireChange::encode(&c)).expect("decodes");
-        assert_eq!(back.json(), c.json());
-        assert!(WireChange::decode(b"{\"seq\":1}").is_err());
+        let next = Change::stored(
+            8,
+            1_700_000_000_124,
+            "reading",
+            "sensors",
+            "s-1".into(),
+            118.8,
+            32.05,
+            None,
+            Some(4.0),
+            None,
+        )
+        .expect("a known kind");
+        let one = WireChange::pack(&[&c, &next], 1 << 20);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, 8, "a message is named by its last change");
+        let back = WireChange::unpack(&one[0].1).expect("decodes");
+        assert_eq!(back[0].json(), c.json());
+        assert_eq!(back[1].json(), next.json());
+        // a small limit: one change to a message
+        let two = WireChange::pack(&[&c, &next], 10);
+        assert_eq!(two.iter().map(|m| m.0).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(WireChange::unpack(&two[1].1).expect("decodes")[0].seq, 8);
+        assert!(WireChange::unpack(b"{\"changes\":[{\"seq\":1}]}").is_err());
         let mut bad = WireChange::of(&c);
         bad.kind = "reading.forged".into();
         assert!(bad.change().is_err());

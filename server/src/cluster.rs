@@ -40,8 +40,11 @@ pub const NOTICES: &str = "citytwin.notices";
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// How long a forwarded operation waits for a writer to be elected.
 const ELECTION_WAIT: Duration = Duration::from_secs(15);
-/// Changes published before their acknowledgements are awaited.
-const PUBLISH_WINDOW: usize = 512;
+/// Changes read (from the feed or the change log) before their messages' acknowledgements
+/// are awaited.
+const PUBLISH_WINDOW: usize = 4096;
+/// Most bytes of changes in one message (NATS takes 1 MiB by default).
+const MESSAGE_BYTES: usize = 256 << 10;
 
 /// Connects to NATS (failing at once when it cannot be reached; after that the client
 /// reconnects by itself for as long as it runs).
@@ -315,9 +318,9 @@ async fn follow(city: Arc<City>, client: async_nats::Client, stream: stream::Str
                             break;
                         }
                     };
-                    match WireChange::decode(&m.payload) {
-                        Ok(change) => {
-                            if let Err(e) = city.follow(vec![change]).await {
+                    match WireChange::unpack(&m.payload) {
+                        Ok(changes) => {
+                            if let Err(e) = city.follow(changes).await {
                                 tracing::warn!(error = %e, "a change from the bus could not be applied");
                             }
                         }
@@ -408,8 +411,8 @@ async fn answer(city: Arc<City>, client: async_nats::Client, mut sub: async_nats
 /// The sequence number of the last change in the stream; `None` when the stream is empty.
 async fn last_published(stream: &stream::Stream) -> Result<Option<u64>, String> {
     match stream.get_last_raw_message_by_subject(CHANGES).await {
-        Ok(m) => WireChange::decode(&m.payload)
-            .map(|c| Some(c.seq))
+        Ok(m) => WireChange::unpack(&m.payload)
+            .map(|c| c.last().map(|c| c.seq))
             .map_err(|e| e.to_string()),
         Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(None),
         Err(e) => Err(e.to_string()),
@@ -472,33 +475,33 @@ async fn publish_run(
     }
 }
 
-/// Publishes changes that follow `published`, each expecting the one before as the stream's
-/// last message, and waits for the stream to take them all.
+/// Publishes changes that follow `published`, several to a message, each message expecting
+/// the one before as the stream's last, and waits for the stream to take them all.
 async fn publish_batch(
     js: &jetstream::Context,
     batch: &[Arc<citytwin_city::live::Change>],
     last: &mut Option<u64>,
     published: &mut u64,
 ) -> Result<(), String> {
-    let mut acks = Vec::with_capacity(batch.len());
+    let mut acks = Vec::new();
     let mut prev = *last;
-    for c in batch {
+    for (seq, payload) in WireChange::pack(batch, MESSAGE_BYTES) {
         let mut message = jetstream::message::PublishMessage::build()
-            .payload(WireChange::encode(c).into())
-            .message_id(c.seq.to_string());
+            .payload(payload.into())
+            .message_id(seq.to_string());
         if let Some(p) = prev {
             message = message.expected_last_message_id(p.to_string());
         }
         let ack = js
             .send_publish(CHANGES, message)
             .await
-            .map_err(|e| format!("publishing change {}: {e}", c.seq))?;
-        acks.push((c.seq, ack));
-        prev = Some(c.seq);
+            .map_err(|e| format!("publishing changes up to {seq}: {e}"))?;
+        acks.push((seq, ack));
+        prev = Some(seq);
     }
     for (seq, ack) in acks {
         ack.await
-            .map_err(|e| format!("the stream refused change {seq}: {e}"))?;
+            .map_err(|e| format!("the stream refused changes up to {seq}: {e}"))?;
         *last = Some(seq);
         *published = seq;
     }
