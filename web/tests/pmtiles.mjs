@@ -3,7 +3,7 @@
 // requests from a local server as a CDN would. Prints, per source layer, how many features
 // MapLibre decoded at the given view, and the number of range requests made.
 //   node web/tests/pmtiles.mjs <archive.pmtiles> <lon> <lat> <zoom> <layer,layer,...>
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -92,15 +92,7 @@ const server = http.createServer((req, res) => {
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const base = `http://127.0.0.1:${server.address().port}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-quic',
-  ],
-});
+const browser = await launch();
 let failed = false;
 try {
   const p = await browser.newPage({ viewport: { width: 800, height: 600 } });

@@ -2,7 +2,7 @@
 // Chromium (Debian's, through playwright-core), and counts what each canary layer draws
 // before and after: a layer shared between departments appears once signed in.
 //   node web/tests/signin.mjs <base-url> <user> <password> <screenshot.png>
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, user, password, shot] = process.argv.slice(2);
 if (!base || !user || !password || !shot) {
@@ -10,15 +10,7 @@ if (!base || !user || !password || !shot) {
   process.exit(2);
 }
 const layers = ['canary-open', 'canary-shared', 'canary-conditional', 'canary-private', 'canary-secret', 'canary-unclassified'];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-quic',
-  ],
-});
+const browser = await launch();
 let failed = false;
 const idle = (page) => page.evaluate(() => new Promise((resolve) => {
   const map = window.citytwin.map;

@@ -2,7 +2,7 @@
 // waits for the map to be idle, checks through queryRenderedFeatures that districts and
 // buildings are drawn, and saves a screenshot.
 //   node web/tests/viewer.mjs <base-url> <screenshot.png>
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 
 const [base, shot] = process.argv.slice(2);
 if (!base || !shot) {
@@ -10,15 +10,7 @@ if (!base || !shot) {
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-quic',
-  ],
-});
+const browser = await launch();
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
