@@ -633,3 +633,114 @@ fn reference_outline_covers_the_districts() {
         "city {city} vs districts {districts}"
     );
 }
+
+/// Real data is dirty: `--invalid skip` leaves out what cannot be taken, `--invalid repair`
+/// makes geometries valid as ST_MakeValid does; both say which features and why, and
+/// `fail` (the default) still stops at the first, saying how to go on.
+#[tokio::test]
+async fn invalid_geometries_fail_skip_or_repair_with_a_report() {
+    use citytwin_city::import::{Invalid, import as import_file};
+    use geo::Validation;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn citytwin_city::Store> = Arc::new(
+        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
+            .await
+            .unwrap(),
+    );
+    let dirty = write(
+        dir.path(),
+        "dirty.geojson",
+        r#"{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"id":"ok-1"},"geometry":{"type":"Polygon","coordinates":[[[118.780,32.040],[118.781,32.040],[118.781,32.041],[118.780,32.041],[118.780,32.040]]]}},
+{"type":"Feature","properties":{"id":"bowtie"},"geometry":{"type":"Polygon","coordinates":[[[118.770,32.060],[118.772,32.062],[118.772,32.060],[118.770,32.062],[118.770,32.060]]]}},
+{"type":"Feature","properties":{"id":"two-points"},"geometry":{"type":"Polygon","coordinates":[[[118.750,32.050],[118.751,32.051],[118.750,32.050]]]}},
+{"type":"Feature","properties":{"id":"edge-hole"},"geometry":{"type":"Polygon","coordinates":[[[118.700,32.000],[118.704,32.000],[118.704,32.004],[118.700,32.004],[118.700,32.000]],[[118.700,32.000],[118.702,32.000],[118.702,32.002],[118.700,32.002],[118.700,32.000]]]}},
+{"type":"Feature","properties":{"id":"no-geometry"},"geometry":null},
+{"type":"Feature","properties":{"id":"ok-2"},"geometry":{"type":"Polygon","coordinates":[[[118.790,32.040],[118.791,32.040],[118.791,32.041],[118.790,32.041],[118.790,32.040]]]}}
+]}"#,
+    );
+    let req = |invalid| {
+        let mut r = ImportRequest::new(&dirty, "dirty");
+        r.invalid = invalid;
+        r
+    };
+    let err = import_file(store.as_ref(), req(Invalid::Fail), Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::ImportFeature { feature: 2, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--invalid repair") && msg.contains("--invalid skip"),
+        "{msg}"
+    );
+    assert!(
+        store.layers().await.unwrap().is_empty(),
+        "fail writes nothing"
+    );
+
+    let skipped = import_file(store.as_ref(), req(Invalid::Skip), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let listed: Vec<(usize, Option<&str>, &str)> = skipped
+        .amended
+        .iter()
+        .map(|a| (a.feature, a.id.as_deref(), a.action))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (2, Some("bowtie"), "skipped"),
+            (3, Some("two-points"), "skipped"),
+            (4, Some("edge-hole"), "skipped"),
+            (5, Some("no-geometry"), "skipped"),
+        ]
+    );
+    assert_eq!(skipped.meta.feature_count, 2);
+    // kept features keep their number in the file as their id
+    let ids: Vec<i64> = store
+        .read_features("dirty")
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, [1, 6]);
+
+    let repaired = import_file(store.as_ref(), req(Invalid::Repair), Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let listed: Vec<(usize, &str)> = repaired
+        .amended
+        .iter()
+        .map(|a| (a.feature, a.action))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (2, "repaired"),
+            (3, "skipped"),
+            (4, "repaired"),
+            (5, "skipped")
+        ]
+    );
+    assert!(repaired.amended[0].reason.contains("self-intersection"));
+    assert!(repaired.amended[1].reason.contains("nothing valid is left"));
+    let features = store.read_features("dirty").await.unwrap();
+    assert_eq!(features.len(), 4);
+    for f in &features {
+        assert!(f.geometry.is_valid(), "feature {} is still invalid", f.id);
+    }
+    let report = dir.path().join("report.csv");
+    citytwin_city::import::write_report(&report, &repaired.amended).unwrap();
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("feature,id,action,reason\n"), "{text}");
+    assert!(
+        text.contains(
+            "2,\"bowtie\",repaired,\"invalid geometry: exterior ring has a self-intersection\""
+        ),
+        "{text}"
+    );
+}

@@ -127,6 +127,13 @@ struct ImportArgs {
     /// add to the layer instead of replacing it
     #[arg(long)]
     append: bool,
+    /// a feature with an invalid or missing geometry: fail (stop, nothing written), skip (leave
+    /// it out) or repair (make it valid as PostGIS's ST_MakeValid does)
+    #[arg(long, default_value = "fail")]
+    invalid: String,
+    /// where to list the repaired and skipped features (CSV; default: <layer>.import-report.csv)
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// the store: a GeoPackage path or a PostGIS URL
     #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
     store: String,
@@ -398,14 +405,33 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.tile_fields = a.tile_fields;
     req.time_field = a.time_field;
     req.classification = a.class.classification()?;
+    req.invalid = citytwin_city::import::Invalid::parse(&a.invalid).map_err(|e| e.to_string())?;
+    let report = a
+        .report
+        .unwrap_or_else(|| PathBuf::from(format!("{}.import-report.csv", a.layer)));
     let started = std::time::Instant::now();
     let imported = import(store.as_ref(), req, Arc::new(Bar::new())).await;
     store.close().await;
     let imported = imported.map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
+    let count = |action: &str| {
+        imported
+            .amended
+            .iter()
+            .filter(|a| a.action == action)
+            .count()
+    };
+    let (repaired, skipped) = (count("repaired"), count("skipped"));
+    if !imported.amended.is_empty() {
+        citytwin_city::import::write_report(&report, &imported.amended)
+            .map_err(|e| e.to_string())?;
+    }
     tracing::info!(
         layer = %imported.meta.name,
         features = imported.meta.feature_count,
+        repaired,
+        skipped,
+        report = %if imported.amended.is_empty() { "-".into() } else { report.display().to_string() },
         seconds = format!("{secs:.2}"),
         "imported"
     );

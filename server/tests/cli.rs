@@ -51,6 +51,46 @@ fn import_reports_file_feature_and_reason_and_exits_non_zero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("EPSG:27700"));
 
+    // a bow-tie polygon: left out, and listed in a report
+    let bow = dir.path().join("bow.geojson");
+    std::fs::write(
+        &bow,
+        r#"{"type":"FeatureCollection","features":[
+      {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[118.7,32.0],[118.8,32.0],[118.8,32.1],[118.7,32.0]]]}},
+      {"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[118.7,32.0],[118.8,32.1],[118.8,32.0],[118.7,32.1],[118.7,32.0]]]}}]}"#,
+    )
+    .unwrap();
+    let out = bin()
+        .args(["import"])
+        .arg(&bow)
+        .args(["--layer", "pts", "--invalid", "skip", "--store"])
+        .arg(&store)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.path().join("pts.import-report.csv")).unwrap();
+    assert!(
+        report
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("2,,skipped,")),
+        "{report}"
+    );
+    let out = bin()
+        .args(["import"])
+        .arg(&bow)
+        .args(["--layer", "pts", "--invalid", "mend", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fail, skip or repair"));
+
     let good = repo().join("fixtures/nanjing/districts.geojson");
     let out = bin()
         .args(["import"])

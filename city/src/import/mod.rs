@@ -51,6 +51,69 @@ pub struct ImportRequest {
     pub time_field: Option<String>,
     /// the layer's entry in the classified catalogue (`None`: keep the layer's, if any)
     pub classification: Option<crate::catalog::Classification>,
+    /// what to do with a feature whose geometry is invalid or missing
+    pub invalid: Invalid,
+}
+
+/// What an import does with a feature it cannot take as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Invalid {
+    /// stop, naming the feature (nothing is written)
+    #[default]
+    Fail,
+    /// leave the feature out, and say so in the report
+    Skip,
+    /// make its geometry valid (as PostGIS's `ST_MakeValid` does); leave it out when nothing
+    /// valid is left; say so in the report
+    Repair,
+}
+
+impl Invalid {
+    /// `fail`, `skip` or `repair`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "fail" => Ok(Self::Fail),
+            "skip" => Ok(Self::Skip),
+            "repair" => Ok(Self::Repair),
+            other => Err(Error::Invalid(format!(
+                "--invalid {other:?}: use fail, skip or repair"
+            ))),
+        }
+    }
+}
+
+/// A feature an import repaired or left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amended {
+    /// its number in the file, from 1 (also its id in the layer when kept)
+    pub feature: usize,
+    /// its own id, when it has one (an `id`, `osm_id`, `fid` or `objectid` attribute)
+    pub id: Option<String>,
+    /// `repaired` or `skipped`
+    pub action: &'static str,
+    /// what was wrong
+    pub reason: String,
+}
+
+/// Writes the report of an import's repaired and skipped features as CSV.
+pub fn write_report(path: &std::path::Path, amended: &[Amended]) -> Result<()> {
+    use std::fmt::Write as _;
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from("feature,id,action,reason\n");
+    for a in amended {
+        let _ = writeln!(
+            out,
+            "{},{},{},{}",
+            a.feature,
+            a.id.as_deref().map(quote).unwrap_or_default(),
+            a.action,
+            quote(&a.reason)
+        );
+    }
+    std::fs::write(path, out).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
 }
 
 impl ImportRequest {
@@ -72,6 +135,7 @@ impl ImportRequest {
             tile_fields: None,
             time_field: None,
             classification: None,
+            invalid: Invalid::Fail,
         }
     }
 }
@@ -127,6 +191,8 @@ pub struct ValidLayer {
     pub features: Vec<Feature>,
     /// the CRS converted from
     pub crs: Crs,
+    /// features repaired or left out (with `--invalid repair|skip`)
+    pub amended: Vec<Amended>,
 }
 
 /// Reads and validates a file; nothing is written.
@@ -140,7 +206,7 @@ pub fn read_and_validate(req: &ImportRequest, progress: &dyn Progress) -> Result
     let raw = formats::read(format, &req.path, req.source_layer.as_deref(), progress)?;
     let crs = req.crs.or(raw.crs).unwrap_or(Crs::Wgs84);
     progress.phase("validating", Some(raw.features.len() as u64));
-    validate(&file, raw, crs, progress)
+    validate(&file, raw, crs, req.invalid, progress)
 }
 
 fn infer_kind(v: &Value) -> Option<FieldKind> {
@@ -164,7 +230,13 @@ fn coerce(v: Value, kind: FieldKind) -> Value {
     }
 }
 
-fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Result<ValidLayer> {
+fn validate(
+    file: &str,
+    raw: RawLayer,
+    crs: Crs,
+    invalid: Invalid,
+    progress: &dyn Progress,
+) -> Result<ValidLayer> {
     let fail = |n: usize, reason: String| Error::ImportFeature {
         file: file.to_owned(),
         feature: n,
@@ -224,28 +296,59 @@ fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Res
     }
     let mut kind = None;
     let mut features = Vec::with_capacity(raw.features.len());
+    let mut amended = Vec::new();
+    // a feature that cannot be taken as it is: the import stops, or it is left out and listed
+    let how_on = "; --invalid repair makes geometries valid, --invalid skip leaves such features out (both list them in a report)";
+    let refuse = |amended: &mut Vec<Amended>,
+                  n: usize,
+                  props: &[(String, Value)],
+                  reason: String|
+     -> Result<()> {
+        if invalid == Invalid::Fail {
+            return Err(fail(n, format!("{reason}{how_on}")));
+        }
+        amended.push(Amended {
+            feature: n,
+            id: own_id(props),
+            action: "skipped",
+            reason,
+        });
+        Ok(())
+    };
     for (i, rf) in raw.features.into_iter().enumerate() {
         let n = i + 1;
-        let g = rf
-            .geometry
-            .ok_or_else(|| fail(n, "the feature has no geometry".into()))?;
-        let k = GeometryKind::of(&g).ok_or_else(|| {
-            fail(
+        let Some(g) = rf.geometry else {
+            refuse(
+                &mut amended,
                 n,
+                &rf.properties,
+                "the feature has no geometry".into(),
+            )?;
+            continue;
+        };
+        let Some(k) = GeometryKind::of(&g) else {
+            refuse(
+                &mut amended,
+                n,
+                &rf.properties,
                 "geometry collections are not supported; split them into layers".into(),
-            )
-        })?;
+            )?;
+            continue;
+        };
         match kind {
             None => kind = Some(k),
             Some(expected) if expected != k => {
-                return Err(fail(
+                refuse(
+                    &mut amended,
                     n,
+                    &rf.properties,
                     format!(
                         "wrong geometry type: the layer holds {}, this feature is a {}",
                         expected.name(),
                         k.name()
                     ),
-                ));
+                )?;
+                continue;
             }
             Some(_) => {}
         }
@@ -276,11 +379,43 @@ fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Res
             geo::Coord { x, y }
         });
         if let Some(reason) = bad.into_inner() {
-            return Err(fail(n, reason));
+            // a coordinate outside the CRS's range is the file's CRS, not the feature: stop
+            if reason.contains("(use --crs)") || reason.contains("outside EPSG:3857") {
+                return Err(fail(n, reason));
+            }
+            refuse(&mut amended, n, &rf.properties, reason)?;
+            continue;
         }
-        if let Err(e) = validity::check(&g) {
-            return Err(fail(n, format!("invalid geometry: {e}")));
-        }
+        let g = match validity::check(&g) {
+            Ok(()) => g,
+            Err(e) => {
+                let reason = format!("invalid geometry: {e}");
+                match (invalid, validity::repair(&g)) {
+                    (Invalid::Repair, Some(fixed)) => {
+                        amended.push(Amended {
+                            feature: n,
+                            id: own_id(&rf.properties),
+                            action: "repaired",
+                            reason,
+                        });
+                        fixed
+                    }
+                    (Invalid::Repair, None) => {
+                        refuse(
+                            &mut amended,
+                            n,
+                            &rf.properties,
+                            format!("{reason}; nothing valid is left of it"),
+                        )?;
+                        continue;
+                    }
+                    _ => {
+                        refuse(&mut amended, n, &rf.properties, reason)?;
+                        continue;
+                    }
+                }
+            }
+        };
         let mut values = vec![Value::Null; fields.len()];
         for (name, v) in rf.properties {
             if let Some(idx) = fields.iter().position(|f| f.name == name) {
@@ -296,16 +431,35 @@ fn validate(file: &str, raw: RawLayer, crs: Crs, progress: &dyn Progress) -> Res
             progress.advance(10_000);
         }
     }
-    let kind = kind.ok_or_else(|| Error::ImportFile {
-        file: file.to_owned(),
-        reason: "the file holds no features".into(),
-    })?;
+    let kind = kind
+        .filter(|_| !features.is_empty())
+        .ok_or_else(|| Error::ImportFile {
+            file: file.to_owned(),
+            reason: if amended.is_empty() {
+                "the file holds no features".into()
+            } else {
+                format!("none of its {} features could be taken", amended.len())
+            },
+        })?;
     Ok(ValidLayer {
         kind,
         fields,
         features,
         crs,
+        amended,
     })
+}
+
+/// A feature's own id, from an attribute real data names so.
+fn own_id(props: &[(String, Value)]) -> Option<String> {
+    ["id", "osm_id", "fid", "objectid", "OBJECTID", "ID"]
+        .iter()
+        .find_map(|name| props.iter().find(|(n, _)| n == name))
+        .and_then(|(_, v)| match v {
+            Value::Null => None,
+            Value::Text(t) => Some(t.to_string()),
+            other => Some(other.to_string()),
+        })
 }
 
 /// The outcome of an import.
@@ -315,6 +469,8 @@ pub struct Imported {
     pub meta: LayerMeta,
     /// the whole layer's features when the import replaced it (appends must re-read the store)
     pub features: Option<Vec<Feature>>,
+    /// features repaired or left out
+    pub amended: Vec<Amended>,
 }
 
 /// Imports a file into a store: read and validate (off the async threads), merge metadata with
@@ -350,6 +506,7 @@ pub async fn import(
     let whole = req.mode == WriteMode::Replace || existing.is_none();
     Ok(Imported {
         meta: stored,
+        amended: valid.amended,
         features: whole.then_some(valid.features),
     })
 }

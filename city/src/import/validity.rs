@@ -103,10 +103,159 @@ pub fn check(g: &Geometry<f64>) -> Result<(), String> {
     }
 }
 
+/// Makes a geometry valid the way PostGIS's `ST_MakeValid` does, keeping its kind: a polygon
+/// is rebuilt from its rings by a boolean union under the even-odd rule (self-intersections
+/// resolved, rings touching along a line split, holes outside their shell dropped), then its
+/// parts are unioned; collapsed rings and parts (fewer than three distinct points, no area)
+/// are dropped. A line keeps its finite points without repeats, when two or more remain; a
+/// point its finite coordinates. `None` when nothing valid is left.
+#[must_use]
+pub fn repair(g: &Geometry<f64>) -> Option<Geometry<f64>> {
+    let out = match g {
+        Geometry::Polygon(p) => polygons(std::slice::from_ref(p)),
+        Geometry::MultiPolygon(mp) => polygons(&mp.0),
+        Geometry::Rect(r) => polygons(&[r.to_polygon()]),
+        Geometry::Triangle(t) => polygons(&[t.to_polygon()]),
+        Geometry::LineString(l) => line(l).map(Geometry::LineString),
+        Geometry::Line(l) => line(&LineString::new(vec![l.start, l.end])).map(Geometry::LineString),
+        Geometry::MultiLineString(ml) => {
+            let parts: Vec<LineString<f64>> = ml.0.iter().filter_map(line).collect();
+            (!parts.is_empty()).then(|| Geometry::MultiLineString(geo::MultiLineString::new(parts)))
+        }
+        Geometry::Point(p) => finite(&p.0).then(|| g.clone()),
+        Geometry::MultiPoint(mp) => {
+            let pts: Vec<geo::Point<f64>> = mp.0.iter().filter(|p| finite(&p.0)).copied().collect();
+            (!pts.is_empty()).then(|| Geometry::MultiPoint(geo::MultiPoint::new(pts)))
+        }
+        Geometry::GeometryCollection(_) => None,
+    }?;
+    check(&out).is_ok().then_some(out)
+}
+
+/// A line's finite points without consecutive repeats, when at least two remain.
+fn line(l: &LineString<f64>) -> Option<LineString<f64>> {
+    let mut pts: Vec<Coord<f64>> = Vec::with_capacity(l.0.len());
+    for c in l.0.iter().filter(|c| finite(c)) {
+        if pts.last() != Some(c) {
+            pts.push(*c);
+        }
+    }
+    (pts.len() >= 2).then(|| LineString::new(pts))
+}
+
+/// Polygons rebuilt valid: each from its rings under the even-odd rule, then all unioned.
+fn polygons(ps: &[Polygon<f64>]) -> Option<Geometry<f64>> {
+    use geo::algorithm::bool_ops::{BooleanOps, FillRule};
+    use geo::{Area, MultiPolygon};
+    let empty = MultiPolygon::<f64>::new(Vec::new());
+    let mut pieces: Vec<MultiPolygon<f64>> = Vec::new();
+    for p in ps {
+        let rings: Vec<Polygon<f64>> = std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .filter_map(line)
+            .filter(|r| {
+                let mut distinct = r.0.clone();
+                distinct.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+                distinct.dedup();
+                distinct.len() >= 3
+            })
+            .map(|r| Polygon::new(r, Vec::new()))
+            .collect();
+        if rings.is_empty() {
+            continue;
+        }
+        let piece = MultiPolygon::new(rings).union_with_fill_rule(&empty, FillRule::EvenOdd);
+        if !piece.0.is_empty() {
+            pieces.push(piece);
+        }
+    }
+    let whole = match pieces.len() {
+        0 => return None,
+        1 => pieces.pop()?,
+        _ => geo::unary_union(pieces.iter()),
+    };
+    let kept: Vec<Polygon<f64>> = whole
+        .0
+        .into_iter()
+        .filter(|p| p.unsigned_area() > 0.0)
+        .collect();
+    match kept.len() {
+        0 => None,
+        1 => kept.into_iter().next().map(Geometry::Polygon),
+        _ => Some(Geometry::MultiPolygon(MultiPolygon::new(kept))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use geo::polygon;
+
+    #[test]
+    fn repair_resolves_what_real_data_gets_wrong() {
+        use geo::Area;
+        // a bow-tie: two triangles, as ST_MakeValid makes it
+        let bowtie = polygon![(x: 0., y: 0.), (x: 2., y: 2.), (x: 2., y: 0.), (x: 0., y: 2.)];
+        let fixed = repair(&Geometry::Polygon(bowtie)).expect("repaired");
+        let Geometry::MultiPolygon(mp) = &fixed else {
+            panic!("{fixed:?}")
+        };
+        assert_eq!(mp.0.len(), 2);
+        assert!((fixed.unsigned_area() - 2.0).abs() < 1e-9);
+        assert!(check(&fixed).is_ok() && fixed.is_valid());
+        // a spike back along an edge: the spike is dropped, the square kept
+        let spike = Polygon::new(
+            LineString::from(vec![
+                (0., 0.),
+                (2., 0.),
+                (3., 0.),
+                (2., 0.),
+                (2., 2.),
+                (0., 2.),
+                (0., 0.),
+            ]),
+            vec![],
+        );
+        let fixed = repair(&Geometry::Polygon(spike)).expect("repaired");
+        assert!((fixed.unsigned_area() - 4.0).abs() < 1e-9, "{fixed:?}");
+        assert!(check(&fixed).is_ok() && fixed.is_valid());
+        // a two-point hole collapses and goes; a hole outside its shell goes too
+        let p = Polygon::new(
+            LineString::from(vec![(0., 0.), (4., 0.), (4., 4.), (0., 4.), (0., 0.)]),
+            vec![LineString::from(vec![(1., 1.), (2., 2.), (1., 1.)])],
+        );
+        let fixed = repair(&Geometry::Polygon(p)).expect("repaired");
+        assert!((fixed.unsigned_area() - 16.0).abs() < 1e-9);
+        assert!(check(&fixed).is_ok() && fixed.is_valid());
+        // a hole sharing an edge with its shell: the shell minus the hole
+        let p = Polygon::new(
+            LineString::from(vec![(0., 0.), (4., 0.), (4., 4.), (0., 4.), (0., 0.)]),
+            vec![LineString::from(vec![
+                (0., 0.),
+                (2., 0.),
+                (2., 2.),
+                (0., 2.),
+                (0., 0.),
+            ])],
+        );
+        let fixed = repair(&Geometry::Polygon(p)).expect("repaired");
+        assert!((fixed.unsigned_area() - 12.0).abs() < 1e-9, "{fixed:?}");
+        assert!(check(&fixed).is_ok() && fixed.is_valid());
+        // a ring of two points: nothing is left
+        let flat = Polygon::new(LineString::from(vec![(0., 0.), (1., 1.), (0., 0.)]), vec![]);
+        assert!(repair(&Geometry::Polygon(flat)).is_none());
+        // lines: repeats and non-finite points go, one point is not a line
+        let l = LineString::from(vec![(0., 0.), (0., 0.), (f64::NAN, 1.), (1., 1.)]);
+        assert_eq!(
+            repair(&Geometry::LineString(l)),
+            Some(Geometry::LineString(LineString::from(vec![
+                (0., 0.),
+                (1., 1.)
+            ])))
+        );
+        let l = LineString::from(vec![(0., 0.), (0., 0.)]);
+        assert!(repair(&Geometry::LineString(l)).is_none());
+    }
 
     #[test]
     fn square_is_valid_and_bowtie_is_not() {
