@@ -442,7 +442,7 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing(backend:
     assert!(err.to_string().contains("--crs"), "{err}");
     assert_unchanged(&city, "blocks", &before).await;
 
-    // an unknown CRS declared by a shapefile's .prj
+    // a CRS citytwin's readers do not know, declared by a shapefile's .prj …
     let d = dir.path().display().to_string();
     ogr2ogr(&[
         "-f",
@@ -452,14 +452,16 @@ async fn bad_files_fail_with_file_feature_and_reason_and_change_nothing(backend:
         "-t_srs",
         "EPSG:32650",
     ]);
-    let err = import(&city, &dir.path().join("utm.shp"), "blocks")
+    // … goes through GDAL, which knows it: the blocks land where they were
+    let meta = import(&city, &dir.path().join("utm.shp"), "utm")
         .await
-        .unwrap_err();
-    assert!(matches!(err, Error::ImportFile { .. }), "{err}");
+        .unwrap();
+    let b = meta.bounds.unwrap();
     assert!(
-        err.to_string().contains("utm.shp") && err.to_string().contains("CRS"),
-        "{err}"
+        (b[0] - 118.72).abs() < 1e-6 && (b[3] - 32.062).abs() < 1e-6,
+        "{b:?}"
     );
+    assert!(meta.source.contains("read by GDAL"), "{}", meta.source);
     assert_unchanged(&city, "blocks", &before).await;
 
     // an unknown CRS named by the operator
@@ -742,5 +744,98 @@ async fn invalid_geometries_fail_skip_or_repair_with_a_report() {
             "2,\"bowtie\",repaired,\"invalid geometry: exterior ring has a self-intersection\""
         ),
         "{text}"
+    );
+}
+
+/// What GDAL reads imports through GDAL, converted from any CRS it knows: a KML, an Esri File
+/// Geodatabase and a GeoPackage in CGCS2000's 3-degree Gauss-Krüger zone 120°E (EPSG:4549),
+/// all made with `ogr2ogr` from the districts, land as the districts themselves do; so does a
+/// shapefile without `.prj` given `--crs EPSG:4549`.
+#[tokio::test]
+async fn gdal_formats_and_crs_import_like_the_native_ones() {
+    use citytwin_city::import::import as import_file;
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("fixtures/nanjing/districts.geojson");
+    let src = src.to_str().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    ogr2ogr(&["-f", "KML", &at("d.kml"), src]);
+    ogr2ogr(&["-f", "OpenFileGDB", &at("d.gdb"), src, "-nln", "districts"]);
+    ogr2ogr(&["-f", "GPKG", &at("d4549.gpkg"), src, "-t_srs", "EPSG:4549"]);
+    ogr2ogr(&[
+        "-f",
+        "ESRI Shapefile",
+        &at("d4549.shp"),
+        src,
+        "-t_srs",
+        "EPSG:4549",
+        "-lco",
+        "ENCODING=UTF-8",
+    ]);
+    std::fs::remove_file(dir.path().join("d4549.prj")).unwrap();
+    let store: Arc<dyn citytwin_city::Store> = Arc::new(
+        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
+            .await
+            .unwrap(),
+    );
+    let native = import_file(
+        store.as_ref(),
+        ImportRequest::new(repo().join("fixtures/nanjing/districts.geojson"), "native"),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let want = native.meta.bounds.unwrap();
+    for (file, crs) in [
+        ("d.kml", None),
+        ("d.gdb", None),
+        ("d4549.gpkg", None),
+        ("d4549.shp", Some("EPSG:4549")),
+    ] {
+        let mut req = ImportRequest::new(dir.path().join(file), "via_gdal");
+        req.source_crs = crs.map(str::to_owned);
+        let got = import_file(store.as_ref(), req, Arc::new(NoProgress))
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(got.meta.feature_count, native.meta.feature_count, "{file}");
+        let b = got.meta.bounds.unwrap();
+        for i in 0..4 {
+            assert!(
+                (b[i] - want[i]).abs() < 1e-6,
+                "{file}: bounds {b:?}, want {want:?}"
+            );
+        }
+        let names: Vec<String> = store
+            .read_features("via_gdal")
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|f| {
+                got.meta
+                    .fields
+                    .iter()
+                    .position(|x| x.name.eq_ignore_ascii_case("name"))
+                    .map(|i| f.values[i].to_string())
+            })
+            .collect();
+        assert!(
+            names.iter().any(|n| n.contains("玄武")),
+            "{file}: {names:?}"
+        );
+    }
+    // a KML with several layers asks which
+    ogr2ogr(&["-f", "GPKG", &at("two.gpkg"), src, "-nln", "a"]);
+    ogr2ogr(&["-f", "GPKG", "-update", &at("two.gpkg"), src, "-nln", "b"]);
+    ogr2ogr(&["-f", "KML", &at("two.kml"), &at("two.gpkg")]);
+    let err = import_file(
+        store.as_ref(),
+        ImportRequest::new(dir.path().join("two.kml"), "two"),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--source-layer") && err.contains("a, b"),
+        "{err}"
     );
 }

@@ -116,12 +116,14 @@ struct PublishArgs {
 
 #[derive(Debug, clap::Args)]
 struct ImportArgs {
-    /// the file to import
+    /// the file to import: GeoJSON, GeoPackage, FlatGeobuf, Shapefile or CSV, or anything
+    /// GDAL reads (OSM PBF, File Geodatabase, KML, GML, DXF, MapInfo, …) when GDAL is installed
     file: PathBuf,
     /// the target layer (lowercase letters, digits, _)
     #[arg(long)]
     layer: String,
-    /// the file's CRS: EPSG:4326, EPSG:4490, GCJ-02 or EPSG:3857 (default: what the file says, else EPSG:4326)
+    /// the file's CRS: EPSG:4326, EPSG:4490, GCJ-02, EPSG:3857, or any other GDAL knows, such as
+    /// CGCS2000's EPSG:4549 (default: what the file says, else EPSG:4326)
     #[arg(long)]
     crs: Option<String>,
     /// add to the layer instead of replacing it
@@ -385,12 +387,12 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     init_logging("human");
     let store = open_store(&a.store, true).await?;
     let mut req = ImportRequest::new(a.file, &a.layer);
-    req.crs = a
-        .crs
-        .as_deref()
-        .map(Crs::parse)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    // a CRS citytwin's readers do not know goes to GDAL with the file
+    match a.crs.as_deref().map(|c| (c, Crs::parse(c))) {
+        Some((_, Ok(crs))) => req.crs = Some(crs),
+        Some((text, Err(_))) => req.source_crs = Some(text.to_owned()),
+        None => {}
+    }
     req.mode = if a.append {
         WriteMode::Append
     } else {

@@ -44,12 +44,13 @@ fn import_reports_file_feature_and_reason_and_exits_non_zero() {
     let out = bin()
         .args(["import"])
         .arg(&bad)
-        .args(["--layer", "pts", "--crs", "EPSG:27700", "--store"])
+        .args(["--layer", "pts", "--crs", "EPSG:999999", "--store"])
         .arg(&store)
         .output()
         .unwrap();
+    // a CRS citytwin does not know goes to GDAL, which knows no EPSG:999999 either
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("EPSG:27700"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EPSG:999999"));
 
     // a bow-tie polygon: left out, and listed in a report
     let bow = dir.path().join("bow.geojson");
@@ -90,6 +91,21 @@ fn import_reports_file_feature_and_reason_and_exits_non_zero() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fail, skip or repair"));
+
+    // a format read through GDAL, on a machine without GDAL: what to install
+    let kml = dir.path().join("p.kml");
+    std::fs::write(&kml, "<kml/>").unwrap();
+    let out = bin()
+        .args(["import"])
+        .arg(&kml)
+        .args(["--layer", "p", "--store"])
+        .arg(&store)
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p.kml") && err.contains("gdal-bin"), "{err}");
 
     let good = repo().join("fixtures/nanjing/districts.geojson");
     let out = bin()

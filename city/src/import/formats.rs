@@ -177,6 +177,7 @@ fn read_geojson(file: &str, bytes: &[u8], progress: &dyn Progress) -> Result<Raw
         }
     }
     Ok(RawLayer {
+        via_gdal: false,
         features,
         crs,
         fields: Vec::new(),
@@ -357,6 +358,7 @@ fn read_fgb<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
         }
     }
     Ok(RawLayer {
+        via_gdal: false,
         features: collector.features,
         crs,
         fields,
@@ -414,6 +416,7 @@ fn read_shp(file: &str, path: &Path, progress: &dyn Progress) -> Result<RawLayer
         }
     }
     Ok(RawLayer {
+        via_gdal: false,
         features: collector.features,
         crs,
         fields: Vec::new(),
@@ -504,6 +507,7 @@ fn read_csv<R: Read>(file: &str, reader: R, progress: &dyn Progress) -> Result<R
         }
     }
     Ok(RawLayer {
+        via_gdal: false,
         features,
         crs: None,
         fields: Vec::new(),
@@ -656,6 +660,7 @@ async fn read_gpkg_async(
         }
     }
     Ok(RawLayer {
+        via_gdal: false,
         features,
         crs,
         fields,

@@ -6,6 +6,7 @@
 //! layer is left as it was.
 
 mod formats;
+pub mod gdal;
 pub mod validity;
 
 use crate::layer::{
@@ -53,6 +54,9 @@ pub struct ImportRequest {
     pub classification: Option<crate::catalog::Classification>,
     /// what to do with a feature whose geometry is invalid or missing
     pub invalid: Invalid,
+    /// the file's CRS when citytwin's own readers do not know it (`EPSG:4549`, a WKT or PROJ
+    /// string): the file is then read through GDAL, which converts it
+    pub source_crs: Option<String>,
 }
 
 /// What an import does with a feature it cannot take as it is.
@@ -136,6 +140,7 @@ impl ImportRequest {
             time_field: None,
             classification: None,
             invalid: Invalid::Fail,
+            source_crs: None,
         }
     }
 }
@@ -178,6 +183,8 @@ pub struct RawLayer {
     pub crs: Option<Crs>,
     /// declared fields (GeoPackage, Shapefile, FlatGeobuf), so empty columns keep their type
     pub fields: Vec<Field>,
+    /// read through GDAL, already in WGS84
+    pub via_gdal: bool,
 }
 
 /// A file read, validated and converted: ready for the store.
@@ -193,20 +200,55 @@ pub struct ValidLayer {
     pub crs: Crs,
     /// features repaired or left out (with `--invalid repair|skip`)
     pub amended: Vec<Amended>,
+    /// whether GDAL read the file (and converted it to WGS84)
+    pub via_gdal: bool,
 }
 
 /// Reads and validates a file; nothing is written.
 pub fn read_and_validate(req: &ImportRequest, progress: &dyn Progress) -> Result<ValidLayer> {
     let file = req.path.display().to_string();
-    let format = Format::detect(&req.path).ok_or_else(|| Error::ImportFile {
-        file: file.clone(),
-        reason: "unknown file format: use .geojson/.json, .gpkg, .fgb, .shp or .csv".into(),
-    })?;
     progress.phase("reading", None);
-    let raw = formats::read(format, &req.path, req.source_layer.as_deref(), progress)?;
-    let crs = req.crs.or(raw.crs).unwrap_or(Crs::Wgs84);
+    let through_gdal = || {
+        gdal::read(
+            &req.path,
+            req.source_layer.as_deref(),
+            req.source_crs.as_deref(),
+            progress,
+        )
+    };
+    let (raw, crs) = match Format::detect(&req.path) {
+        // citytwin's own readers, unless the CRS is one only GDAL knows
+        Some(format) if req.source_crs.is_none() && !req.path.is_dir() => {
+            match formats::read(format, &req.path, req.source_layer.as_deref(), progress) {
+                Err(e) if names_unknown_crs(&e) && gdal::available() => {
+                    (through_gdal()?, Crs::Wgs84)
+                }
+                Err(e) => return Err(e),
+                Ok(raw) => {
+                    let crs = req.crs.or(raw.crs).unwrap_or(Crs::Wgs84);
+                    (raw, crs)
+                }
+            }
+        }
+        // anything else GDAL reads, converted to WGS84 on the way
+        _ => (through_gdal()?, Crs::Wgs84),
+    };
     progress.phase("validating", Some(raw.features.len() as u64));
-    validate(&file, raw, crs, req.invalid, progress)
+    let via_gdal = raw.via_gdal;
+    let mut valid = validate(&file, raw, crs, req.invalid, progress)?;
+    valid.via_gdal = via_gdal;
+    Ok(valid)
+}
+
+/// Whether a reader stopped at a CRS it does not know (GDAL may know it).
+fn names_unknown_crs(e: &Error) -> bool {
+    match e {
+        Error::Tiles(citytwin_tiles::Error::UnknownCrs(_)) => true,
+        Error::ImportFile { reason, .. } => {
+            reason.contains("CRS") || reason.contains("coordinate reference system")
+        }
+        _ => false,
+    }
 }
 
 fn infer_kind(v: &Value) -> Option<FieldKind> {
@@ -447,6 +489,7 @@ fn validate(
         features,
         crs,
         amended,
+        via_gdal: false,
     })
 }
 
@@ -541,10 +584,17 @@ fn merge_meta(
             citytwin_tiles::tile::MAX_ZOOM
         )));
     }
-    meta.source = req
-        .source
-        .clone()
-        .unwrap_or_else(|| format!("{} ({})", file_label(&req.path), valid.crs));
+    meta.source = req.source.clone().unwrap_or_else(|| {
+        format!(
+            "{} ({})",
+            file_label(&req.path),
+            if valid.via_gdal {
+                "read by GDAL".to_owned()
+            } else {
+                valid.crs.to_string()
+            }
+        )
+    });
     if req.acquired.is_some() {
         meta.acquired.clone_from(&req.acquired);
     }
