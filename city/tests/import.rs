@@ -839,3 +839,121 @@ async fn gdal_formats_and_crs_import_like_the_native_ones() {
         "{err}"
     );
 }
+
+/// A real OpenStreetMap extract (fixtures/osm, ODbL) makes base-map layers through GDAL, its
+/// tags mapped to the layers' fields; about 1.5% of its buildings are invalid as mapped: `fail`
+/// stops at the first, `repair` makes them valid (each listed) and leaves out what collapses.
+#[tokio::test]
+async fn an_osm_extract_imports_as_it_is_with_repair() {
+    use citytwin_city::import::gdal::Osm;
+    use citytwin_city::import::{Invalid, import as import_file};
+    use geo::Validation;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn citytwin_city::Store> = Arc::new(
+        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
+            .await
+            .unwrap(),
+    );
+    let pbf = repo().join("fixtures/osm/finland-sample.osm.pbf");
+    let req = |osm, invalid| {
+        let mut r = ImportRequest::new(&pbf, "osm");
+        r.osm = Some(osm);
+        r.invalid = invalid;
+        r
+    };
+    let err = import_file(
+        store.as_ref(),
+        req(Osm::Buildings, Invalid::Fail),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::ImportFeature { .. }), "{err}");
+    assert!(err.to_string().contains("--invalid repair"), "{err}");
+
+    let got = import_file(
+        store.as_ref(),
+        req(Osm::Buildings, Invalid::Repair),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let repaired = got
+        .amended
+        .iter()
+        .filter(|a| a.action == "repaired")
+        .count();
+    let skipped = got.amended.len() - repaired;
+    assert!(repaired >= 5 && skipped >= 5, "{:?}", got.amended);
+    assert!(
+        got.amended.iter().all(|a| a.id.is_some()),
+        "OSM ids in the report"
+    );
+    assert!(got.meta.feature_count > 2000, "{}", got.meta.feature_count);
+    let fields: Vec<&str> = got.meta.fields.iter().map(|f| f.name.as_str()).collect();
+    for f in ["osm_id", "use", "height", "floors", "year", "name"] {
+        assert!(fields.contains(&f), "{fields:?}");
+    }
+    let features = store.read_features("osm").await.unwrap();
+    let invalid: Vec<i64> = features
+        .iter()
+        .filter(|f| !f.geometry.is_valid())
+        .map(|f| f.id)
+        .collect();
+    assert!(
+        invalid.is_empty(),
+        "still invalid after repair: {invalid:?}"
+    );
+    let floors = got
+        .meta
+        .fields
+        .iter()
+        .position(|f| f.name == "floors")
+        .unwrap();
+    assert!(
+        features
+            .iter()
+            .any(|f| matches!(f.values[floors], Value::Int(n) if n > 0)),
+        "building:levels mapped to floors"
+    );
+
+    let roads = import_file(
+        store.as_ref(),
+        req(Osm::Roads, Invalid::Repair),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    assert!(roads.meta.feature_count > 100);
+    let class = roads
+        .meta
+        .fields
+        .iter()
+        .position(|f| f.name == "class")
+        .unwrap();
+    let classes: std::collections::BTreeSet<String> = store
+        .read_features("osm")
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.values[class].to_string())
+        .collect();
+    assert!(classes.contains("residential"), "{classes:?}");
+
+    let pois = import_file(
+        store.as_ref(),
+        req(Osm::Pois, Invalid::Fail),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    assert!(pois.meta.feature_count > 0);
+    let err = import_file(
+        store.as_ref(),
+        req(Osm::Water, Invalid::Fail),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("nothing for --osm water"), "{err}");
+}

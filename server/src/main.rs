@@ -136,6 +136,10 @@ struct ImportArgs {
     /// where to list the repaired and skipped features (CSV; default: <layer>.import-report.csv)
     #[arg(long)]
     report: Option<PathBuf>,
+    /// make a base-map layer from an OpenStreetMap file (.osm.pbf, through GDAL): buildings,
+    /// roads, water or pois, its tags mapped to the demo layers' fields
+    #[arg(long)]
+    osm: Option<String>,
     /// the store: a GeoPackage path or a PostGIS URL
     #[arg(long, env = "CITYTWIN_STORE", default_value = "data/citytwin.gpkg")]
     store: String,
@@ -408,6 +412,12 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.time_field = a.time_field;
     req.classification = a.class.classification()?;
     req.invalid = citytwin_city::import::Invalid::parse(&a.invalid).map_err(|e| e.to_string())?;
+    req.osm = a
+        .osm
+        .as_deref()
+        .map(citytwin_city::import::gdal::Osm::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let report = a
         .report
         .unwrap_or_else(|| PathBuf::from(format!("{}.import-report.csv", a.layer)));

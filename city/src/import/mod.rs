@@ -57,6 +57,8 @@ pub struct ImportRequest {
     /// the file's CRS when citytwin's own readers do not know it (`EPSG:4549`, a WKT or PROJ
     /// string): the file is then read through GDAL, which converts it
     pub source_crs: Option<String>,
+    /// a base-map layer made from an OpenStreetMap file (read through GDAL)
+    pub osm: Option<gdal::Osm>,
 }
 
 /// What an import does with a feature it cannot take as it is.
@@ -141,6 +143,7 @@ impl ImportRequest {
             classification: None,
             invalid: Invalid::Fail,
             source_crs: None,
+            osm: None,
         }
     }
 }
@@ -213,10 +216,11 @@ pub fn read_and_validate(req: &ImportRequest, progress: &dyn Progress) -> Result
             &req.path,
             req.source_layer.as_deref(),
             req.source_crs.as_deref(),
+            req.osm,
             progress,
         )
     };
-    let (raw, crs) = match Format::detect(&req.path) {
+    let (raw, crs) = match Format::detect(&req.path).filter(|_| req.osm.is_none()) {
         // citytwin's own readers, unless the CRS is one only GDAL knows
         Some(format) if req.source_crs.is_none() && !req.path.is_dir() => {
             match formats::read(format, &req.path, req.source_layer.as_deref(), progress) {
