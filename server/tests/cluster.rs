@@ -264,17 +264,20 @@ fn import_parks(store: &str, nats: u16, dir: &Path, file: &Path) {
     );
 }
 
-/// Polls until `f` holds, for at most `secs` seconds (the assertion names what never came).
+/// Polls until `f` holds, for at most `secs` seconds (the assertion names what never came);
+/// says how long it took (`--nocapture` shows it).
 async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
     while !f().await {
         assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    eprintln!("{} ms until not \"{what}\"", started.elapsed().as_millis());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
