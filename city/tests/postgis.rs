@@ -789,3 +789,48 @@ async fn a_replica_answers_heavy_reads_only_when_it_shows_the_last_write() {
     // while it was paused, the primary answered
     assert!(before.primary >= 20, "{before:?}");
 }
+
+/// At a layer's maximum zoom every feature is in the tile on both paths, however small the
+/// budget: the attributes give way first, then the byte budget, and the statistics say so.
+#[tokio::test]
+async fn full_detail_tiles_keep_every_feature_on_both_paths() {
+    let (store, _) = fresh_postgis().await.unwrap();
+    import_fixtures(store.as_ref(), &["buildings"]).await;
+    let city = City::open(store.clone()).await.unwrap();
+    let index = city.layer("buildings").unwrap();
+    let (x, y) = lonlat_to_mercator(118.7800, 32.0420);
+    let coord = TileCoord::containing(x, y, index.meta.maxzoom);
+    let roomy = TileBudget::default();
+    let all = encode_layer(&index, coord, &roomy).unwrap().unwrap();
+    assert!(all.stats.written > 20, "{:?}", all.stats);
+    let tight = TileBudget {
+        max_bytes: 1_000,
+        max_features: 5,
+    };
+    let memory = encode_layer(&index, coord, &tight).unwrap().unwrap();
+    let database = store
+        .tile_layer(&index.meta, coord, &tight)
+        .await
+        .unwrap()
+        .unwrap();
+    let fields = index.meta.tile_columns().len();
+    for (path, out) in [("memory", &memory), ("database", &database)] {
+        assert_eq!(
+            out.stats.written, all.stats.written,
+            "{path}: {:?}",
+            out.stats
+        );
+        assert_eq!(out.stats.dropped_budget, 0, "{path}");
+        assert_eq!(out.stats.fields_dropped, fields, "{path}: {:?}", out.stats);
+        assert!(out.stats.over_budget, "{path}: {:?}", out.stats);
+        assert_eq!(decode(&out.bytes).len(), all.stats.written, "{path}");
+    }
+    // one zoom out the budget holds again
+    let above = TileCoord::containing(x, y, index.meta.maxzoom - 1);
+    let out = encode_layer(&index, above, &tight).unwrap().unwrap();
+    assert!(
+        out.stats.bytes <= 1_000 && out.stats.written <= 5,
+        "{:?}",
+        out.stats
+    );
+}

@@ -43,6 +43,9 @@ pub struct CachedTile {
     pub gzip: Bytes,
     /// strong ETag of the content
     pub etag: String,
+    /// at a layer's maximum zoom, what gave way so every feature is in the tile (the
+    /// `citytwin-detail` header): attributes left out, or the byte budget exceeded
+    pub detail: Option<String>,
 }
 
 /// Everything a handler needs.

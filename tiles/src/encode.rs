@@ -96,6 +96,12 @@ pub struct LayerStats {
     pub bytes: usize,
     /// Simplification tolerance used, in extent units.
     pub tolerance: f64,
+    /// At the layer's maximum zoom, where every feature must be in the tile: attributes left
+    /// out (the last of the layer's tile fields first) to fit the byte budget.
+    pub fields_dropped: usize,
+    /// At the layer's maximum zoom: over the byte budget even without attributes, served
+    /// whole all the same.
+    pub over_budget: bool,
 }
 
 /// One encoded layer and its statistics.
@@ -209,6 +215,9 @@ impl LayerEncoder<'_> {
         };
         let (tiny, mut big): (Vec<usize>, Vec<usize>) = (0..features.len())
             .partition(|&i| is_polygon(features[i].geometry) && features[i].size < tiny_m2);
+        if !self.generalise {
+            return self.encode_whole(tile, features, &big, budget);
+        }
         let mut dropped_budget = 0;
         if big.len() > budget.max_features {
             // keep the largest: when something must go, the smallest goes
@@ -240,6 +249,31 @@ impl LayerEncoder<'_> {
             out.stats.candidates = features.len();
         }
         out.stats.dropped_budget = dropped_budget + (big.len() - keep) + tiny.len();
+        Ok(out)
+    }
+
+    /// At the layer's maximum zoom every feature goes into the tile (a client overzooms this
+    /// tile, so what is left out here is never seen): attributes give way first, and a tile
+    /// still over the byte budget is served whole and marked so.
+    fn encode_whole(
+        &self,
+        tile: TileCoord,
+        features: &[SourceFeature<'_>],
+        all: &[usize],
+        budget: &TileBudget,
+    ) -> Result<EncodedLayer> {
+        let mut out = self.encode_once(tile, features, all, &[], 0)?;
+        let mut kept = self.fields.len();
+        while out.stats.bytes > budget.max_bytes && kept > 0 {
+            kept -= 1;
+            let fewer = LayerEncoder {
+                fields: self.fields[..kept].to_vec(),
+                ..self.clone()
+            };
+            out = fewer.encode_once(tile, features, all, &[], 0)?;
+            out.stats.fields_dropped = self.fields.len() - kept;
+        }
+        out.stats.over_budget = out.stats.bytes > budget.max_bytes;
         Ok(out)
     }
 
@@ -693,7 +727,7 @@ mod tests {
                 id: i as u64,
                 geometry: g,
                 values: &[],
-                size: (i * i) as f64,
+                size: 1000.0 + (i * i) as f64,
                 anchor: anchor_of(g),
             })
             .collect();
@@ -703,7 +737,8 @@ mod tests {
             max_bytes: 1 << 20,
             max_features: 10,
         };
-        let out = encoder(false).encode(t, &feats, &budget).unwrap();
+        // below the layer's maximum zoom: when something must go, the smallest goes
+        let out = encoder(true).encode(t, &feats, &budget).unwrap();
         assert!(out.stats.written <= 10);
         assert!(
             out.decode()
@@ -736,20 +771,46 @@ mod tests {
                 id: i as u64,
                 geometry: g,
                 values: v,
-                size: 1.0,
+                size: 100.0,
                 anchor: anchor_of(g),
             })
             .collect();
-        let (x, y) = lonlat_to_mercator(118.80, 32.065);
-        let t = TileCoord::containing(x, y, 13);
+        let (x, y) = lonlat_to_mercator(118.795, 32.065);
+        let t = TileCoord::containing(x, y, 16);
         let budget = TileBudget {
-            max_bytes: 20_000,
+            max_bytes: 5_000,
             max_features: 100_000,
         };
-        let out = encoder(false).encode(t, &feats, &budget).unwrap();
-        assert!(out.stats.bytes <= 20_000, "{:?}", out.stats);
-        assert!(out.stats.dropped_budget > 0);
+        // below the maximum zoom the budget holds, features merged or dropped
+        let out = encoder(true).encode(t, &feats, &budget).unwrap();
+        assert!(out.stats.bytes <= 5_000, "{:?}", out.stats);
+        assert!(
+            out.stats.dropped_budget + out.stats.merged_tiny > 0,
+            "{:?}",
+            out.stats
+        );
         assert_eq!(out.decode().unwrap().encoded_len(), out.stats.bytes);
+        // at the maximum zoom every feature stays: the attribute goes first, then the tile
+        // is served over budget, and says so
+        let whole = encoder(false).encode(t, &feats, &budget).unwrap();
+        assert_eq!(whole.stats.dropped_budget, 0, "{:?}", whole.stats);
+        assert!(whole.stats.written > out.stats.written, "{:?}", whole.stats);
+        assert_eq!(whole.stats.fields_dropped, 1, "{:?}", whole.stats);
+        assert!(whole.stats.over_budget, "{:?}", whole.stats);
+        assert!(whole.decode().unwrap().keys.is_empty());
+        let roomy = TileBudget {
+            max_bytes: 1 << 20,
+            max_features: 10,
+        };
+        let all = encoder(false).encode(t, &feats, &roomy).unwrap();
+        assert_eq!(
+            all.stats.written, whole.stats.written,
+            "the feature budget gives way too"
+        );
+        assert_eq!(
+            (all.stats.fields_dropped, all.stats.over_budget),
+            (0, false)
+        );
     }
 
     #[test]

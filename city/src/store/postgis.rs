@@ -1109,20 +1109,54 @@ impl Store for PostgisStore {
                 src.srid
             )
         };
-        let sql = format!(
-            "WITH env AS (SELECT ST_TileEnvelope($1, $2, $3) AS tile, {area} AS area), \
-             rows AS ( \
-               SELECT {id}::int8 AS \"__ct_fid\", \
-                 ST_AsMVTGeom({transform}, env.tile, {TILE_EXTENT}, {TILE_BUFFER}, true) AS \"__ct_geom\"{cols} \
-               FROM {t}, env WHERE {g} && env.area {size} \
-               ORDER BY {order} LIMIT $6) \
-             SELECT ST_AsMVT(rows.*, $7, {TILE_EXTENT}, '__ct_geom', '__ct_fid'), count(*)::int8 \
-             FROM rows WHERE \"__ct_geom\" IS NOT NULL",
-            id = src.id,
-            t = src.table,
-            size = size.unwrap_or_default(),
-        );
+        let sql_with = |cols: &str| {
+            format!(
+                "WITH env AS (SELECT ST_TileEnvelope($1, $2, $3) AS tile, {area} AS area), \
+                 rows AS ( \
+                   SELECT {id}::int8 AS \"__ct_fid\", \
+                     ST_AsMVTGeom({transform}, env.tile, {TILE_EXTENT}, {TILE_BUFFER}, true) AS \"__ct_geom\"{cols} \
+                   FROM {t}, env WHERE {g} && env.area {size} \
+                   ORDER BY {order} LIMIT $6) \
+                 SELECT ST_AsMVT(rows.*, $7, {TILE_EXTENT}, '__ct_geom', '__ct_fid'), count(*)::int8 \
+                 FROM rows WHERE \"__ct_geom\" IS NOT NULL",
+                id = src.id,
+                t = src.table,
+                size = size.clone().unwrap_or_default(),
+            )
+        };
+        let sql = sql_with(&cols);
         let pad = f64::from(TILE_BUFFER) / f64::from(TILE_EXTENT);
+        if !generalise {
+            // at full detail every feature goes in (a client overzooms this tile): the
+            // attributes give way, and a tile still over the byte budget is served whole
+            let mut stats = LayerStats::default();
+            for (sql, dropped) in [(sql.clone(), 0), (sql_with(""), meta.tile_columns().len())] {
+                let (tile, written): (Option<Vec<u8>>, i64) = sqlx::query_as(&sql)
+                    .bind(i32::from(coord.z))
+                    .bind(coord.x as i32)
+                    .bind(coord.y as i32)
+                    .bind(pad)
+                    .bind(coord.span() / 8.0)
+                    .bind(i64::MAX)
+                    .bind(&meta.name)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let Some(layer) = tile.as_deref().and_then(layer_message) else {
+                    return Ok(None);
+                };
+                stats.written = written as usize;
+                stats.candidates = written as usize;
+                stats.bytes = layer.len();
+                stats.fields_dropped = dropped;
+                stats.over_budget = layer.len() > budget.max_bytes;
+                if !stats.over_budget || dropped > 0 {
+                    return Ok(Some(EncodedLayer {
+                        bytes: layer.to_vec(),
+                        stats,
+                    }));
+                }
+            }
+        }
         let mut limit = budget.max_features as i64;
         let mut stats = LayerStats::default();
         for _ in 0..4 {

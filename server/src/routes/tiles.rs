@@ -171,10 +171,31 @@ pub(crate) async fn tile(
         } else {
             gzip(&out.bytes)
         };
+        // at a layer's maximum zoom nothing is dropped: say what gave way instead
+        let detail: Vec<String> = out
+            .stats
+            .iter()
+            .filter(|(_, s)| s.fields_dropped > 0 || s.over_budget)
+            .map(|(layer, s)| {
+                if s.over_budget {
+                    format!(
+                        "{layer}: over-budget {} bytes, {} attributes left out",
+                        s.bytes, s.fields_dropped
+                    )
+                } else {
+                    format!("{layer}: {} attributes left out", s.fields_dropped)
+                }
+            })
+            .collect();
+        let detail = (!detail.is_empty()).then(|| detail.join("; "));
+        if let Some(d) = &detail {
+            tracing::warn!(tile = %coord, detail = %d, "a full-detail tile kept every feature but not within the budget");
+        }
         let t = Arc::new(CachedTile {
             raw: Bytes::from(out.bytes),
             gzip: gz,
             etag,
+            detail,
         });
         if let Some(c) = &state.tiles {
             c.insert(key, Arc::clone(&t));
@@ -207,6 +228,13 @@ pub(crate) async fn tile(
         HeaderValue::from_static("application/vnd.mapbox-vector-tile"),
     );
     h.insert(header::ETAG, etag);
+    if let Some(d) = tile
+        .detail
+        .as_deref()
+        .and_then(|d| HeaderValue::from_str(d).ok())
+    {
+        h.insert("citytwin-detail", d);
+    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     Ok(resp)
