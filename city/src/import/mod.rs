@@ -579,6 +579,11 @@ fn merge_meta(
     }
     if let Some(z) = req.maxzoom {
         meta.maxzoom = z;
+    } else if existing.is_none() {
+        meta.maxzoom = guess_maxzoom(&valid.features).max(meta.minzoom);
+        if meta.maxzoom > 14 {
+            tracing::info!(layer = %req.layer, maxzoom = meta.maxzoom, "a dense layer: its tiles go deeper than z14 so every feature fits at full detail");
+        }
     }
     if meta.minzoom > meta.maxzoom || meta.maxzoom > citytwin_tiles::tile::MAX_ZOOM {
         return Err(Error::Invalid(format!(
@@ -644,4 +649,41 @@ pub fn file_label(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+/// The maximum zoom for a new layer, chosen from its density the way tippecanoe's `-zg`
+/// guesses one: 14, or deeper (up to 18) while the densest tile there would hold more than
+/// half the default feature budget or, by an estimate of its encoded size, half the byte
+/// budget — so at its maximum zoom, where every feature must be in the tile, it fits.
+#[must_use]
+pub fn guess_maxzoom(features: &[Feature]) -> u8 {
+    use geo::{BoundingRect, CoordsIter};
+    let budget = citytwin_tiles::TileBudget::default();
+    let spots: Vec<((f64, f64), usize)> = features
+        .iter()
+        .filter_map(|f| {
+            let r = f.geometry.bounding_rect()?;
+            let c = r.center();
+            // an estimate of the feature's encoded bytes: header, 2 per coordinate, attributes
+            let cost = 8 + 2 * f.geometry.coords_count() + 4 * f.values.len();
+            Some((citytwin_tiles::proj::lonlat_to_mercator(c.x, c.y), cost))
+        })
+        .collect();
+    for z in 14..=18u8 {
+        let mut tiles: std::collections::HashMap<(u32, u32), (usize, usize)> =
+            std::collections::HashMap::new();
+        for ((x, y), cost) in &spots {
+            let t = citytwin_tiles::TileCoord::containing(*x, *y, z);
+            let e = tiles.entry((t.x, t.y)).or_default();
+            e.0 += 1;
+            e.1 += cost;
+        }
+        let fits = tiles
+            .values()
+            .all(|(n, bytes)| *n <= budget.max_features / 2 && *bytes <= budget.max_bytes / 2);
+        if fits {
+            return z;
+        }
+    }
+    18
 }
