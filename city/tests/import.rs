@@ -69,6 +69,15 @@ const SAMPLE: &str = r#"{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"name":"河西","floors":5,"height":null,"open":true},"geometry":{"type":"MultiPolygon","coordinates":[[[[118.720,32.000],[118.721,32.000],[118.721,32.001],[118.720,32.001],[118.720,32.000]]]]}}
 ]}"#;
 
+/// A fresh GeoPackage store in a folder, for imports tested without a twin.
+async fn gpkg_store(dir: &Path) -> Arc<dyn citytwin_city::Store> {
+    Arc::new(
+        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.join("s.gpkg"))
+            .await
+            .unwrap(),
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -644,11 +653,7 @@ async fn invalid_geometries_fail_skip_or_repair_with_a_report() {
     use citytwin_city::import::{Invalid, import as import_file};
     use geo::Validation;
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn citytwin_city::Store> = Arc::new(
-        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
-            .await
-            .unwrap(),
-    );
+    let store = gpkg_store(dir.path()).await;
     let dirty = write(
         dir.path(),
         "dirty.geojson",
@@ -772,11 +777,7 @@ async fn gdal_formats_and_crs_import_like_the_native_ones() {
         "ENCODING=UTF-8",
     ]);
     std::fs::remove_file(dir.path().join("d4549.prj")).unwrap();
-    let store: Arc<dyn citytwin_city::Store> = Arc::new(
-        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
-            .await
-            .unwrap(),
-    );
+    let store = gpkg_store(dir.path()).await;
     let native = import_file(
         store.as_ref(),
         ImportRequest::new(repo().join("fixtures/nanjing/districts.geojson"), "native"),
@@ -849,11 +850,7 @@ async fn an_osm_extract_imports_as_it_is_with_repair() {
     use citytwin_city::import::{Invalid, import as import_file};
     use geo::Validation;
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn citytwin_city::Store> = Arc::new(
-        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
-            .await
-            .unwrap(),
-    );
+    let store = gpkg_store(dir.path()).await;
     let pbf = repo().join("fixtures/osm/finland-sample.osm.pbf");
     let req = |osm, invalid| {
         let mut r = ImportRequest::new(&pbf, "osm");
@@ -965,11 +962,7 @@ async fn an_osm_extract_imports_as_it_is_with_repair() {
 async fn a_dense_layer_gets_a_deeper_maxzoom() {
     use citytwin_city::import::import as import_file;
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn citytwin_city::Store> = Arc::new(
-        citytwin_city::store::gpkg::GeoPackageStore::open(&dir.path().join("s.gpkg"))
-            .await
-            .unwrap(),
-    );
+    let store = gpkg_store(dir.path()).await;
     let sparse = import_file(
         store.as_ref(),
         ImportRequest::new(write(dir.path(), "s.geojson", SAMPLE), "sparse"),

@@ -109,15 +109,8 @@ impl Announce for Notices {
 /// The bus as a non-writing instance uses it.
 struct NatsBus(async_nats::Client);
 
-/// Compresses a forwarded batch (readings compress some tenfold, and a NATS message is at
-/// most 1 MiB by default).
-fn pack(raw: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let _ = enc.write_all(raw);
-    enc.finish().unwrap_or_default()
-}
-
+/// Forwarded batches and their answers are gzipped (`crate::routes::tiles::gzip`: readings
+/// compress some tenfold, and a NATS message is at most 1 MiB by default).
 fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let mut out = Vec::new();
@@ -132,12 +125,11 @@ impl NatsBus {
     /// Forwards one batch small enough for one message.
     async fn forward_one(
         &self,
-        payload: Vec<u8>,
+        payload: bytes::Bytes,
         n: usize,
     ) -> citytwin_city::Result<(Vec<citytwin_city::Result<Outcome>>, u64)> {
         use citytwin_city::Error;
         let started = std::time::Instant::now();
-        let payload = bytes::Bytes::from(payload);
         loop {
             let request = async_nats::Request::new()
                 .payload(payload.clone())
@@ -195,9 +187,10 @@ impl Bus for NatsBus {
         // as many operations to a message as fit, in order (the writer applies each message
         // as it comes, and the next is sent only when the last is answered)
         let limit = (self.0.server_info().max_payload / 2).max(64 << 10);
+        // `Forward` on the wire, without copying the operations
         let encode = |ops: &[Op]| {
-            serde_json::to_vec(&Forward { ops: ops.to_vec() })
-                .map(|raw| pack(&raw))
+            serde_json::to_vec(&std::collections::BTreeMap::from([("ops", ops)]))
+                .map(|raw| crate::routes::tiles::gzip(&raw))
                 .map_err(|e| Error::Invalid(format!("cannot encode operations: {e}")))
         };
         let mut todo = std::collections::VecDeque::from([ops]);
@@ -400,8 +393,10 @@ async fn answer(city: Arc<City>, client: async_nats::Client, mut sub: async_nats
                     "forwarded operations are unreadable: {e}"
                 ))),
             };
-            let body = pack(&serde_json::to_vec(&Answer::of(&result)).unwrap_or_default());
-            if let Err(e) = client.publish(reply, body.into()).await {
+            let body = crate::routes::tiles::gzip(
+                &serde_json::to_vec(&Answer::of(&result)).unwrap_or_default(),
+            );
+            if let Err(e) = client.publish(reply, body).await {
                 tracing::warn!(error = %e, "could not answer forwarded operations");
             }
         });

@@ -9,12 +9,12 @@
 
 use crate::cli::StoreArgs;
 use citytwin_city::access::{Context, Principal, ReadPlan};
+use citytwin_city::import::Progress as _;
 use citytwin_city::twin::City;
 use citytwin_city::{CityOptions, TileRequest};
 use citytwin_tiles::{TileBudget, TileCoord};
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{Connection, Row};
@@ -285,17 +285,9 @@ pub async fn run(a: ExportArgs) -> Result<Summary, String> {
     if done > 0 {
         tracing::info!(done, total = coords.len(), "resuming a stopped export");
     }
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        ProgressBar::new(coords.len() as u64).with_style(
-            ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_message("tiles");
-    bar.set_position(done as u64);
+    let bar = crate::progress::Bar::new();
+    bar.phase("tiles", Some(coords.len() as u64));
+    bar.advance(done as u64);
     let city = Arc::new(city);
     let names = Arc::new(names);
     let plans = Arc::new(plans);
@@ -335,7 +327,7 @@ pub async fn run(a: ExportArgs) -> Result<Summary, String> {
         }
         done += 1;
         in_tx += 1;
-        bar.inc(1);
+        bar.advance(1);
         if in_tx >= CHECKPOINT {
             checkpoint(&mut tx, done).await?;
             tx.commit().await.map_err(|e| e.to_string())?;
@@ -346,7 +338,7 @@ pub async fn run(a: ExportArgs) -> Result<Summary, String> {
     checkpoint(&mut tx, done).await?;
     tx.commit().await.map_err(|e| e.to_string())?;
     drop(conn);
-    bar.finish_and_clear();
+    bar.finish();
     city.audit_durable(cx.record(
         "export",
         &a.layers,

@@ -246,18 +246,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     }
     let mut store = spec.open().await.map_err(|e| e.to_string())?;
-    let replica = match &settings.store_read {
-        Some(url) => match StoreSpec::parse(url) {
-            StoreSpec::Postgres(_) => Some(
-                StoreSpec::parse(url)
-                    .open()
-                    .await
-                    .map_err(|e| format!("the read replica: {e}"))?,
-            ),
-            StoreSpec::GeoPackage(_) => {
-                return Err("--store-read takes a PostGIS replica's URL".into());
-            }
-        },
+    let replica = match settings.store_read.as_deref().map(StoreSpec::parse) {
+        Some(read @ StoreSpec::Postgres(_)) => Some(
+            read.open()
+                .await
+                .map_err(|e| format!("the read replica: {e}"))?,
+        ),
+        Some(StoreSpec::GeoPackage(_)) => {
+            return Err("--store-read takes a PostGIS replica's URL".into());
+        }
         None => None,
     };
     let nats = match &settings.nats {

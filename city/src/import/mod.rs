@@ -539,14 +539,19 @@ pub async fn import(
         .into_iter()
         .find(|m| m.name == req.layer);
     let p = Arc::clone(&progress);
+    // a new layer without a given maxzoom gets one from its density (off the async threads too)
+    let guess = existing.is_none() && req.maxzoom.is_none();
     let (req, valid) = tokio::task::spawn_blocking(move || {
-        let v = read_and_validate(&req, p.as_ref());
+        let v = read_and_validate(&req, p.as_ref()).map(|v| {
+            let maxzoom = guess.then(|| guess_maxzoom(&v.features));
+            (v, maxzoom)
+        });
         (req, v)
     })
     .await
     .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?;
-    let valid = valid?;
-    let meta = merge_meta(existing.as_ref(), &req, &valid)?;
+    let (valid, guessed) = valid?;
+    let meta = merge_meta(existing.as_ref(), &req, &valid, guessed)?;
     progress.phase("writing", None);
     let stored = store.write_layer(&meta, &valid.features, req.mode).await?;
     progress.finish();
@@ -562,6 +567,7 @@ fn merge_meta(
     existing: Option<&LayerMeta>,
     req: &ImportRequest,
     valid: &ValidLayer,
+    guessed_maxzoom: Option<u8>,
 ) -> Result<LayerMeta> {
     let mut meta = existing
         .cloned()
@@ -579,8 +585,8 @@ fn merge_meta(
     }
     if let Some(z) = req.maxzoom {
         meta.maxzoom = z;
-    } else if existing.is_none() {
-        meta.maxzoom = guess_maxzoom(&valid.features).max(meta.minzoom);
+    } else if let Some(z) = guessed_maxzoom {
+        meta.maxzoom = z.max(meta.minzoom);
         if meta.maxzoom > 14 {
             tracing::info!(layer = %req.layer, maxzoom = meta.maxzoom, "a dense layer: its tiles go deeper than z14 so every feature fits at full detail");
         }

@@ -203,24 +203,8 @@ impl LiveState {
             ..Self::default()
         };
         for c in snapshots {
-            let Some(body) = &c.body else { continue };
-            let bad = |e: serde_json::Error| {
-                Error::Invalid(format!("change {} in the store is unreadable: {e}", c.seq))
-            };
-            match c.layer {
-                LiveLayer::Events => {
-                    let e: Event = serde_json::from_str(body).map_err(bad)?;
-                    s.next_event = s.next_event.max(e.id + 1);
-                    s.events.insert(e.id, e);
-                }
-                LiveLayer::Sensors => {
-                    let x: Sensor = serde_json::from_str(body).map_err(bad)?;
-                    s.sensors.insert(x.id.clone(), x);
-                }
-                LiveLayer::Units => {
-                    let u: Unit = serde_json::from_str(body).map_err(bad)?;
-                    s.units.insert(u.id.clone(), u);
-                }
+            if let Some(body) = &c.body {
+                s.take_snapshot(c, body, "in the store")?;
             }
         }
         for (id, sample) in latest {
@@ -229,6 +213,29 @@ impl LiveState {
             }
         }
         Ok(s)
+    }
+
+    /// Puts the thing a change's snapshot holds in place of what the state had of it.
+    fn take_snapshot(&mut self, c: &Change, body: &str, from: &str) -> Result<()> {
+        let bad = |e: serde_json::Error| {
+            Error::Invalid(format!("change {} {from} is unreadable: {e}", c.seq))
+        };
+        match c.layer {
+            LiveLayer::Events => {
+                let e: Event = serde_json::from_str(body).map_err(bad)?;
+                self.next_event = self.next_event.max(e.id + 1);
+                self.events.insert(e.id, e);
+            }
+            LiveLayer::Sensors => {
+                let x: Sensor = serde_json::from_str(body).map_err(bad)?;
+                self.sensors.insert(x.id.clone(), x);
+            }
+            LiveLayer::Units => {
+                let u: Unit = serde_json::from_str(body).map_err(bad)?;
+                self.units.insert(u.id.clone(), u);
+            }
+        }
+        Ok(())
     }
 
     /// The nearest available units (of a type, when given) to a point: (unit, metres),
@@ -269,24 +276,9 @@ impl LiveState {
                 allowed: vec![(self.seq + 1).to_string()],
             });
         }
-        let bad = |e: serde_json::Error| {
-            Error::Invalid(format!("change {} on the bus is unreadable: {e}", c.seq))
-        };
-        match (&c.body, c.layer) {
-            (Some(body), LiveLayer::Events) => {
-                let e: Event = serde_json::from_str(body).map_err(bad)?;
-                self.next_event = self.next_event.max(e.id + 1);
-                self.events.insert(e.id, e);
-            }
-            (Some(body), LiveLayer::Sensors) => {
-                let x: Sensor = serde_json::from_str(body).map_err(bad)?;
-                self.sensors.insert(x.id.clone(), x);
-            }
-            (Some(body), LiveLayer::Units) => {
-                let u: Unit = serde_json::from_str(body).map_err(bad)?;
-                self.units.insert(u.id.clone(), u);
-            }
-            (None, _) => {
+        match &c.body {
+            Some(body) => self.take_snapshot(c, body, "from the writer")?,
+            None => {
                 // a late reading does not replace a newer one (as when it was taken)
                 if let (Some(x), Some(value)) = (self.sensors.get_mut(&c.entity), c.value)
                     && x.latest.is_none_or(|p| c.at >= p.at)
