@@ -7,7 +7,7 @@
 use crate::index::LayerIndex;
 use crate::live::Millis;
 use citytwin_tiles::Value;
-use geo::{Contains, MultiPolygon, Validation};
+use geo::{Contains, MultiPolygon};
 use serde::Serialize;
 
 /// How complete one field is.
@@ -92,7 +92,9 @@ pub fn assess(index: &LayerIndex, city: Option<&MultiPolygon<f64>>, now: Millis)
                 *p += 1;
             }
         }
-        if !f.geometry.is_valid() {
+        // the import's checker: geo's own validation is quadratic in a ring's vertices and
+        // takes minutes on a river or district outline
+        if crate::import::validity::check(&f.geometry).is_err() {
             invalid += 1;
             if invalid_examples.len() < 10 {
                 invalid_examples.push(f.id);
