@@ -95,6 +95,94 @@ function followLive(map, auth) {
   return live;
 }
 
+// The date slider: base layers kept in versions are drawn as of the chosen day (their tiles
+// carry ?at=), and the live layers as they stood then (the time machine, from /live/state).
+// At the right end, "now": everything current and live again.
+async function timeSlider(map, auth, when) {
+  const res = await fetch('/catalog', { headers: authHeaders(auth) });
+  if (!res.ok) return;
+  const { layers } = await res.json();
+  const dates = [...new Set(layers.flatMap((l) => (l.versions ?? []).map((v) => v.date)))].sort();
+  const box = document.getElementById('when');
+  if (dates.length === 0) { box.hidden = true; return; }
+  box.hidden = false;
+  const slider = document.getElementById('when-slider');
+  const label = document.getElementById('when-label');
+  const day = 86400000;
+  const first = Date.parse(`${dates[0]}T00:00:00Z`);
+  const today = Math.floor(Date.now() / day) * day;
+  slider.min = 0;
+  slider.max = Math.round((today - first) / day);
+  slider.value = slider.max;
+  const marks = document.getElementById('when-marks');
+  marks.replaceChildren(...dates.map((d) => {
+    const o = document.createElement('option');
+    o.value = Math.round((Date.parse(`${d}T00:00:00Z`) - first) / day);
+    o.label = d;
+    return o;
+  }));
+  const versioned = new Set(layers.filter((l) => (l.versions ?? []).length > 0).map((l) => l.name));
+  // the style's sources that draw a versioned layer
+  const sources = () => Object.entries(map.getStyle().sources)
+    .filter(([, s]) => s.type === 'vector' && typeof s.url === 'string'
+      && s.url.split('/tiles/')[1]?.split('?')[0].split(',').some((n) => versioned.has(n)))
+    .map(([id]) => id);
+  const liveLayers = () => map.getStyle().layers.filter((l) => l.source === 'live').map((l) => l.id);
+  let timer = null;
+  const apply = async () => {
+    const atNow = Number(slider.value) >= Number(slider.max);
+    const date = new Date(first + Number(slider.value) * day).toISOString().slice(0, 10);
+    when.at = atNow ? null : date;
+    label.textContent = atNow ? 'now' : date;
+    for (const id of sources()) {
+      const src = map.getSource(id);
+      const base = src.url.split('?')[0];
+      src.setUrl(when.at ? `${base}?at=${when.at}` : base);
+    }
+    // the live layers: tiles now, the state as of the end of that day before
+    for (const id of liveLayers()) map.setLayoutProperty(id, 'visibility', when.at ? 'none' : 'visible');
+    let past = { type: 'FeatureCollection', features: [] };
+    if (when.at) {
+      const r = await fetch(`/live/state?at=${when.at}T23:59:59%2B08:00`, { headers: authHeaders(auth) });
+      if (r.ok) {
+        const s = await r.json();
+        const point = (kind, x) => ({ type: 'Feature', geometry: { type: 'Point', coordinates: [x.lon, x.lat] }, properties: { kind, id: x.id, state: x.state ?? x.status ?? '' } });
+        past.features = [
+          ...(s.events ?? []).filter((x) => x.lon !== undefined).map((x) => point('event', x)),
+          ...(s.sensors ?? []).filter((x) => x.lon !== undefined).map((x) => point('sensor', x)),
+          ...(s.units ?? []).filter((x) => x.lon !== undefined).map((x) => point('unit', x)),
+        ];
+      }
+    }
+    const src = map.getSource('live-past');
+    if (src) src.setData(past);
+    when.live = past.features.length;
+  };
+  slider.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(apply, 150);
+  });
+  const addPast = () => {
+    if (map.getSource('live-past')) return;
+    map.addSource('live-past', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+    map.addLayer({
+      id: 'live-past', type: 'circle', source: 'live-past',
+      paint: {
+        'circle-radius': 5,
+        'circle-color': ['match', ['get', 'kind'], 'event', '#d7301f', 'sensor', '#2b8cbe', '#31a354'],
+        'circle-stroke-color': '#fff', 'circle-stroke-width': 1,
+      },
+    });
+  };
+  map.on('style.load', () => { addPast(); if (when.at) apply(); });
+  if (map.isStyleLoaded()) addPast();
+  when.set = (date) => {
+    slider.value = date === null ? slider.max : Math.round((Date.parse(`${date}T00:00:00Z`) - first) / day);
+    return apply();
+  };
+  when.dates = dates;
+}
+
 async function main() {
   const auth = await startAuth();
   signInButton(auth, document.getElementById('account'));
@@ -111,9 +199,11 @@ async function main() {
     // the signed-in user's token goes with every request to citytwin itself (styles, tiles)
     transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeaders(auth) } : { url }),
   });
+  const when = { at: null, live: 0, dates: [] };
   map.addControl(new maplibregl.NavigationControl(), 'top-right');
   map.addControl(new maplibregl.ScaleControl(), 'bottom-left');
-  window.citytwin = { map, auth, live: followLive(map, auth) };
+  window.citytwin = { map, auth, live: followLive(map, auth), when };
+  timeSlider(map, auth, when).catch((err) => { statusEl.textContent = `date slider: ${err.message}`; });
   map.on('style.load', () => buildLayerList(map));
   map.on('click', (e) => featureInfo(map, e));
   map.on('error', (e) => { statusEl.textContent = `error: ${e.error?.message ?? e}`; });
@@ -121,7 +211,8 @@ async function main() {
     const z = map.getZoom().toFixed(1);
     const live = window.citytwin.live;
     statusEl.textContent = `zoom ${z} · ${map.getCenter().lng.toFixed(4)}, ${map.getCenter().lat.toFixed(4)}`
-      + ` · live ${live.connected ? `#${live.seq}` : 'offline'}`;
+      + ` · live ${live.connected ? `#${live.seq}` : 'offline'}`
+      + (when.at ? ` · as of ${when.at}` : '');
   });
   styleSelect.addEventListener('change', () => map.setStyle(styleSelect.value));
 }

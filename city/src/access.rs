@@ -619,6 +619,8 @@ pub struct Context {
     pub client: String,
     /// the request id
     pub request_id: String,
+    /// the day the request reads base layers as of (`?at=`; `None`: their current versions)
+    pub at: Option<crate::versions::Day>,
 }
 
 impl Context {
@@ -630,6 +632,7 @@ impl Context {
             channel: channel.to_owned(),
             client: String::new(),
             request_id: String::new(),
+            at: None,
         }
     }
 
@@ -702,6 +705,7 @@ impl crate::City {
         let layer = self
             .layer(name)
             .ok_or_else(|| crate::Error::UnknownLayer(name.to_owned()))?;
+        let layer = self.layer_on(layer, cx.at);
         match self.plan_for(&cx.principal, &layer.meta) {
             Ok(plan) => Ok((self.view_of(&layer, &plan, None)?, plan)),
             Err(d) => {
@@ -726,8 +730,20 @@ impl crate::City {
         &self,
         p: &Principal,
     ) -> Vec<(std::sync::Arc<crate::LayerIndex>, ReadPlan)> {
+        self.visible_layers_on(p, None)
+    }
+
+    /// Every layer the asker may see as of a day (base layers with versions as they were
+    /// then), as it may see it, with its plan, ordered by name.
+    #[must_use]
+    pub fn visible_layers_on(
+        &self,
+        p: &Principal,
+        day: Option<crate::versions::Day>,
+    ) -> Vec<(std::sync::Arc<crate::LayerIndex>, ReadPlan)> {
         self.layers()
             .into_iter()
+            .map(|l| self.layer_on(l, day))
             .filter_map(|l| {
                 let plan = self.plan_for(p, &l.meta).ok()?;
                 let view = self.view_of(&l, &plan, None).ok()?;

@@ -44,10 +44,15 @@ pub struct LayerIndex {
     /// what these features are of the layer: the layer itself, or a view derived from it for
     /// readers without the right to the raw data
     pub form: crate::access::Form,
+    /// a versioned layer's past rows (current index only; `None` for layers without versions
+    /// and for views)
+    pub history: Option<std::sync::Arc<crate::versions::History>>,
+    /// for the layer as of a past date: the version of the current index it was built from
+    pub parent: u64,
 }
 
 /// A feature moved to Web Mercator, with its rank and anchor.
-fn project(f: Feature) -> IndexedFeature {
+pub(crate) fn project(f: Feature) -> IndexedFeature {
     let geometry = f.geometry.map_coords(|c| {
         let (x, y) = lonlat_to_mercator(c.x, c.y);
         geo::Coord { x, y }
@@ -159,6 +164,9 @@ impl LayerIndex {
             ids: std::sync::OnceLock::new(),
             time_extent: std::sync::OnceLock::new(),
             form,
+
+            history: None,
+            parent: 0,
         }
     }
 
@@ -174,6 +182,9 @@ impl LayerIndex {
             ids: std::sync::OnceLock::new(),
             time_extent: std::sync::OnceLock::new(),
             form: crate::access::Form::Raw,
+
+            history: None,
+            parent: 0,
         }
     }
 
@@ -267,6 +278,16 @@ impl LayerIndex {
         let at = std::ptr::from_ref(f) as usize;
         let pos = at.checked_sub(start)? / size;
         (pos < self.features.len() && start + pos * size == at).then_some(pos)
+    }
+
+    /// The name caches of views and aggregates keep this index under: the layer's, with the
+    /// date of a past version.
+    #[must_use]
+    pub fn cache_name(&self) -> String {
+        match &self.meta.as_of {
+            Some(d) => format!("{}@{d}", self.meta.name),
+            None => self.meta.name.clone(),
+        }
     }
 
     /// Number of features.

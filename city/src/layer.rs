@@ -167,6 +167,15 @@ pub struct LayerMeta {
     /// see only the features whose code lies inside theirs
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub territory_field: Option<String>,
+    /// the field that identifies a feature across versions of a versioned layer
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_key: Option<String>,
+    /// a versioned layer's versions, oldest first (empty: the layer keeps no past)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<crate::versions::Version>,
+    /// set on the layer as it was on a past date (the version in force then); never stored
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
 /// A table or view of someone else's, served as a layer: where its rows and columns are.
@@ -207,6 +216,9 @@ impl LayerMeta {
             time_field: None,
             classification: None,
             territory_field: None,
+            version_key: None,
+            versions: Vec::new(),
+            as_of: None,
         }
     }
 

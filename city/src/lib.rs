@@ -32,6 +32,7 @@ pub mod temporal;
 pub mod territory;
 pub mod testing;
 pub mod twin;
+pub mod versions;
 mod views;
 
 pub use index::LayerIndex;

@@ -33,6 +33,8 @@ pub struct TileRequest<'a> {
     /// per layer (aligned with `layers`; empty: the layers as they are), the reader's plan:
     /// its form (raw, desensitised, aggregate cells) and the rows it sees
     pub plans: &'a [crate::access::ReadPlan],
+    /// the day the layers are drawn as of (`None`: their current versions)
+    pub at: Option<crate::versions::Day>,
 }
 
 /// An encoded tile with what each layer contributed.
@@ -83,6 +85,7 @@ pub struct City {
     pub(crate) qualities: RwLock<HashMap<String, Arc<crate::quality::Quality>>>,
     pub(crate) calendar: crate::calendar::Calendar,
     pub(crate) live: crate::live::Live,
+    pub(crate) snapshots: crate::versions::Snapshots,
 }
 
 impl std::fmt::Debug for City {
@@ -145,6 +148,7 @@ impl City {
             qualities: RwLock::new(HashMap::new()),
             calendar,
             live,
+            snapshots: crate::versions::Snapshots::default(),
         };
         let metas = city.store.layers().await?;
         let loads = metas.into_iter().map(|m| city.load_layer(m));
@@ -166,12 +170,23 @@ impl City {
         }
         let started = std::time::Instant::now();
         let features = self.store.read_features(&meta.name).await?;
+        let history = if meta.versions.is_empty() {
+            None
+        } else {
+            Some(self.store.read_history(&meta.name).await?)
+        };
         let read = started.elapsed();
         let version = self.versions.fetch_add(1, Ordering::Relaxed);
         let name = meta.name.clone();
-        let index = tokio::task::spawn_blocking(move || LayerIndex::build(meta, features, version))
-            .await
-            .map_err(|e| Error::Invalid(format!("index build failed: {e}")))?;
+        let index = tokio::task::spawn_blocking(move || {
+            let mut index = LayerIndex::build(meta, features, version);
+            if let Some(h) = history {
+                index.history = Some(Arc::new(crate::versions::History::from_stored(h)?));
+            }
+            Ok::<_, Error>(index)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("index build failed: {e}")))??;
         tracing::info!(
             layer = %name,
             features = index.len(),
@@ -253,7 +268,10 @@ impl City {
         let imported =
             crate::import::import(self.store.as_ref(), req, Arc::clone(&progress)).await?;
         let index = match imported.features {
-            Some(features) if !self.options.store_tiled.contains(&imported.meta.name) => {
+            Some(features)
+                if !self.options.store_tiled.contains(&imported.meta.name)
+                    && imported.meta.versions.is_empty() =>
+            {
                 let version = self.versions.fetch_add(1, Ordering::Relaxed);
                 let m = imported.meta.clone();
                 Arc::new(
@@ -371,7 +389,7 @@ impl City {
         tree: &Arc<TerritoryTree>,
     ) -> Result<Arc<GridAssignment>> {
         // a view (desensitised points lie elsewhere) is assigned apart from its layer
-        let key = format!("{}\u{0}{}", index.meta.name, index.form.name());
+        let key = format!("{}\u{0}{}", index.cache_name(), index.form.name());
         let cached = || {
             self.assignments
                 .read()
@@ -408,7 +426,7 @@ impl City {
         let mut map = self.assignments.write().map_err(|_| poisoned())?;
         let layers = self.snapshot();
         map.retain(|key, _| {
-            key.split('\u{0}')
+            key.split(['\u{0}', '@'])
                 .next()
                 .is_some_and(|n| layers.contains_key(n))
         });
@@ -429,6 +447,7 @@ impl City {
                     .get(n)
                     .cloned()
                     .ok_or_else(|| Error::UnknownLayer(n.clone()))?;
+                let raw = self.layer_on(raw, req.at);
                 match req.plans.get(k) {
                     Some(plan) => self.view_of(&raw, plan, Some(req.coord.z)),
                     None => Ok(raw),

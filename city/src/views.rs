@@ -54,16 +54,16 @@ fn cached<K: std::hash::Hash + Eq, V: Clone>(
 impl Views {
     fn h3(&self, raw: &Arc<LayerIndex>) -> Arc<H3Aggregates> {
         let current = |a: &Arc<H3Aggregates>| a.layer_version == raw.version;
-        if let Some(a) = cached(&self.h3, &raw.meta.name, current) {
+        if let Some(a) = cached(&self.h3, &raw.cache_name(), current) {
             return a;
         }
         let _one = self.count.lock();
-        if let Some(a) = cached(&self.h3, &raw.meta.name, current) {
+        if let Some(a) = cached(&self.h3, &raw.cache_name(), current) {
             return a;
         }
         let a = Arc::new(H3Aggregates::compute(raw));
         if let Ok(mut m) = self.h3.write() {
-            m.insert(raw.meta.name.clone(), Arc::clone(&a));
+            m.insert(raw.cache_name(), Arc::clone(&a));
         }
         a
     }
@@ -74,7 +74,8 @@ impl Views {
         kind: ViewKind,
         build: impl FnOnce() -> LayerIndex,
     ) -> Arc<LayerIndex> {
-        let key = (raw.meta.name.clone(), kind);
+        let name = raw.cache_name();
+        let key = (name.clone(), kind);
         let version = raw.version;
         // a marked view carries the disputes generation above bit 40
         let current = |v: &Arc<LayerIndex>| v.version & ((1 << 40) - 1) == version;
@@ -88,7 +89,7 @@ impl Views {
         let v = Arc::new(build());
         if let Ok(mut m) = self.layers.write() {
             // views of older versions go
-            m.retain(|(n, _), old| *n != raw.meta.name || current(old));
+            m.retain(|(n, _), old| *n != name || current(old));
             m.insert(key, Arc::clone(&v));
         }
         v

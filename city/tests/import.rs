@@ -527,6 +527,7 @@ async fn tile_fields_select_the_attributes_written_into_tiles(backend: Backend) 
             coord: citytwin_tiles::TileCoord::containing(x, y, 15),
             budget: citytwin_tiles::TileBudget::default(),
             plans: &[],
+            at: None,
         })
         .await
         .unwrap();

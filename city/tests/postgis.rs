@@ -181,6 +181,7 @@ async fn database_tiles_carry_the_same_features_as_memory_tiles() {
             coord: TileCoord::containing(x, y, 15),
             budget,
             plans: &[],
+            at: None,
         })
         .await
         .unwrap();

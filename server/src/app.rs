@@ -241,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(routes::territory::router())
         .merge(routes::spatial::router())
+        .merge(routes::versions::router())
         .merge(routes::features::router())
         .merge(routes::live::router())
         .merge(routes::render::router())

@@ -384,12 +384,24 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(resp);
             }
         };
+        // `?at=`: the day base layers with versions are read as of, on every route
+        let at = match axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.into_iter().find(|(k, _)| k == "at"))
+        {
+            Some((_, v)) if !v.is_empty() => Some(
+                citytwin_city::versions::Day::parse(&v)
+                    .map_err(|e| Problem::bad_parameter("at", e.to_string()).into_response())?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             cx: Context {
                 principal,
                 channel: channel.to_owned(),
                 client,
                 request_id: request_id.to_string(),
+                at,
             },
             slot,
         })

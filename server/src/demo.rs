@@ -65,6 +65,9 @@ async fn import_entry(
     progress: Arc<dyn Progress>,
 ) -> Result<(), String> {
     tracing::info!(layer = %entry.meta.name, file = %entry.file, "importing demo layer");
+    if entry.meta.name == "buildings" {
+        return import_versions(store, fixtures, entry, progress).await;
+    }
     let mut req = ImportRequest::new(fixtures.join(&entry.file), &entry.meta.name);
     req.title = Some(entry.meta.title.clone());
     req.description = Some(entry.meta.description.clone());
@@ -87,6 +90,93 @@ async fn import_entry(
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// The day the demo's earlier buildings hold from, and the day of the fixtures' own.
+pub const DEMO_VERSIONS: [&str; 2] = ["2020-01-01", "2025-01-01"];
+
+/// The demo's buildings in two versions, as the planning bureau would keep them: the survey
+/// of 2020 and the fixtures' own of 2025, each building named by a stable `code`. Between
+/// them, the buildings built after 2020 are new; on every third of their sites an older,
+/// lower building stood in 2020 (replaced: removed in 2025); one building in fifty of those
+/// standing in 2020 gained two floors since (changed).
+pub fn building_versions(geojson: &str) -> Result<[String; 2], String> {
+    use serde_json::{Value, json};
+    let mut fc: Value = serde_json::from_str(geojson).map_err(|e| e.to_string())?;
+    let features = fc["features"]
+        .as_array_mut()
+        .ok_or("buildings: no features array")?;
+    let mut past = Vec::new();
+    for f in features.iter_mut() {
+        let id = f["id"]
+            .as_i64()
+            .ok_or("buildings: a feature without an id")?;
+        f["properties"]["code"] = json!(format!("NJB{id:06}"));
+        let year = f["properties"]["year"].as_i64().unwrap_or(0);
+        let floors = f["properties"]["floors"].as_i64().unwrap_or(1);
+        if year <= 2020 {
+            let mut then = f.clone();
+            if id % 50 == 7 && floors > 3 {
+                then["properties"]["floors"] = json!(floors - 2);
+                let h = f["properties"]["height"].as_f64().unwrap_or(0.0);
+                then["properties"]["height"] = json!((h - 6.0).max(3.0));
+            }
+            past.push(then);
+        } else if id % 3 == 0 {
+            let mut then = f.clone();
+            then["properties"]["code"] = json!(format!("NJB{id:06}-0"));
+            then["properties"]["year"] = json!(1985);
+            then["properties"]["floors"] = json!(floors.min(3));
+            then["properties"]["height"] = json!((floors.min(3) * 3) as f64);
+            then["properties"]["use"] = json!("residential");
+            past.push(then);
+        }
+    }
+    let now = serde_json::to_string(&fc).map_err(|e| e.to_string())?;
+    fc["features"] = Value::Array(past);
+    let then = serde_json::to_string(&fc).map_err(|e| e.to_string())?;
+    Ok([then, now])
+}
+
+/// Imports the demo buildings as two versions (see [`building_versions`]).
+async fn import_versions(
+    store: &dyn Store,
+    fixtures: &Path,
+    entry: &ManifestEntry,
+    progress: Arc<dyn Progress>,
+) -> Result<(), String> {
+    let path = fixtures.join(&entry.file);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let versions = tokio::task::spawn_blocking(move || building_versions(&text))
+        .await
+        .map_err(|e| e.to_string())??;
+    let dir = std::env::temp_dir().join(format!("citytwin-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut result = Ok(());
+    for (body, day) in versions.iter().zip(DEMO_VERSIONS) {
+        let file = dir.join(format!("buildings-{}.geojson", &day[..4]));
+        if let Err(e) = std::fs::write(&file, body) {
+            result = Err(format!("{}: {e}", file.display()));
+            break;
+        }
+        let mut req = ImportRequest::new(&file, &entry.meta.name);
+        req.title = Some(entry.meta.title.clone());
+        req.description = Some(entry.meta.description.clone());
+        req.minzoom = Some(entry.meta.minzoom);
+        req.maxzoom = Some(entry.meta.maxzoom);
+        req.source = Some(format!("{} (as of {day})", entry.meta.source));
+        req.time_field.clone_from(&entry.meta.time_field);
+        // the key names each building; tiles carry what they always did
+        req.tile_fields = Some(entry.meta.fields.iter().map(|f| f.name.clone()).collect());
+        req.as_of = Some(day.to_owned());
+        req.version_key = Some("code".into());
+        if let Err(e) = import(store, req, Arc::clone(&progress)).await {
+            result = Err(e.to_string());
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// The demo's classified catalogue (`demo/catalog.toml`): an entry per layer, base and live.

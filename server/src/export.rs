@@ -301,6 +301,7 @@ pub async fn run(a: ExportArgs) -> Result<Summary, String> {
                         coord,
                         budget,
                         plans: &plans,
+                        at: None,
                     })
                     .await;
                 (

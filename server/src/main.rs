@@ -168,6 +168,15 @@ struct ImportArgs {
     /// queries and temporal filters)
     #[arg(long)]
     time_field: Option<String>,
+    /// add the file as a version of the layer holding from this day (YYYY-MM-DD) instead of
+    /// replacing it: unchanged features are kept once, the past stays readable with ?at=. A
+    /// layer with versions always takes a new one (from --acquired, else today)
+    #[arg(long)]
+    as_of: Option<String>,
+    /// the field that names each feature the same in every version (default: the layer's,
+    /// else id)
+    #[arg(long)]
+    version_key: Option<String>,
     /// the classified catalogue entry (all of --owner, --share, --open, --level, or none)
     #[command(flatten)]
     class: citytwin::cli::ClassArgs,
@@ -407,6 +416,15 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     req.acquired = a.acquired;
     req.tile_fields = a.tile_fields;
     req.time_field = a.time_field;
+    req.as_of = a
+        .as_of
+        .map(|d| {
+            citytwin_city::versions::Day::parse(&d)
+                .map(citytwin_city::versions::Day::iso)
+                .map_err(|e| format!("--as-of: {e}"))
+        })
+        .transpose()?;
+    req.version_key = a.version_key;
     req.classification = a.class.classification()?;
     req.invalid = citytwin_city::import::Invalid::parse(&a.invalid).map_err(|e| e.to_string())?;
     req.osm = a
@@ -434,6 +452,17 @@ async fn run_import(a: ImportArgs) -> Result<(), String> {
     if !imported.amended.is_empty() {
         citytwin_city::import::write_report(&report, &imported.amended)
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(v) = imported.meta.versions.last() {
+        tracing::info!(
+            layer = %imported.meta.name,
+            version = %v.date,
+            versions = imported.meta.versions.len(),
+            added = v.added,
+            removed = v.removed,
+            changed = v.changed,
+            "version added"
+        );
     }
     tracing::info!(
         layer = %imported.meta.name,

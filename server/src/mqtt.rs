@@ -185,6 +185,7 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
                 channel: "mqtt".into(),
                 client: String::new(),
                 request_id: p.topic.clone(),
+                at: None,
             })
         }
     };

@@ -30,9 +30,15 @@ impl CitySource {
     /// brought up to date), each narrowed to its read plan.
     #[must_use]
     pub fn of(city: &City, who: &Principal) -> Self {
+        Self::on(city, who, None)
+    }
+
+    /// The same, base layers with versions as they were on a day.
+    #[must_use]
+    pub fn on(city: &City, who: &Principal, day: Option<citytwin_city::versions::Day>) -> Self {
         Self {
             layers: city
-                .visible_layers(who)
+                .visible_layers_on(who, day)
                 .into_iter()
                 .map(|(l, plan)| (l.meta.name.clone(), (l, plan)))
                 .collect(),

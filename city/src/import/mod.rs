@@ -59,6 +59,12 @@ pub struct ImportRequest {
     pub source_crs: Option<String>,
     /// a base-map layer made from an OpenStreetMap file (read through GDAL)
     pub osm: Option<gdal::Osm>,
+    /// add the file as a version of the layer holding from this day (`YYYY-MM-DD`) instead of
+    /// replacing it; a layer with versions always takes a new one (from `acquired`, else
+    /// today, when this is not given)
+    pub as_of: Option<String>,
+    /// the field that identifies a feature across versions (default: the layer's, else `id`)
+    pub version_key: Option<String>,
 }
 
 /// What an import does with a feature it cannot take as it is.
@@ -144,6 +150,8 @@ impl ImportRequest {
             invalid: Invalid::Fail,
             source_crs: None,
             osm: None,
+            as_of: None,
+            version_key: None,
         }
     }
 }
@@ -552,6 +560,9 @@ pub async fn import(
     .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?;
     let (valid, guessed) = valid?;
     let meta = merge_meta(existing.as_ref(), &req, &valid, guessed)?;
+    if req.as_of.is_some() || existing.as_ref().is_some_and(|m| !m.versions.is_empty()) {
+        return import_version(store, existing, meta, &req, valid, progress).await;
+    }
     progress.phase("writing", None);
     let stored = store.write_layer(&meta, &valid.features, req.mode).await?;
     progress.finish();
@@ -560,6 +571,167 @@ pub async fn import(
         meta: stored,
         amended: valid.amended,
         features: whole.then_some(valid.features),
+    })
+}
+
+/// Imports a file as a new version of a layer (or a new layer's first version): compares it
+/// with the current rows by the key field and writes only what changed.
+async fn import_version(
+    store: &dyn Store,
+    existing: Option<LayerMeta>,
+    mut meta: LayerMeta,
+    req: &ImportRequest,
+    valid: ValidLayer,
+    progress: Arc<dyn Progress>,
+) -> Result<Imported> {
+    use crate::versions::{Day, Version, VersionWrite};
+    let file = file_label(&req.path);
+    if req.mode == WriteMode::Append {
+        return Err(Error::Invalid(format!(
+            "layer {} keeps versions: import the whole layer as a new version (--as-of), not --append",
+            req.layer
+        )));
+    }
+    let day = match req.as_of.as_deref().or(req.acquired.as_deref()) {
+        Some(d) => Day::parse(d)?,
+        None => Day::today(),
+    };
+    let key = req
+        .version_key
+        .clone()
+        .or_else(|| existing.as_ref().and_then(|m| m.version_key.clone()))
+        .or_else(|| meta.field_index("id").map(|_| "id".to_owned()))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "versions match features by a field that names each one the same in every version: give it with --version-key FIELD (fields: {})",
+                meta.fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    if meta
+        .fields
+        .iter()
+        .any(|f| f.name == "valid_from" || f.name == "valid_to")
+    {
+        return Err(Error::Invalid(format!(
+            "{file} has a field valid_from or valid_to, which a versioned layer keeps for itself; rename it"
+        )));
+    }
+    let stamp = |date: Day, features: u64, added: u64, removed: u64, changed: u64| Version {
+        date: date.iso(),
+        features,
+        added,
+        removed,
+        changed,
+        source: meta.source.clone(),
+        imported_at: crate::layer::now_rfc3339(),
+    };
+    let Some(old) = existing else {
+        // a new layer: its first version
+        if meta.field_index(&key).is_none() {
+            return Err(Error::Invalid(format!(
+                "the key field {key:?} is not a field of {file}"
+            )));
+        }
+        crate::versions::plan(&[], &meta, &valid.features, &meta, &key, &file)?;
+        let n = valid.features.len() as u64;
+        meta.version_key = Some(key);
+        meta.versions = vec![stamp(day, n, n, 0, 0)];
+        progress.phase("writing", None);
+        let stored = store
+            .write_layer(&meta, &valid.features, WriteMode::Replace)
+            .await?;
+        progress.finish();
+        return Ok(Imported {
+            meta: stored,
+            amended: valid.amended,
+            features: None,
+        });
+    };
+    if old.external.is_some() {
+        return Err(Error::Invalid(format!(
+            "layer {} is a published table; citytwin keeps no versions of it",
+            old.name
+        )));
+    }
+    // a layer without versions becomes one: its rows hold from its acquisition (or last update)
+    let first = if old.versions.is_empty() {
+        let from = old
+            .acquired
+            .as_deref()
+            .and_then(|d| Day::parse(d).ok())
+            .or_else(|| Day::parse(&old.updated_at).ok())
+            .unwrap_or(day);
+        Some(from)
+    } else {
+        None
+    };
+    let latest = match (&first, old.versions.last()) {
+        (Some(f), _) => *f,
+        (None, Some(v)) => Day::parse(&v.date)?,
+        (None, None) => day,
+    };
+    if day <= latest {
+        return Err(Error::Invalid(format!(
+            "layer {}'s latest version holds from {latest}; a new version must hold from a later day (--as-of)",
+            old.name
+        )));
+    }
+    progress.phase("comparing", None);
+    let current = store.read_features(&old.name).await?;
+    let (plan, current) = {
+        let (old, meta, key, file) = (old.clone(), meta.clone(), key.clone(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            let incoming = valid.features;
+            let p = crate::versions::plan(&current, &old, &incoming, &meta, &key, &file);
+            (p, (incoming, valid.amended))
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("comparison failed: {e}")))?
+    };
+    let plan = plan?;
+    let (incoming, amended) = current;
+    let features = old.feature_count - plan.removed;
+    let features = features + plan.new;
+    let mut versions = old.versions.clone();
+    if let Some(f) = first {
+        versions.push(stamp(f, old.feature_count, old.feature_count, 0, 0));
+        versions[0].source.clone_from(&old.source);
+        versions[0].imported_at.clone_from(&old.updated_at);
+    }
+    versions.push(stamp(day, features, plan.new, plan.removed, plan.changed));
+    meta.versions = versions;
+    meta.version_key = Some(key);
+    meta.feature_count = features;
+    let added: Vec<Feature> = plan.added.iter().map(|&i| incoming[i].clone()).collect();
+    progress.phase("writing", None);
+    let stored = store
+        .write_version(
+            &meta,
+            &VersionWrite {
+                day,
+                first,
+                closed: &plan.closed,
+                added: &added,
+            },
+        )
+        .await?;
+    progress.finish();
+    tracing::info!(
+        layer = %stored.name,
+        as_of = %day,
+        added = plan.new,
+        removed = plan.removed,
+        changed = plan.changed,
+        "new version"
+    );
+    Ok(Imported {
+        meta: stored,
+        amended,
+        features: None,
     })
 }
 

@@ -200,6 +200,29 @@ impl Store for ClusterStore {
         Ok(stored)
     }
 
+    async fn write_version(
+        &self,
+        meta: &LayerMeta,
+        version: &crate::versions::VersionWrite<'_>,
+    ) -> Result<LayerMeta> {
+        let stored = self.primary.write_version(meta, version).await?;
+        self.tell(Notice::Layers).await;
+        Ok(stored)
+    }
+
+    async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
+        let version = self
+            .primary
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == layer)
+            .map(|m| m.updated_at)
+            .unwrap_or_default();
+        let replica = self.replica_for_layer(layer, &version).await;
+        self.pick(replica).read_history(layer).await
+    }
+
     async fn drop_layer(&self, layer: &str) -> Result<()> {
         self.primary.drop_layer(layer).await?;
         self.tell(Notice::Layers).await;

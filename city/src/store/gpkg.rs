@@ -170,8 +170,9 @@ impl Store for GeoPackageStore {
             .map(|f| format!(", {}", quote(&f.name)))
             .collect();
         let sql = format!(
-            "SELECT fid, geom{cols} FROM {} WHERE fid BETWEEN ?1 AND ?2 ORDER BY fid",
-            quote(layer)
+            "SELECT fid, geom{cols} FROM {} WHERE fid BETWEEN ?1 AND ?2{} ORDER BY fid",
+            quote(layer),
+            crate::versions::row_filter(&meta)
         );
         let (lo, hi): (Option<i64>, Option<i64>) =
             sqlx::query_as(&format!("SELECT min(fid), max(fid) FROM {}", quote(layer)))
@@ -213,116 +214,97 @@ impl Store for GeoPackageStore {
             .await?
             .into_iter()
             .find(|m| m.name == meta.name);
-        let table = quote(&meta.name);
-        let mut stored = meta.clone();
         let mut tx = self.pool.begin().await?;
-        match (&existing, mode) {
-            (Some(old), WriteMode::Append) => {
-                let existing_kinds = append_columns(old, meta)?;
-                for (f, existing) in meta.fields.iter().zip(existing_kinds) {
-                    match existing {
-                        Some(_) => {}
-                        None => {
-                            sqlx::query(&format!(
-                                "ALTER TABLE {table} ADD COLUMN {} {}",
-                                quote(&f.name),
-                                f.kind.sql_type()
-                            ))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-                stored.feature_count = old.feature_count + features.len() as u64;
-                stored.bounds = union_bounds(old.bounds, bounds_of(features));
-            }
-            _ => {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
-                    .execute(&mut *tx)
-                    .await?;
-                let cols: String = meta
-                    .fields
-                    .iter()
-                    .map(|f| format!(", {} {}", quote(&f.name), f.kind.sql_type()))
-                    .collect();
-                sqlx::query(&format!(
-                    "CREATE TABLE {table} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom {}{cols})",
-                    meta.geometry_kind.gpkg_name()
-                ))
-                .execute(&mut *tx)
-                .await?;
-                stored.feature_count = features.len() as u64;
-                stored.bounds = bounds_of(features);
-            }
-        }
-        let columns = column_list(meta);
-        let per_row = meta.fields.len() + 2;
-        let rows_per_stmt = (30_000 / per_row).clamp(1, 400);
-        for chunk in features.chunks(rows_per_stmt) {
-            let placeholders = format!("({})", vec!["?"; per_row].join(","));
-            let sql = format!(
-                "INSERT INTO {table} (fid, geom{columns}) VALUES {}",
-                vec![placeholders.as_str(); chunk.len()].join(",")
-            );
-            let mut q = sqlx::query(&sql);
-            for f in chunk {
-                if f.values.len() != meta.fields.len() {
-                    return Err(Error::Invalid(format!(
-                        "feature {} has {} values for {} fields",
-                        f.id,
-                        f.values.len(),
-                        meta.fields.len()
-                    )));
-                }
-                // appended features get fresh ids from the table's sequence
-                let fid = (mode == WriteMode::Replace || existing.is_none()).then_some(f.id);
-                q = q.bind(fid).bind(gpkg_blob(&to_column_form(&f.geometry))?);
-                for v in &f.values {
-                    q = match v {
-                        Value::Null => q.bind(None::<i64>),
-                        Value::Bool(b) => q.bind(*b),
-                        Value::Int(i) => q.bind(*i),
-                        Value::Float(x) => q.bind(*x),
-                        Value::Text(s) => q.bind(s.to_string()),
-                    };
-                }
-            }
-            q.execute(&mut *tx).await?;
-        }
-        stored.updated_at = now_rfc3339();
-        let b = stored.bounds.unwrap_or([0.0; 4]);
-        sqlx::query("INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, 4326)")
-            .bind(&meta.name)
-            .bind(&meta.title)
-            .bind(&meta.description)
-            .bind(b[0])
-            .bind(b[1])
-            .bind(b[2])
-            .bind(b[3])
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT OR REPLACE INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, 'geom', ?, 4326, 0, 0)")
-            .bind(&meta.name)
-            .bind(meta.geometry_kind.gpkg_name())
-            .execute(&mut *tx)
-            .await?;
-        if let (Some(old), WriteMode::Append) = (&existing, mode) {
-            // keep columns the old layer had and the new features lack
-            for f in &old.fields {
-                if !stored.fields.iter().any(|n| n.name == f.name) {
-                    stored.fields.push(f.clone());
-                }
-            }
-        }
-        let json = serde_json::to_string(&stored)
-            .map_err(|e| Error::Invalid(format!("cannot encode metadata: {e}")))?;
-        sqlx::query("INSERT OR REPLACE INTO citytwin_layers (name, meta) VALUES (?, ?)")
-            .bind(&meta.name)
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
+        let stored = write_rows(&mut tx, existing, meta, features, mode).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    async fn write_version(
+        &self,
+        meta: &LayerMeta,
+        v: &crate::versions::VersionWrite<'_>,
+    ) -> Result<LayerMeta> {
+        check_layer_name(&meta.name)?;
+        let existing = self
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == meta.name)
+            .ok_or_else(|| Error::UnknownLayer(meta.name.clone()))?;
+        let table = quote(&meta.name);
+        let mut tx = self.pool.begin().await?;
+        if let Some(first) = v.first {
+            for col in ["valid_from", "valid_to"] {
+                sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {col} TEXT"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(&format!("UPDATE {table} SET valid_from = ?"))
+                .bind(first.iso())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut closed = 0;
+        for chunk in v.closed.chunks(500) {
+            let ids = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            closed += sqlx::query(&format!(
+                "UPDATE {table} SET valid_to = ? WHERE fid IN ({ids}) AND valid_to IS NULL"
+            ))
+            .bind(v.day.iso())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if closed != v.closed.len() as u64 {
+            return Err(Error::Invalid(format!(
+                "layer {} changed while its new version was compared; import it again",
+                meta.name
+            )));
+        }
+        let mut stored =
+            write_rows(&mut tx, Some(existing), meta, v.added, WriteMode::Append).await?;
+        sqlx::query(&format!(
+            "UPDATE {table} SET valid_from = ? WHERE valid_from IS NULL"
+        ))
+        .bind(v.day.iso())
+        .execute(&mut *tx)
+        .await?;
+        stored.feature_count = meta.feature_count;
+        save_meta(&mut tx, &stored).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
+        check_layer_name(layer)?;
+        let meta = self
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == layer)
+            .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
+        let table = quote(layer);
+        let intervals: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as(&format!("SELECT fid, valid_from, valid_to FROM {table}"))
+                .fetch_all(&self.pool)
+                .await?;
+        let sql = format!(
+            "SELECT fid, geom{} FROM {table} WHERE fid BETWEEN ?1 AND ?2 AND valid_to IS NOT NULL ORDER BY fid",
+            column_list(&meta)
+        );
+        let kinds: Vec<FieldKind> = meta.fields.iter().map(|f| f.kind).collect();
+        let path = self.path.clone();
+        let past = tokio::task::spawn_blocking(move || {
+            read_slice(&path, &sql, &kinds, i64::MIN, i64::MAX)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("read task failed: {e}")))??;
+        Ok(crate::versions::StoredHistory { intervals, past })
     }
 
     async fn drop_layer(&self, layer: &str) -> Result<()> {
@@ -716,4 +698,140 @@ fn read_slice(
         });
     }
     Ok(out)
+}
+
+/// Writes a layer's rows and metadata inside a transaction (`existing`: the layer as stored).
+async fn write_rows(
+    tx: &mut sqlx::SqliteConnection,
+    existing: Option<LayerMeta>,
+    meta: &LayerMeta,
+    features: &[Feature],
+    mode: WriteMode,
+) -> Result<LayerMeta> {
+    let table = quote(&meta.name);
+    let mut stored = meta.clone();
+    match (&existing, mode) {
+        (Some(old), WriteMode::Append) => {
+            let existing_kinds = append_columns(old, meta)?;
+            for (f, existing) in meta.fields.iter().zip(existing_kinds) {
+                match existing {
+                    Some(_) => {}
+                    None => {
+                        sqlx::query(&format!(
+                            "ALTER TABLE {table} ADD COLUMN {} {}",
+                            quote(&f.name),
+                            f.kind.sql_type()
+                        ))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            stored.feature_count = old.feature_count + features.len() as u64;
+            stored.bounds = union_bounds(old.bounds, bounds_of(features));
+        }
+        _ => {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(&mut *tx)
+                .await?;
+            let cols: String = meta
+                .fields
+                .iter()
+                .map(|f| format!(", {} {}", quote(&f.name), f.kind.sql_type()))
+                .collect();
+            // a versioned layer's rows carry the days they hold from and until
+            let validity = if meta.versions.is_empty() {
+                ""
+            } else {
+                ", valid_from TEXT, valid_to TEXT"
+            };
+            sqlx::query(&format!(
+                    "CREATE TABLE {table} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom {}{cols}{validity})",
+                    meta.geometry_kind.gpkg_name()
+                ))
+                .execute(&mut *tx)
+                .await?;
+            stored.feature_count = features.len() as u64;
+            stored.bounds = bounds_of(features);
+        }
+    }
+    let columns = column_list(meta);
+    let per_row = meta.fields.len() + 2;
+    let rows_per_stmt = (30_000 / per_row).clamp(1, 400);
+    for chunk in features.chunks(rows_per_stmt) {
+        let placeholders = format!("({})", vec!["?"; per_row].join(","));
+        let sql = format!(
+            "INSERT INTO {table} (fid, geom{columns}) VALUES {}",
+            vec![placeholders.as_str(); chunk.len()].join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            if f.values.len() != meta.fields.len() {
+                return Err(Error::Invalid(format!(
+                    "feature {} has {} values for {} fields",
+                    f.id,
+                    f.values.len(),
+                    meta.fields.len()
+                )));
+            }
+            // appended features get fresh ids from the table's sequence
+            let fid = (mode == WriteMode::Replace || existing.is_none()).then_some(f.id);
+            q = q.bind(fid).bind(gpkg_blob(&to_column_form(&f.geometry))?);
+            for v in &f.values {
+                q = match v {
+                    Value::Null => q.bind(None::<i64>),
+                    Value::Bool(b) => q.bind(*b),
+                    Value::Int(i) => q.bind(*i),
+                    Value::Float(x) => q.bind(*x),
+                    Value::Text(s) => q.bind(s.to_string()),
+                };
+            }
+        }
+        q.execute(&mut *tx).await?;
+    }
+    if let (WriteMode::Replace, Some(v)) = (mode, meta.versions.last()) {
+        sqlx::query(&format!("UPDATE {table} SET valid_from = ?"))
+            .bind(&v.date)
+            .execute(&mut *tx)
+            .await?;
+    }
+    stored.updated_at = now_rfc3339();
+    let b = stored.bounds.unwrap_or([0.0; 4]);
+    sqlx::query("INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, 4326)")
+            .bind(&meta.name)
+            .bind(&meta.title)
+            .bind(&meta.description)
+            .bind(b[0])
+            .bind(b[1])
+            .bind(b[2])
+            .bind(b[3])
+            .execute(&mut *tx)
+            .await?;
+    sqlx::query("INSERT OR REPLACE INTO gpkg_geometry_columns (table_name, column_name, geometry_type_name, srs_id, z, m) VALUES (?, 'geom', ?, 4326, 0, 0)")
+            .bind(&meta.name)
+            .bind(meta.geometry_kind.gpkg_name())
+            .execute(&mut *tx)
+            .await?;
+    if let (Some(old), WriteMode::Append) = (&existing, mode) {
+        // keep columns the old layer had and the new features lack
+        for f in &old.fields {
+            if !stored.fields.iter().any(|n| n.name == f.name) {
+                stored.fields.push(f.clone());
+            }
+        }
+    }
+    save_meta(tx, &stored).await?;
+    Ok(stored)
+}
+
+/// Stores a layer's metadata.
+async fn save_meta(tx: &mut sqlx::SqliteConnection, stored: &LayerMeta) -> Result<()> {
+    let json = serde_json::to_string(stored)
+        .map_err(|e| Error::Invalid(format!("cannot encode metadata: {e}")))?;
+    sqlx::query("INSERT OR REPLACE INTO citytwin_layers (name, meta) VALUES (?, ?)")
+        .bind(&stored.name)
+        .bind(json)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

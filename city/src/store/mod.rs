@@ -110,6 +110,32 @@ pub trait Store: Send + Sync + 'static {
         mode: WriteMode,
     ) -> Result<LayerMeta>;
 
+    /// Adds a version to a layer in one transaction: the closed rows end on the version's
+    /// day, the added rows start on it, and the metadata (with its versions) is stored as
+    /// given (bounds and update time filled in). A layer not versioned before first gets its
+    /// validity columns, its rows valid from `first`. On error the layer is as it was.
+    async fn write_version(
+        &self,
+        meta: &LayerMeta,
+        version: &crate::versions::VersionWrite<'_>,
+    ) -> Result<LayerMeta> {
+        let _ = version;
+        Err(Error::Invalid(format!(
+            "{} keeps no versions of layer {}",
+            self.describe(),
+            meta.name
+        )))
+    }
+
+    /// A versioned layer's rows besides its current features: every row's validity, and the
+    /// features of the rows no longer current.
+    async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
+        Err(Error::Invalid(format!(
+            "{} keeps no versions of layer {layer}",
+            self.describe()
+        )))
+    }
+
     /// Removes a layer with its features and metadata (a published table of someone else's
     /// is only unpublished, never dropped).
     async fn drop_layer(&self, layer: &str) -> Result<()>;

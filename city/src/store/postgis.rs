@@ -467,18 +467,18 @@ impl PostgisStore {
         tx.commit().await?;
         Ok(meta)
     }
+}
 
-    async fn own_table_exists(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        name: &str,
-    ) -> Result<bool> {
-        let (exists,): (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
-            .bind(format!("{}.{}", quote(&self.schema), quote(name)))
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(exists)
-    }
+async fn own_table_exists(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
+    name: &str,
+) -> Result<bool> {
+    let (exists,): (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
+        .bind(format!("{}.{}", quote(schema), quote(name)))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(exists)
 }
 
 fn parse_meta(json: &str) -> Result<LayerMeta> {
@@ -519,6 +519,8 @@ struct Source {
     id: String,
     geometry: String,
     srid: i32,
+    /// ` AND …`: the rows of the version the metadata asks for (empty: every row)
+    rows: String,
 }
 
 impl Source {
@@ -529,12 +531,14 @@ impl Source {
                 id: quote(&ext.id_column),
                 geometry: source_geometry(ext),
                 srid: ext.srid,
+                rows: String::new(),
             },
             None => Self {
                 table: format!("{}.{}", quote(schema), quote(&meta.name)),
                 id: "fid".into(),
                 geometry: "geom".into(),
                 srid: 4326,
+                rows: crate::versions::row_filter(meta),
             },
         }
     }
@@ -682,7 +686,8 @@ impl Store for PostgisStore {
             .collect();
         let sql = format!(
             "SELECT {id}::int8, ST_AsBinary({g}){cols} FROM {t} \
-             WHERE {id} BETWEEN $1 AND $2 AND {geom} IS NOT NULL ORDER BY {id}",
+             WHERE {id} BETWEEN $1 AND $2 AND {geom} IS NOT NULL{rows} ORDER BY {id}",
+            rows = src.rows,
             id = src.id,
             g = src.wgs84(),
             geom = src.geometry,
@@ -691,42 +696,16 @@ impl Store for PostgisStore {
         // large layers are read over several connections, in slices of the id range
         let slices: i64 = if meta.feature_count > 50_000 { 4 } else { 1 };
         let step = (hi - lo) / slices + 1;
-        let kinds: Arc<[FieldKind]> = meta.fields.iter().map(|f| f.kind).collect();
+        let fields: &[Field] = &meta.fields;
         let reads = (0..slices).map(|i| {
             let (a, b) = (lo + i * step, (lo + (i + 1) * step - 1).min(hi));
-            let (sql, kinds, pool) = (&sql, Arc::clone(&kinds), &self.pool);
+            let (sql, pool) = (&sql, &self.pool);
             async move {
                 let mut rows = sqlx::query(sql).bind(a).bind(b).fetch(pool);
                 let mut out = Vec::new();
                 let mut interner = Interner::default();
                 while let Some(row) = rows.try_next().await? {
-                    let id: i64 = row.try_get(0)?;
-                    let wkb: &[u8] = row.try_get(1)?;
-                    let geometry =
-                        read_wkb(wkb).map_err(|e| Error::Invalid(format!("feature {id}: {e}")))?;
-                    let mut values = Vec::with_capacity(kinds.len());
-                    for (i, kind) in kinds.iter().enumerate() {
-                        let c = i + 2;
-                        values.push(match kind {
-                            FieldKind::Integer => row
-                                .try_get::<Option<i64>, _>(c)?
-                                .map_or(Value::Null, Value::Int),
-                            FieldKind::Real => row
-                                .try_get::<Option<f64>, _>(c)?
-                                .map_or(Value::Null, Value::Float),
-                            FieldKind::Boolean => row
-                                .try_get::<Option<bool>, _>(c)?
-                                .map_or(Value::Null, Value::Bool),
-                            FieldKind::Text => row
-                                .try_get::<Option<&str>, _>(c)?
-                                .map_or(Value::Null, |t| interner.text(t)),
-                        });
-                    }
-                    out.push(Feature {
-                        id,
-                        geometry,
-                        values,
-                    });
+                    out.push(feature_of_row(&row, fields, &mut interner)?);
                 }
                 Ok::<_, Error>(out)
             }
@@ -748,7 +727,6 @@ impl Store for PostgisStore {
                 meta.name
             )));
         }
-        let table = format!("{}.{}", quote(&self.schema), quote(&meta.name));
         let mut tx = self.pool.begin().await?;
         // imports may take longer than an ordinary statement
         sqlx::query("SET LOCAL statement_timeout = 0")
@@ -759,144 +737,91 @@ impl Store for PostgisStore {
             .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
             .execute(&mut *tx)
             .await?;
-        let existing: Option<LayerMeta> = {
-            let row: Option<(String,)> =
-                sqlx::query_as("SELECT meta::text FROM citytwin_layers WHERE name = $1")
-                    .bind(&meta.name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            row.map(|(j,)| parse_meta(&j)).transpose()?
-        };
-        if let Some(old) = &existing
-            && old.external.is_some()
-        {
+        let stored = write_rows(&mut tx, &self.schema, meta, features, mode).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn write_version(
+        &self,
+        meta: &LayerMeta,
+        v: &crate::versions::VersionWrite<'_>,
+    ) -> Result<LayerMeta> {
+        check_layer_name(&meta.name)?;
+        let table = format!("{}.{}", quote(&self.schema), quote(&meta.name));
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(first) = v.first {
+            sqlx::query(&format!(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS valid_from text, ADD COLUMN IF NOT EXISTS valid_to text"
+            ))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("UPDATE {table} SET valid_from = $1"))
+                .bind(first.iso())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let closed = sqlx::query(&format!(
+            "UPDATE {table} SET valid_to = $1 WHERE fid = ANY($2) AND valid_to IS NULL"
+        ))
+        .bind(v.day.iso())
+        .bind(v.closed)
+        .execute(&mut *tx)
+        .await?;
+        if closed.rows_affected() != v.closed.len() as u64 {
             return Err(Error::Invalid(format!(
-                "layer {} is a published table; citytwin does not write to it",
+                "layer {} changed while its new version was compared; import it again",
                 meta.name
             )));
         }
-        if existing.is_none() && self.own_table_exists(&mut tx, &meta.name).await? {
-            return Err(Error::Invalid(format!(
-                "table {table} exists but is not a citytwin layer; pick another layer name"
-            )));
-        }
-        let mut stored = meta.clone();
-        // the column kinds the values are written as
-        let mut column_kinds: Vec<FieldKind> = meta.fields.iter().map(|f| f.kind).collect();
-        let mut first_id = None;
-        match (&existing, mode) {
-            (Some(old), WriteMode::Append) => {
-                let existing_kinds = append_columns(old, meta)?;
-                for (i, (f, existing)) in meta.fields.iter().zip(existing_kinds).enumerate() {
-                    match existing {
-                        Some(kind) => column_kinds[i] = kind,
-                        None => {
-                            sqlx::query(&format!(
-                                "ALTER TABLE {table} ADD COLUMN {} {}",
-                                quote(&f.name),
-                                pg_type(f.kind)
-                            ))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-                for f in &old.fields {
-                    if let Some(i) = stored.fields.iter().position(|n| n.name == f.name) {
-                        stored.fields[i].kind = f.kind;
-                    } else {
-                        stored.fields.push(f.clone());
-                    }
-                }
-                let (max,): (Option<i64>,) =
-                    sqlx::query_as(&format!("SELECT max(fid) FROM {table}"))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                first_id = Some(max.unwrap_or(0) + 1);
-                stored.feature_count = old.feature_count + features.len() as u64;
-                stored.bounds = union_bounds(old.bounds, bounds_of(features));
-            }
-            _ => {
-                sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
-                    .execute(&mut *tx)
-                    .await?;
-                let cols: String = meta
-                    .fields
-                    .iter()
-                    .map(|f| format!(", {} {}", quote(&f.name), pg_type(f.kind)))
-                    .collect();
-                sqlx::query(&format!(
-                    "CREATE TABLE {table} (fid bigint NOT NULL, geom {} NOT NULL{cols})",
-                    pg_geometry_type(meta.geometry_kind)
-                ))
-                .execute(&mut *tx)
-                .await?;
-                stored.feature_count = features.len() as u64;
-                stored.bounds = bounds_of(features);
-            }
-        }
-        let columns = column_list(meta);
-        let mut copy = (*tx)
-            .copy_in_raw(&format!(
-                "COPY {table} (fid, geom{columns}) FROM STDIN (FORMAT binary)"
-            ))
-            .await?;
-        let mut body = CopyBinary::new();
-        let mut failure = None;
-        for (n, f) in features.iter().enumerate() {
-            if f.values.len() != meta.fields.len() {
-                failure = Some(format!(
-                    "feature {} has {} values for {} fields",
-                    f.id,
-                    f.values.len(),
-                    meta.fields.len()
-                ));
-                break;
-            }
-            body.tuple(meta.fields.len() + 2);
-            let id = first_id.map_or(f.id, |first| first + n as i64);
-            body.field(&id.to_be_bytes());
-            match to_column_form(&f.geometry).to_ewkb(CoordDimensions::xy(), Some(4326)) {
-                Ok(ewkb) => body.field(&ewkb),
-                Err(e) => {
-                    failure = Some(format!("feature {}: cannot encode geometry: {e}", f.id));
-                    break;
-                }
-            }
-            if let Some(e) = f
-                .values
-                .iter()
-                .zip(&column_kinds)
-                .find_map(|(v, k)| body.value(v, *k).err())
-            {
-                failure = Some(format!("feature {}: {e}", f.id));
-                break;
-            }
-            if body.buf.len() >= 1 << 20 {
-                copy.send(std::mem::take(&mut body.buf)).await?;
-            }
-        }
-        if let Some(reason) = failure {
-            copy.abort(reason.clone()).await?;
-            return Err(Error::Invalid(reason));
-        }
-        copy.send(body.finish()).await?;
-        copy.finish().await?;
-        if existing.is_none() || mode == WriteMode::Replace {
-            sqlx::query(&format!("ALTER TABLE {table} ADD PRIMARY KEY (fid)"))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("CREATE INDEX ON {table} USING gist (geom)"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(&format!("ANALYZE {table}"))
-            .execute(&mut *tx)
-            .await?;
-        stored.updated_at = now_rfc3339();
+        let mut stored =
+            write_rows(&mut tx, &self.schema, meta, v.added, WriteMode::Append).await?;
+        sqlx::query(&format!(
+            "UPDATE {table} SET valid_from = $1 WHERE valid_from IS NULL"
+        ))
+        .bind(v.day.iso())
+        .execute(&mut *tx)
+        .await?;
+        stored.feature_count = meta.feature_count;
         save_meta(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
+        check_layer_name(layer)?;
+        let meta = self
+            .meta_of(layer)
+            .await?
+            .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
+        let table = format!("{}.{}", quote(&self.schema), quote(layer));
+        let intervals: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as(&format!("SELECT fid, valid_from, valid_to FROM {table}"))
+                .fetch_all(&self.pool)
+                .await?;
+        let cols: String = meta
+            .fields
+            .iter()
+            .map(|f| format!(", {}", select_field(f)))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT fid, ST_AsBinary(geom){cols} FROM {table} WHERE valid_to IS NOT NULL ORDER BY fid"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut interner = Interner::default();
+        let past = rows
+            .iter()
+            .map(|row| feature_of_row(row, &meta.fields, &mut interner))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::versions::StoredHistory { intervals, past })
     }
 
     async fn drop_layer(&self, layer: &str) -> Result<()> {
@@ -1115,12 +1040,13 @@ impl Store for PostgisStore {
                  rows AS ( \
                    SELECT {id}::int8 AS \"__ct_fid\", \
                      ST_AsMVTGeom({transform}, env.tile, {TILE_EXTENT}, {TILE_BUFFER}, true) AS \"__ct_geom\"{cols} \
-                   FROM {t}, env WHERE {g} && env.area {size} \
+                   FROM {t}, env WHERE {g} && env.area {size}{rows} \
                    ORDER BY {order} LIMIT $6) \
                  SELECT ST_AsMVT(rows.*, $7, {TILE_EXTENT}, '__ct_geom', '__ct_fid'), count(*)::int8 \
                  FROM rows WHERE \"__ct_geom\" IS NOT NULL",
                 id = src.id,
                 t = src.table,
+                rows = src.rows,
                 size = size.clone().unwrap_or_default(),
             )
         };
@@ -1371,6 +1297,198 @@ impl crate::cluster::Lease for WriterLease {
             Err(Error::Unavailable("the writer lock was lost".into()))
         }
     }
+}
+
+/// Writes a layer's rows and metadata inside a transaction holding the layer's lock.
+async fn write_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    schema: &str,
+    meta: &LayerMeta,
+    features: &[Feature],
+    mode: WriteMode,
+) -> Result<LayerMeta> {
+    let table = format!("{}.{}", quote(schema), quote(&meta.name));
+    let existing: Option<LayerMeta> = {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT meta::text FROM citytwin_layers WHERE name = $1")
+                .bind(&meta.name)
+                .fetch_optional(&mut **tx)
+                .await?;
+        row.map(|(j,)| parse_meta(&j)).transpose()?
+    };
+    if let Some(old) = &existing
+        && old.external.is_some()
+    {
+        return Err(Error::Invalid(format!(
+            "layer {} is a published table; citytwin does not write to it",
+            meta.name
+        )));
+    }
+    if existing.is_none() && own_table_exists(tx, schema, &meta.name).await? {
+        return Err(Error::Invalid(format!(
+            "table {table} exists but is not a citytwin layer; pick another layer name"
+        )));
+    }
+    let mut stored = meta.clone();
+    // the column kinds the values are written as
+    let mut column_kinds: Vec<FieldKind> = meta.fields.iter().map(|f| f.kind).collect();
+    let mut first_id = None;
+    match (&existing, mode) {
+        (Some(old), WriteMode::Append) => {
+            let existing_kinds = append_columns(old, meta)?;
+            for (i, (f, existing)) in meta.fields.iter().zip(existing_kinds).enumerate() {
+                match existing {
+                    Some(kind) => column_kinds[i] = kind,
+                    None => {
+                        sqlx::query(&format!(
+                            "ALTER TABLE {table} ADD COLUMN {} {}",
+                            quote(&f.name),
+                            pg_type(f.kind)
+                        ))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+            }
+            for f in &old.fields {
+                if let Some(i) = stored.fields.iter().position(|n| n.name == f.name) {
+                    stored.fields[i].kind = f.kind;
+                } else {
+                    stored.fields.push(f.clone());
+                }
+            }
+            let (max,): (Option<i64>,) = sqlx::query_as(&format!("SELECT max(fid) FROM {table}"))
+                .fetch_one(&mut **tx)
+                .await?;
+            first_id = Some(max.unwrap_or(0) + 1);
+            stored.feature_count = old.feature_count + features.len() as u64;
+            stored.bounds = union_bounds(old.bounds, bounds_of(features));
+        }
+        _ => {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(&mut **tx)
+                .await?;
+            let cols: String = meta
+                .fields
+                .iter()
+                .map(|f| format!(", {} {}", quote(&f.name), pg_type(f.kind)))
+                .collect();
+            let validity = if meta.versions.is_empty() {
+                ""
+            } else {
+                ", valid_from text, valid_to text"
+            };
+            sqlx::query(&format!(
+                "CREATE TABLE {table} (fid bigint NOT NULL, geom {} NOT NULL{cols}{validity})",
+                pg_geometry_type(meta.geometry_kind)
+            ))
+            .execute(&mut **tx)
+            .await?;
+            stored.feature_count = features.len() as u64;
+            stored.bounds = bounds_of(features);
+        }
+    }
+    let columns = column_list(meta);
+    let mut copy = (**tx)
+        .copy_in_raw(&format!(
+            "COPY {table} (fid, geom{columns}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut body = CopyBinary::new();
+    let mut failure = None;
+    for (n, f) in features.iter().enumerate() {
+        if f.values.len() != meta.fields.len() {
+            failure = Some(format!(
+                "feature {} has {} values for {} fields",
+                f.id,
+                f.values.len(),
+                meta.fields.len()
+            ));
+            break;
+        }
+        body.tuple(meta.fields.len() + 2);
+        let id = first_id.map_or(f.id, |first| first + n as i64);
+        body.field(&id.to_be_bytes());
+        match to_column_form(&f.geometry).to_ewkb(CoordDimensions::xy(), Some(4326)) {
+            Ok(ewkb) => body.field(&ewkb),
+            Err(e) => {
+                failure = Some(format!("feature {}: cannot encode geometry: {e}", f.id));
+                break;
+            }
+        }
+        if let Some(e) = f
+            .values
+            .iter()
+            .zip(&column_kinds)
+            .find_map(|(v, k)| body.value(v, *k).err())
+        {
+            failure = Some(format!("feature {}: {e}", f.id));
+            break;
+        }
+        if body.buf.len() >= 1 << 20 {
+            copy.send(std::mem::take(&mut body.buf)).await?;
+        }
+    }
+    if let Some(reason) = failure {
+        copy.abort(reason.clone()).await?;
+        return Err(Error::Invalid(reason));
+    }
+    copy.send(body.finish()).await?;
+    copy.finish().await?;
+    if existing.is_none() || mode == WriteMode::Replace {
+        sqlx::query(&format!("ALTER TABLE {table} ADD PRIMARY KEY (fid)"))
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(&format!("CREATE INDEX ON {table} USING gist (geom)"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let (WriteMode::Replace, Some(v)) = (mode, meta.versions.last()) {
+        sqlx::query(&format!("UPDATE {table} SET valid_from = $1"))
+            .bind(&v.date)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(&format!("ANALYZE {table}"))
+        .execute(&mut **tx)
+        .await?;
+    stored.updated_at = now_rfc3339();
+    save_meta(tx, &stored).await?;
+    Ok(stored)
+}
+
+/// A feature from a row of `fid, WKB, fields…`.
+fn feature_of_row(
+    row: &sqlx::postgres::PgRow,
+    fields: &[Field],
+    interner: &mut Interner,
+) -> Result<Feature> {
+    let id: i64 = row.try_get(0)?;
+    let wkb: &[u8] = row.try_get(1)?;
+    let geometry = read_wkb(wkb).map_err(|e| Error::Invalid(format!("feature {id}: {e}")))?;
+    let mut values = Vec::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        let c = i + 2;
+        values.push(match f.kind {
+            FieldKind::Integer => row
+                .try_get::<Option<i64>, _>(c)?
+                .map_or(Value::Null, Value::Int),
+            FieldKind::Real => row
+                .try_get::<Option<f64>, _>(c)?
+                .map_or(Value::Null, Value::Float),
+            FieldKind::Boolean => row
+                .try_get::<Option<bool>, _>(c)?
+                .map_or(Value::Null, Value::Bool),
+            FieldKind::Text => row
+                .try_get::<Option<&str>, _>(c)?
+                .map_or(Value::Null, |t| interner.text(t)),
+        });
+    }
+    Ok(Feature {
+        id,
+        geometry,
+        values,
+    })
 }
 
 #[cfg(test)]

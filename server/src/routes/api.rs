@@ -5,6 +5,7 @@ use crate::problem::ApiResult;
 use crate::problem::Problem;
 use crate::routes::{
     access, catalog, features, governance, live, ops, render, spatial, styles, territory, tiles,
+    versions,
 };
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -21,7 +22,8 @@ use crate::app::AppState;
 #[allow(clippy::needless_for_each)]
 mod doc {
     use super::{
-        access, catalog, features, governance, live, ops, render, spatial, styles, territory, tiles,
+        access, catalog, features, governance, live, ops, render, spatial, styles, territory,
+        tiles, versions,
     };
     use utoipa::OpenApi;
 
@@ -38,6 +40,7 @@ mod doc {
         styles::list, styles::one,
         territory::locate, territory::locate_many, territory::search, territory::one, territory::children,
         spatial::nearest_features, spatial::within_distance, spatial::intersects, spatial::stats, spatial::cells,
+        versions::versions, versions::diff,
         features::landing, features::conformance, features::collections, features::collection,
         features::queryables, features::items, features::item,
         live::report, live::list_events, live::one_event, live::transition, live::assign,
@@ -58,6 +61,7 @@ mod doc {
     tags(
         (name = "tiles", description = "XYZ vector tiles and TileJSON"),
         (name = "styles", description = "MapLibre styles"),
+        (name = "versions", description = "A base layer's versions and what changed between two dates"),
         (name = "catalog", description = "the layer catalogue with provenance"),
         (name = "territory", description = "the five-level territory tree: city, district, street, community, grid"),
         (name = "statistics", description = "counts and sums per territory and per cell"),

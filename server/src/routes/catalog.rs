@@ -88,10 +88,14 @@ fn entry(l: &LayerIndex, plan: &ReadPlan, disputes: &Disputes, base: &str) -> Va
         "bounds": m.bounds,
         "feature_count": m.feature_count,
         "time_field": m.time_field,
+        // a base layer kept in versions: read any of them with ?at=
+        "version_key": m.version_key,
+        "versions": m.versions,
         "links": {
             "tilejson": format!("{base}/tiles/{}", m.name),
             "tiles": format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", m.name),
             "features": format!("{base}/collections/{}/items", m.name),
+            "versions": (!m.versions.is_empty()).then(|| format!("{base}/layers/{}/versions", m.name)),
         },
     })
 }

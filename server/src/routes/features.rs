@@ -321,6 +321,7 @@ fn selected_properties(p: &Params, l: &LayerIndex) -> ApiResult<Option<Vec<usize
         ("bbox" = Option<String>, Query, description = "west,south,east,north in CRS84"),
         ("bbox-crs" = Option<String>, Query, description = "CRS84 only"),
         ("datetime" = Option<String>, Query, description = "instant or interval: 2020-01-01, 2020-01-01/.., ../2021-06-30T00:00:00Z"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
         ("filter" = Option<String>, Query, description = "CQL2 text, e.g. height > 30 AND S_INTERSECTS(geometry, POLYGON((…)))"),
         ("filter-lang" = Option<String>, Query, description = "cql2-text (the default and only one)"),
         ("filter-crs" = Option<String>, Query, description = "CRS84 only"),
@@ -338,6 +339,7 @@ pub(crate) async fn items(
     headers: HeaderMap,
     p: Params,
 ) -> ApiResult<Response> {
+    let caller = crate::routes::selection::dated(&state, caller, &id, &p)?;
     let (l, plan) = collection_layer(&state, &caller, &id)?;
     plan.features_allowed()?;
     caller.expensive(&state)?;
@@ -368,6 +370,7 @@ pub(crate) async fn items(
     let base = base_url(&headers);
     // the request's own query, for self and next links, without offset
     let mut query: Vec<(String, String)> = [
+        "at",
         "bbox",
         "bbox-crs",
         "datetime",

@@ -13,6 +13,7 @@ pub mod spatial;
 pub mod styles;
 pub mod territory;
 pub mod tiles;
+pub mod versions;
 pub mod web;
 
 use crate::problem::Problem;

@@ -84,6 +84,7 @@ fn png_response(frame: &Frame) -> ApiResult<Response> {
         ("pitch" = Option<f64>, Query, description = "degrees from straight down, 0–60"),
         ("bearing" = Option<f64>, Query, description = "degrees clockwise from north"),
         ("layers" = Option<String>, Query, description = "only these style layers, comma-separated"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "PNG; warnings about what the renderer skipped in X-Render-Warnings", content_type = "image/png"),
@@ -106,7 +107,7 @@ pub(crate) async fn static_map(
         )));
     };
     params.only(&[
-        "bbox", "center", "zoom", "width", "height", "scale", "pitch", "bearing", "layers",
+        "bbox", "center", "zoom", "width", "height", "scale", "pitch", "bearing", "layers", "at",
     ])?;
     let width = side(&params, "width", 800)?;
     let height = side(&params, "height", 600)?;
@@ -190,7 +191,7 @@ pub(crate) async fn static_map(
             .only(&ids)
             .map_err(|e| Problem::bad_parameter("layers", e.to_string()))?;
     }
-    let source = CitySource::of(&state.city, caller.principal());
+    let source = CitySource::on(&state.city, caller.principal(), caller.cx.at);
     for plan in source.plans() {
         caller.served(&state, plan, None);
     }
@@ -261,7 +262,7 @@ async fn render_frame(
 ) -> ApiResult<Frame> {
     let now = ts::now();
     let data = panel_data(&state.city, who, &layout, now).await;
-    let source = CitySource::of(&state.city, who);
+    let source = CitySource::on(&state.city, who, caller.and_then(|c| c.cx.at));
     if let Some(caller) = caller {
         for plan in source.plans() {
             caller.served(state, plan, None);
@@ -305,6 +306,7 @@ async fn render_frame(
         ("file" = String, Path, description = "dashboard id with .png (a frame) or .json (the layout)"),
         ("width" = Option<u32>, Query, description = "pixels, default 1920"),
         ("height" = Option<u32>, Query, description = "pixels, default 1080"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) the map panels draw layers with versions as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "PNG frame or layout JSON", content_type = "image/png"),
@@ -338,7 +340,7 @@ pub(crate) async fn dashboard(
             "no dashboard resource {file:?}: use {{id}}.png, {{id}}.json or {{id}}/stream"
         )));
     };
-    params.only(&["width", "height"])?;
+    params.only(&["width", "height", "at"])?;
     let size = (
         side(&params, "width", 1920)?,
         side(&params, "height", 1080)?,

@@ -95,6 +95,7 @@ pub(crate) fn gzip(raw: &[u8]) -> Bytes {
         ("z" = u8, Path, description = "zoom 0..=22"),
         ("x" = u32, Path, description = "column"),
         ("y" = String, Path, description = "row with .mvt or .pbf, e.g. 6873.mvt"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "the tile", content_type = "application/vnd.mapbox-vector-tile"),
@@ -151,6 +152,7 @@ pub(crate) async fn tile(
                 coord,
                 budget,
                 plans: &plans,
+                at: caller.cx.at,
             })
             .await?;
         state
@@ -267,7 +269,10 @@ pub fn vector_layer(l: &LayerIndex) -> Value {
 
 /// TileJSON 3.0 of one or more comma-separated layers (also at `/tiles/{layers}/tilejson.json`).
 #[utoipa::path(get, path = "/tiles/{layers}", tag = "tiles",
-    params(("layers" = String, Path, description = "layer names, comma-separated")),
+    params(
+        ("layers" = String, Path, description = "layer names, comma-separated"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of; the tile URLs carry it (default: their current versions)"),
+    ),
     responses(
         (status = 200, description = "TileJSON with vector_layers, bounds and zooms"),
         (status = 400, description = "an unknown layer", content_type = "application/problem+json"),
@@ -300,6 +305,8 @@ pub(crate) async fn tilejson(
     let drawn: Vec<(&citytwin_city::LayerMeta, citytwin_city::access::Form)> =
         indexes.iter().map(|l| (&l.meta, l.form)).collect();
     let attribution = citytwin_city::catalog::provenance(&drawn);
+    // the layers as of a date: so are their tiles
+    let at = caller.cx.at.map(|d| format!("?at={d}")).unwrap_or_default();
     let body = json!({
         "tilejson": "3.0.0",
         "name": names.join(","),
@@ -308,7 +315,7 @@ pub(crate) async fn tilejson(
         "attribution": attribution,
         "provenance": indexes.iter().map(|l| crate::routes::catalog::provenance(&l.meta)).collect::<Vec<_>>(),
         "scheme": "xyz",
-        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names.join(","))],
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt{at}", names.join(","))],
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": bounds,
