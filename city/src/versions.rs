@@ -180,6 +180,15 @@ pub fn snapshot(raw: &LayerIndex, version: Option<usize>, number: u64) -> LayerI
         |i| meta.versions[i].date.clone(),
     ));
     meta.versions.truncate(version.map_or(0, |i| i + 1));
+    // what the catalogue and the attribution say is that version's provenance
+    if let Some(v) = meta.versions.last() {
+        if !v.source.is_empty() {
+            meta.source.clone_from(&v.source);
+        }
+        if !v.imported_at.is_empty() {
+            meta.updated_at.clone_from(&v.imported_at);
+        }
+    }
     if !raw.resident {
         meta.feature_count = meta.versions.last().map_or(0, |v| v.features);
         return LayerIndex::in_store(meta, number);

@@ -472,6 +472,7 @@ fn percent(s: &str) -> String {
     params(
         ("collectionId" = String, Path, description = "collection (layer) id"),
         ("featureId" = i64, Path, description = "feature id"),
+        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
     ),
     responses(
         (status = 200, description = "GeoJSON Feature", content_type = "application/geo+json"),
@@ -486,7 +487,7 @@ pub(crate) async fn item(
 ) -> ApiResult<Response> {
     let (l, plan) = collection_layer(&state, &caller, &id)?;
     plan.features_allowed()?;
-    p.only(&["f", "properties"])?;
+    p.only(&["f", "properties", "at"])?;
     let props = selected_properties(&p, &l)?;
     let missing = {
         let (id, fid) = (id.clone(), fid.clone());
