@@ -1179,9 +1179,9 @@ async fn the_postgis_store_answers_the_same() {
     }
 }
 
-/// Codes and heights of the demo's buildings in each of its versions, from the fixture the
-/// demo derives them from.
-fn demo_versions() -> [std::collections::BTreeMap<String, f64>; 2] {
+/// Codes and heights (in decimetres) of the demo's buildings in each of its versions, from the
+/// fixture the demo derives them from.
+fn demo_versions() -> [std::collections::BTreeMap<String, i64>; 2] {
     let text =
         std::fs::read_to_string(common::repo().join("fixtures/nanjing/buildings.geojson")).unwrap();
     citytwin::demo::building_versions(&text)
@@ -1196,16 +1196,20 @@ fn demo_versions() -> [std::collections::BTreeMap<String, f64>; 2] {
                     let p = &f["properties"];
                     (
                         p["code"].as_str().unwrap().to_owned(),
-                        p["height"].as_f64().unwrap(),
+                        decimetres(&p["height"]),
                     )
                 })
                 .collect()
         })
 }
 
+fn decimetres(v: &Value) -> i64 {
+    (v.as_f64().unwrap() * 10.0).round() as i64
+}
+
 /// One building by code as of a date (`None` when it did not stand then): its row id and
-/// height.
-async fn building(srv: &TestServer, code: &str, at: &str) -> Option<(i64, f64)> {
+/// height in decimetres.
+async fn building(srv: &TestServer, code: &str, at: &str) -> Option<(i64, i64)> {
     let filter = format!("code = '{code}'");
     let mut q = vec![("filter", filter.as_str())];
     if !at.is_empty() {
@@ -1215,7 +1219,7 @@ async fn building(srv: &TestServer, code: &str, at: &str) -> Option<(i64, f64)> 
     let f = fc["features"].as_array().unwrap().first()?;
     Some((
         f["id"].as_i64().unwrap(),
-        f["properties"]["height"].as_f64().unwrap(),
+        decimetres(&f["properties"]["height"]),
     ))
 }
 
