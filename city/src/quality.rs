@@ -291,3 +291,88 @@ mod tests {
         assert_eq!(max_age_days("on change"), None);
     }
 }
+
+/// What gave way in a layer's full-detail tiles (at its `maxzoom`, where every feature is
+/// kept): the tiles encoded since the layer last changed whose attributes were shortened or
+/// that stayed over the byte budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FullDetail {
+    /// tiles served whole though over the byte budget
+    pub tiles_over_budget: u64,
+    /// tiles whose attributes were left out (some or all)
+    pub tiles_attributes_dropped: u64,
+    /// a few of them: `z/x/y`, with what gave way
+    pub examples: Vec<String>,
+    #[serde(skip)]
+    version: u64,
+    #[serde(skip)]
+    seen: std::collections::BTreeSet<(u8, u32, u32)>,
+}
+
+/// Tiles remembered per layer, so one tile encoded again is counted once.
+const DETAIL_TILES: usize = 100_000;
+
+/// The full-detail tallies of every layer.
+#[derive(Debug, Default)]
+pub(crate) struct FullDetails(std::sync::Mutex<std::collections::HashMap<String, FullDetail>>);
+
+impl FullDetails {
+    /// Notes a tile of a layer (of this version) where something gave way.
+    pub(crate) fn note(
+        &self,
+        layer: &str,
+        version: u64,
+        coord: citytwin_tiles::TileCoord,
+        stats: &citytwin_tiles::LayerStats,
+    ) {
+        if stats.fields_dropped == 0 && !stats.over_budget {
+            return;
+        }
+        let Ok(mut map) = self.0.lock() else { return };
+        let d = map.entry(layer.to_owned()).or_default();
+        if d.version != version {
+            *d = FullDetail {
+                version,
+                ..FullDetail::default()
+            };
+        }
+        if d.seen.len() >= DETAIL_TILES || !d.seen.insert((coord.z, coord.x, coord.y)) {
+            return;
+        }
+        if stats.over_budget {
+            d.tiles_over_budget += 1;
+        }
+        if stats.fields_dropped > 0 {
+            d.tiles_attributes_dropped += 1;
+        }
+        if d.examples.len() < 10 {
+            d.examples.push(format!(
+                "{coord}: {} bytes{}, {} attributes left out",
+                stats.bytes,
+                if stats.over_budget {
+                    " (over budget)"
+                } else {
+                    ""
+                },
+                stats.fields_dropped
+            ));
+        }
+    }
+
+    /// A layer's tally for its current version.
+    pub(crate) fn of(&self, layer: &str, version: u64) -> FullDetail {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(layer).filter(|d| d.version == version).cloned())
+            .unwrap_or_default()
+    }
+}
+
+impl crate::City {
+    /// What gave way in a layer's full-detail tiles since it last changed.
+    #[must_use]
+    pub fn full_detail(&self, layer: &LayerIndex) -> FullDetail {
+        self.details.of(&layer.meta.name, layer.version)
+    }
+}

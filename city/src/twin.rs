@@ -86,6 +86,7 @@ pub struct City {
     pub(crate) calendar: crate::calendar::Calendar,
     pub(crate) live: crate::live::Live,
     pub(crate) snapshots: crate::versions::Snapshots,
+    pub(crate) details: crate::quality::FullDetails,
 }
 
 impl std::fmt::Debug for City {
@@ -149,6 +150,7 @@ impl City {
             calendar,
             live,
             snapshots: crate::versions::Snapshots::default(),
+            details: crate::quality::FullDetails::default(),
         };
         let metas = city.store.layers().await?;
         let loads = metas.into_iter().map(|m| city.load_layer(m));
@@ -503,6 +505,15 @@ impl City {
                 from_store.next().flatten()
             };
             if let Some(out) = out {
+                // the current version's tiles where something gave way, for its quality
+                if index.meta.as_of.is_none() {
+                    self.details.note(
+                        &index.meta.name,
+                        index.version & ((1 << 40) - 1),
+                        coord,
+                        &out.stats,
+                    );
+                }
                 stats.push((index.meta.name.clone(), out.stats));
                 if out.stats.written > 0 {
                     layers.push(out);

@@ -834,4 +834,27 @@ async fn full_detail_tiles_keep_every_feature_on_both_paths() {
         "{:?}",
         out.stats
     );
+    // the layer's quality says what gave way in the tiles the twin served (each tile once)
+    assert_eq!(city.full_detail(&index).tiles_over_budget, 0);
+    for _ in 0..2 {
+        city.tile(&TileRequest {
+            layers: &["buildings".to_owned()],
+            coord,
+            budget: tight,
+            plans: &[],
+            at: None,
+        })
+        .await
+        .unwrap();
+    }
+    let detail = city.full_detail(&index);
+    assert_eq!(
+        (detail.tiles_over_budget, detail.tiles_attributes_dropped),
+        (1, 1),
+        "{detail:?}"
+    );
+    assert!(
+        detail.examples[0].starts_with(&coord.to_string()),
+        "{detail:?}"
+    );
 }

@@ -167,6 +167,8 @@ pub(crate) async fn quality(
     caller.served(&state, &plan, None);
     let mut v = serde_json::to_value(q.as_ref()).unwrap_or_default();
     v["assessed_at"] = citytwin_city::live::ts::format(q.assessed_at).into();
+    // what gave way in its full-detail tiles (never features: attributes, then the budget)
+    v["full_detail"] = serde_json::to_value(state.city.full_detail(&raw)).unwrap_or_default();
     if plan.form != citytwin_city::access::Form::Raw {
         // feature ids point at records this reader does not see as they are
         v["invalid_examples"] = json!([]);
