@@ -357,13 +357,23 @@ impl Credentials {
         if let Some(k) = self.keys.read().ok().and_then(|m| m.get(id).cloned()) {
             return Ok(k);
         }
-        let k = self
-            .store
-            .key(id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or(Refusal::Unknown)?;
+        // a store busy under load is asked again before the key counts as unknown
+        let mut tries = 0;
+        let found = loop {
+            match self.store.key(id).await {
+                Ok(k) => break k,
+                Err(e) if tries < 3 => {
+                    tries += 1;
+                    tracing::warn!(key = id, error = %e, "reading a key from the store failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::error!(key = id, error = %e, "reading a key from the store failed");
+                    break None;
+                }
+            }
+        };
+        let k = found.ok_or(Refusal::Unknown)?;
         self.remember(k.clone());
         Ok(k)
     }

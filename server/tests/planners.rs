@@ -1077,6 +1077,8 @@ async fn openapi_describes_every_endpoint_and_the_docs_page_shows_them() {
         "/admin/keys/{id}/revoke",
         "/admin/revocations",
         "/catalog/{layer}/quality",
+        "/layers/{layer}/versions",
+        "/layers/{layer}/diff",
         "/grants",
         "/grants/{id}",
         "/grants/{id}/approve",
