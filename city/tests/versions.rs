@@ -53,7 +53,12 @@ fn versions(dir: &Path) -> [std::path::PathBuf; 3] {
     [
         write(dir, "v2020.geojson", &v2020),
         write(dir, "v2025.geojson", &v2025(20)),
-        write(dir, "v2026.geojson", &v2025(30)),
+        // heights with fractions from 2026: the column widens to reals
+        write(dir, "v2026.geojson", &{
+            let mut v = v2025(30);
+            v[7]["properties"]["height"] = json!(30.5);
+            v
+        }),
     ]
 }
 
@@ -86,8 +91,11 @@ fn state(city: &City, at: Option<&str>) -> Vec<(String, i64)> {
         .features()
         .iter()
         .map(|f| {
-            let Value::Int(height) = f.values[h] else {
-                panic!("height {:?}", f.values[h])
+            // in decimetres
+            let height = match f.values[h] {
+                Value::Int(i) => i * 10,
+                Value::Float(x) => (x * 10.0).round() as i64,
+                ref v => panic!("height {v:?}"),
             };
             (f.values[c].to_string(), height)
         })
@@ -176,12 +184,12 @@ async fn run(backend: Backend) {
         now,
         "without a date: the current version"
     );
-    assert_eq!(height(&then, "B10"), Some(10));
-    assert_eq!(height(&now, "B10"), Some(20));
-    assert_eq!(height(&then, "B0"), Some(10));
+    assert_eq!(height(&then, "B10"), Some(100));
+    assert_eq!(height(&now, "B10"), Some(200));
+    assert_eq!(height(&then, "B0"), Some(100));
     assert_eq!(height(&now, "B0"), None);
     assert_eq!(height(&then, "B100"), None);
-    assert_eq!(height(&now, "B100"), Some(5));
+    assert_eq!(height(&now, "B100"), Some(50));
     let current = city.layer("blocks").unwrap();
     assert!(
         Arc::ptr_eq(
@@ -263,8 +271,8 @@ async fn run(backend: Backend) {
     import_as_of(&city, &v2026, Some("2026-01-01"))
         .await
         .unwrap();
-    assert_eq!(height(&state(&city, Some("2025-06-01")), "B10"), Some(20));
-    assert_eq!(height(&state(&city, None), "B10"), Some(30));
+    assert_eq!(height(&state(&city, Some("2025-06-01")), "B10"), Some(200));
+    assert_eq!(height(&state(&city, None), "B10"), Some(305));
     assert_eq!(
         store.read_history("blocks").await.unwrap().intervals.len(),
         108
@@ -275,8 +283,14 @@ async fn run(backend: Backend) {
     assert_eq!(state(&reopened, Some("2020-06-01")), then);
     assert_eq!(
         height(&state(&reopened, Some("2025-06-01")), "B10"),
-        Some(20)
+        Some(200)
     );
+    let height_kind = |c: &City| {
+        let l = c.layer("blocks").unwrap();
+        l.meta.fields[l.meta.field_index("height").unwrap()].kind
+    };
+    assert_eq!(height_kind(&reopened), citytwin_city::FieldKind::Real);
+    assert_eq!(height(&state(&reopened, None), "B10"), Some(305));
 
     // ways to get a version wrong
     let err = import_as_of(&city, &v2025, Some("2025-06-01"))

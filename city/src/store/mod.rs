@@ -336,7 +336,8 @@ impl StoreSpec {
 }
 
 /// Checks that features described by `new` can be appended to the layer `old`, and returns
-/// for each of `new`'s fields the kind of the existing column (`None`: a column to add).
+/// for each of `new`'s fields the kind of the existing column (`None`: a column to add; a
+/// kind wider than the column's: a column to widen, integers to reals).
 pub(crate) fn append_columns(old: &LayerMeta, new: &LayerMeta) -> Result<Vec<Option<FieldKind>>> {
     if old.geometry_kind != new.geometry_kind {
         return Err(Error::Invalid(format!(
@@ -349,6 +350,10 @@ pub(crate) fn append_columns(old: &LayerMeta, new: &LayerMeta) -> Result<Vec<Opt
     new.fields
         .iter()
         .map(|f| match old.fields.iter().find(|o| o.name == f.name) {
+            // whole numbers before, fractions now: the column widens to reals
+            Some(o) if o.kind == FieldKind::Integer && f.kind == FieldKind::Real => {
+                Ok(Some(FieldKind::Real))
+            }
             Some(o) if o.kind != f.kind && o.kind.widen(f.kind) != o.kind => {
                 Err(Error::Invalid(format!(
                     "field {} of layer {} is {:?}, the new features have {:?}",

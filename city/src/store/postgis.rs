@@ -1338,7 +1338,22 @@ async fn write_rows(
             let existing_kinds = append_columns(old, meta)?;
             for (i, (f, existing)) in meta.fields.iter().zip(existing_kinds).enumerate() {
                 match existing {
-                    Some(kind) => column_kinds[i] = kind,
+                    Some(kind) => {
+                        if old
+                            .fields
+                            .iter()
+                            .any(|o| o.name == f.name && o.kind != kind)
+                        {
+                            sqlx::query(&format!(
+                                "ALTER TABLE {table} ALTER COLUMN {c} TYPE {t} USING {c}::{t}",
+                                c = quote(&f.name),
+                                t = pg_type(kind)
+                            ))
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        column_kinds[i] = kind;
+                    }
                     None => {
                         sqlx::query(&format!(
                             "ALTER TABLE {table} ADD COLUMN {} {}",
@@ -1352,7 +1367,7 @@ async fn write_rows(
             }
             for f in &old.fields {
                 if let Some(i) = stored.fields.iter().position(|n| n.name == f.name) {
-                    stored.fields[i].kind = f.kind;
+                    stored.fields[i].kind = f.kind.widen(stored.fields[i].kind);
                 } else {
                     stored.fields.push(f.clone());
                 }
