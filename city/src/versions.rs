@@ -277,6 +277,14 @@ fn missing_key(meta: &LayerMeta, key: &str) -> Error {
     Error::Invalid(format!("layer {} has no key field {key:?}", meta.name))
 }
 
+/// [`key_text`] without copying a text key.
+fn key_ref(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::Text(t) => std::borrow::Cow::Borrowed(t),
+        other => std::borrow::Cow::Owned(key_text(other)),
+    }
+}
+
 /// A key value as text (integers and texts alike), so `12` and `"12"` match.
 #[must_use]
 pub fn key_text(v: &Value) -> String {
@@ -383,9 +391,9 @@ pub fn plan(
                 .join(", ")
         ),
     })?;
-    let old: HashMap<String, &Feature> = current
+    let old: HashMap<std::borrow::Cow<'_, str>, &Feature> = current
         .iter()
-        .map(|f| (key_text(&f.values[kc]), f))
+        .map(|f| (key_ref(&f.values[kc]), f))
         .collect();
     // the incoming values under the current fields' names, for comparison
     let map: Vec<Option<usize>> = current_meta
@@ -400,7 +408,8 @@ pub fn plan(
         .filter(|(_, f)| current_meta.field_index(&f.name).is_none())
         .map(|(i, _)| i)
         .collect::<Vec<_>>();
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(incoming.len());
+    let mut seen: HashMap<std::borrow::Cow<'_, str>, usize> =
+        HashMap::with_capacity(incoming.len());
     let mut p = Plan::default();
     for (n, f) in incoming.iter().enumerate() {
         let k = &f.values[ki];
@@ -413,8 +422,8 @@ pub fn plan(
                 ),
             });
         }
-        let k = key_text(k);
-        if let Some(first) = seen.insert(k.clone(), n) {
+        let k = key_ref(k);
+        if let Some(first) = seen.get(&k) {
             return Err(Error::ImportFeature {
                 file: file.to_owned(),
                 feature: n + 1,
@@ -424,7 +433,9 @@ pub fn plan(
                 ),
             });
         }
-        match old.get(&k) {
+        let found = old.get(&k);
+        seen.insert(k, n);
+        match found {
             None => {
                 p.new += 1;
                 p.added.push(n);

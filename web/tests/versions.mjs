@@ -45,12 +45,22 @@ try {
   await page.waitForFunction(() => window.citytwin.when.at === '2020-06-01', null, { timeout: 10000 });
   await idle(page);
   const then = await drawn(page);
+  // the live layers as they stood then: the live tiles hidden, the time machine's state drawn
+  const live = await page.evaluate(() => {
+    const map = window.citytwin.map;
+    const tiles = map.getStyle().layers.filter((l) => l.source === 'live');
+    return {
+      hidden: tiles.every((l) => map.getLayoutProperty(l.id, 'visibility') === 'none'),
+      past: Boolean(map.getSource('live-past')),
+    };
+  });
   const label = await page.textContent('#when-label');
   await page.screenshot({ path: shot });
   await page.evaluate(() => window.citytwin.when.set(null));
   await idle(page);
   const back = await drawn(page);
-  console.log(JSON.stringify({ dates, sliderShown, label, now, then, back }));
+  console.log(JSON.stringify({ dates, sliderShown, label, now, then, back, live }));
+  if (!live.hidden || !live.past) { console.error('the live layers did not go back in time', live); failed = true; }
   if (!sliderShown) { console.error('no date slider'); failed = true; }
   if (now.newer === 0) { console.error('no building built after 2020 drawn now'); failed = true; }
   if (then.buildings === 0) { console.error('nothing drawn as of 2020'); failed = true; }

@@ -549,19 +549,36 @@ pub async fn import(
     let p = Arc::clone(&progress);
     // a new layer without a given maxzoom gets one from its density (off the async threads too)
     let guess = existing.is_none() && req.maxzoom.is_none();
-    let (req, valid) = tokio::task::spawn_blocking(move || {
+    // a new version is compared with the current rows: they are read while the file is
+    let versioned =
+        req.as_of.is_some() || existing.as_ref().is_some_and(|m| !m.versions.is_empty());
+    let current = async {
+        match &existing {
+            Some(m) if versioned && m.external.is_none() => {
+                let started = std::time::Instant::now();
+                let rows = store.read_features(&m.name).await;
+                Some((rows, started.elapsed().as_millis() as u64))
+            }
+            _ => None,
+        }
+    };
+    let parsed = tokio::task::spawn_blocking(move || {
         let v = read_and_validate(&req, p.as_ref()).map(|v| {
             let maxzoom = guess.then(|| guess_maxzoom(&v.features));
             (v, maxzoom)
         });
         (req, v)
-    })
-    .await
-    .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?;
+    });
+    let (parsed, current) = tokio::join!(parsed, current);
+    let (req, valid) = parsed.map_err(|e| Error::Invalid(format!("import task failed: {e}")))?;
     let (valid, guessed) = valid?;
     let meta = merge_meta(existing.as_ref(), &req, &valid, guessed)?;
-    if req.as_of.is_some() || existing.as_ref().is_some_and(|m| !m.versions.is_empty()) {
-        return import_version(store, existing, meta, &req, valid, progress).await;
+    if versioned {
+        let current = match current {
+            Some((rows, ms)) => Some((rows?, ms)),
+            None => None,
+        };
+        return import_version(store, existing, current, meta, &req, valid, progress).await;
     }
     progress.phase("writing", None);
     let stored = store.write_layer(&meta, &valid.features, req.mode).await?;
@@ -579,6 +596,7 @@ pub async fn import(
 async fn import_version(
     store: &dyn Store,
     existing: Option<LayerMeta>,
+    current: Option<(Vec<Feature>, u64)>,
     mut meta: LayerMeta,
     req: &ImportRequest,
     valid: ValidLayer,
@@ -681,12 +699,18 @@ async fn import_version(
         )));
     }
     progress.phase("comparing", None);
-    let current = store.read_features(&old.name).await?;
+    let started = std::time::Instant::now();
+    let (current, read_ms) = match current {
+        Some(c) => c,
+        None => (store.read_features(&old.name).await?, 0),
+    };
     let (plan, current) = {
         let (old, meta, key, file) = (old.clone(), meta.clone(), key.clone(), file.clone());
         tokio::task::spawn_blocking(move || {
             let incoming = valid.features;
             let p = crate::versions::plan(&current, &old, &incoming, &meta, &key, &file);
+            // a million geometries take a while to free: not on the import's path
+            std::thread::spawn(move || drop(current));
             (p, (incoming, valid.amended))
         })
         .await
@@ -694,6 +718,7 @@ async fn import_version(
     };
     let plan = plan?;
     let (incoming, amended) = current;
+    let compare_ms = started.elapsed().as_millis() as u64;
     let features = old.feature_count - plan.removed;
     let features = features + plan.new;
     let mut versions = old.versions.clone();
@@ -726,6 +751,9 @@ async fn import_version(
         added = plan.new,
         removed = plan.removed,
         changed = plan.changed,
+        read_ms,
+        compare_ms,
+        write_ms = started.elapsed().as_millis() as u64 - compare_ms,
         "new version"
     );
     Ok(Imported {

@@ -215,7 +215,9 @@ impl Store for GeoPackageStore {
             .into_iter()
             .find(|m| m.name == meta.name);
         let mut tx = self.pool.begin().await?;
-        let stored = write_rows(&mut tx, existing, meta, features, mode).await?;
+        // a versioned layer's rows hold from its latest version
+        let from = meta.versions.last().map(|v| v.date.clone());
+        let stored = write_rows(&mut tx, existing, meta, features, mode, from.as_deref()).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -266,13 +268,14 @@ impl Store for GeoPackageStore {
                 meta.name
             )));
         }
-        let mut stored =
-            write_rows(&mut tx, Some(existing), meta, v.added, WriteMode::Append).await?;
-        sqlx::query(&format!(
-            "UPDATE {table} SET valid_from = ? WHERE valid_from IS NULL"
-        ))
-        .bind(v.day.iso())
-        .execute(&mut *tx)
+        let mut stored = write_rows(
+            &mut tx,
+            Some(existing),
+            meta,
+            v.added,
+            WriteMode::Append,
+            Some(&v.day.iso()),
+        )
         .await?;
         stored.feature_count = meta.feature_count;
         save_meta(&mut tx, &stored).await?;
@@ -707,6 +710,7 @@ async fn write_rows(
     meta: &LayerMeta,
     features: &[Feature],
     mode: WriteMode,
+    valid_from: Option<&str>,
 ) -> Result<LayerMeta> {
     let table = quote(&meta.name);
     let mut stored = meta.clone();
@@ -755,8 +759,13 @@ async fn write_rows(
             stored.bounds = bounds_of(features);
         }
     }
-    let columns = column_list(meta);
-    let per_row = meta.fields.len() + 2;
+    let columns = column_list(meta)
+        + if valid_from.is_some() {
+            ", valid_from"
+        } else {
+            ""
+        };
+    let per_row = meta.fields.len() + 2 + usize::from(valid_from.is_some());
     let rows_per_stmt = (30_000 / per_row).clamp(1, 400);
     for chunk in features.chunks(rows_per_stmt) {
         let placeholders = format!("({})", vec!["?"; per_row].join(","));
@@ -786,14 +795,11 @@ async fn write_rows(
                     Value::Text(s) => q.bind(s.to_string()),
                 };
             }
+            if let Some(d) = valid_from {
+                q = q.bind(d.to_owned());
+            }
         }
         q.execute(&mut *tx).await?;
-    }
-    if let (WriteMode::Replace, Some(v)) = (mode, meta.versions.last()) {
-        sqlx::query(&format!("UPDATE {table} SET valid_from = ?"))
-            .bind(&v.date)
-            .execute(&mut *tx)
-            .await?;
     }
     stored.updated_at = now_rfc3339();
     let b = stored.bounds.unwrap_or([0.0; 4]);

@@ -737,7 +737,10 @@ impl Store for PostgisStore {
             .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
             .execute(&mut *tx)
             .await?;
-        let stored = write_rows(&mut tx, &self.schema, meta, features, mode).await?;
+        // a versioned layer's rows hold from its latest version
+        let from = meta.versions.last().map(|v| v.date.clone());
+        let stored =
+            write_rows(&mut tx, &self.schema, meta, features, mode, from.as_deref()).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -781,13 +784,14 @@ impl Store for PostgisStore {
                 meta.name
             )));
         }
-        let mut stored =
-            write_rows(&mut tx, &self.schema, meta, v.added, WriteMode::Append).await?;
-        sqlx::query(&format!(
-            "UPDATE {table} SET valid_from = $1 WHERE valid_from IS NULL"
-        ))
-        .bind(v.day.iso())
-        .execute(&mut *tx)
+        let mut stored = write_rows(
+            &mut tx,
+            &self.schema,
+            meta,
+            v.added,
+            WriteMode::Append,
+            Some(&v.day.iso()),
+        )
         .await?;
         stored.feature_count = meta.feature_count;
         save_meta(&mut tx, &stored).await?;
@@ -1306,6 +1310,7 @@ async fn write_rows(
     meta: &LayerMeta,
     features: &[Feature],
     mode: WriteMode,
+    valid_from: Option<&str>,
 ) -> Result<LayerMeta> {
     let table = format!("{}.{}", quote(schema), quote(&meta.name));
     let existing: Option<LayerMeta> = {
@@ -1406,7 +1411,12 @@ async fn write_rows(
     let columns = column_list(meta);
     let mut copy = (**tx)
         .copy_in_raw(&format!(
-            "COPY {table} (fid, geom{columns}) FROM STDIN (FORMAT binary)"
+            "COPY {table} (fid, geom{columns}{validity}) FROM STDIN (FORMAT binary)",
+            validity = if valid_from.is_some() {
+                ", valid_from"
+            } else {
+                ""
+            }
         ))
         .await?;
     let mut body = CopyBinary::new();
@@ -1421,7 +1431,7 @@ async fn write_rows(
             ));
             break;
         }
-        body.tuple(meta.fields.len() + 2);
+        body.tuple(meta.fields.len() + 2 + usize::from(valid_from.is_some()));
         let id = first_id.map_or(f.id, |first| first + n as i64);
         body.field(&id.to_be_bytes());
         match to_column_form(&f.geometry).to_ewkb(CoordDimensions::xy(), Some(4326)) {
@@ -1440,6 +1450,9 @@ async fn write_rows(
             failure = Some(format!("feature {}: {e}", f.id));
             break;
         }
+        if let Some(d) = valid_from {
+            body.field(d.as_bytes());
+        }
         if body.buf.len() >= 1 << 20 {
             copy.send(std::mem::take(&mut body.buf)).await?;
         }
@@ -1455,12 +1468,6 @@ async fn write_rows(
             .execute(&mut **tx)
             .await?;
         sqlx::query(&format!("CREATE INDEX ON {table} USING gist (geom)"))
-            .execute(&mut **tx)
-            .await?;
-    }
-    if let (WriteMode::Replace, Some(v)) = (mode, meta.versions.last()) {
-        sqlx::query(&format!("UPDATE {table} SET valid_from = $1"))
-            .bind(&v.date)
             .execute(&mut **tx)
             .await?;
     }
