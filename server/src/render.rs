@@ -147,10 +147,21 @@ impl MapSource for CitySource {
     }
 }
 
-/// One renderer for the process, opened on first use; requests take turns on it.
+/// Renders queued or running at once; past that a request is answered 503 with Retry-After.
+pub const RENDER_QUEUE: usize = 32;
+
+/// One renderer for the process, opened on first use; requests take turns on it. Waiting
+/// requests wait without a thread (only the one rendering holds a blocking thread), and at
+/// most [`RENDER_QUEUE`] wait: a burst of dashboard requests cannot take the blocking threads
+/// tiles and queries run on.
 pub struct RenderService {
     options: Options,
     renderer: Mutex<Option<Renderer>>,
+    /// the turn on the renderer
+    turn: tokio::sync::Semaphore,
+    /// places in the queue
+    queue: tokio::sync::Semaphore,
+    bound: usize,
 }
 
 impl std::fmt::Debug for RenderService {
@@ -163,10 +174,25 @@ impl RenderService {
     /// A service that opens its renderer with `options` when first asked.
     #[must_use]
     pub fn new(options: Options) -> Self {
+        Self::with_queue(options, RENDER_QUEUE)
+    }
+
+    /// A service that takes at most `queue` renders at once, waiting or running.
+    #[must_use]
+    pub fn with_queue(options: Options, queue: usize) -> Self {
         Self {
             options,
             renderer: Mutex::new(None),
+            turn: tokio::sync::Semaphore::new(1),
+            queue: tokio::sync::Semaphore::new(queue),
+            bound: queue,
         }
+    }
+
+    /// Renders waiting or running now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.bound - self.queue.available_permits()
     }
 
     /// Runs `f` on the renderer on a blocking thread, opening the renderer first if needed.
@@ -174,6 +200,25 @@ impl RenderService {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Renderer) -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, Problem> {
+        let Ok(_place) = self.queue.try_acquire() else {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "render-queue-full",
+                format!(
+                    "{} renders are queued already; try again shortly",
+                    self.bound
+                ),
+            );
+            p.retry_after = std::num::NonZeroU32::new(2);
+            return Err(p);
+        };
+        let _turn = self.turn.acquire().await.map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "render-failed",
+                "the renderer is shutting down",
+            )
+        })?;
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut guard = me
@@ -494,5 +539,61 @@ mod tests {
         let (layout, styles) = load_layout(dir.path(), "fine").unwrap();
         assert_eq!(layout.panels.len(), 1);
         assert!(styles.contains_key("ok"));
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// Past its bound the queue refuses at once (503, Retry-After) instead of growing, and the
+    /// requests it took all render, one at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_render_queue_is_bounded() {
+        let service = Arc::new(RenderService::with_queue(Options::default(), 2));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let (service, running, most) = (
+                    Arc::clone(&service),
+                    Arc::clone(&running),
+                    Arc::clone(&most),
+                );
+                tokio::spawn(async move {
+                    service
+                        .run(move |_| {
+                            use std::sync::atomic::Ordering::SeqCst;
+                            let now = running.fetch_add(1, SeqCst) + 1;
+                            most.fetch_max(now, SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            running.fetch_sub(1, SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        let mut rendered = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => rendered += 1,
+                Err(p) if p.status == 503 && p.kind.ends_with("/render-queue-full") => {
+                    assert!(p.retry_after.is_some());
+                    refused += 1;
+                }
+                // no graphics adapter on this machine: nothing to learn here
+                Err(p) if p.kind.ends_with("/renderer-unavailable") => return,
+                Err(p) => panic!("{p:?}"),
+            }
+        }
+        assert_eq!((rendered, refused), (2, 3));
+        assert_eq!(
+            most.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one render at a time"
+        );
+        assert_eq!(service.queued(), 0);
     }
 }

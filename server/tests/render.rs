@@ -250,3 +250,51 @@ fn take_part(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
     buf.drain(..head_end + len + 2);
     Some(jpeg)
 }
+
+/// A burst of renders waits its turn without taking the blocking threads tiles and queries run
+/// on: uncached tiles answer while 20 static maps queue.
+#[tokio::test]
+async fn tiles_answer_while_renders_queue() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let done = Arc::new(AtomicUsize::new(0));
+    let renders: Vec<_> = (0..20)
+        .map(|i| {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                // each a different view: none comes from a cache
+                let resp = get(&format!(
+                    "/render/nanjing.png?center=118.79,32.05&zoom=13&width=1024&height=768&bearing={}",
+                    i * 7 + 1
+                ))
+                .await;
+                done.fetch_add(1, Ordering::SeqCst);
+                resp.status().as_u16()
+            })
+        })
+        .collect();
+    let render = &server().state.render;
+    let mut waited = 0;
+    while render.queued() < 10 && waited < 600 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert!(render.queued() >= 10, "the renders never queued");
+    // tiles nobody asked for yet (the cache cannot answer them)
+    for x in 0..8u32 {
+        let resp = get(&format!("/tiles/roads,water/12/{}/{}.mvt", 3395 + x, 1661)).await;
+        assert!(
+            [200, 204].contains(&resp.status().as_u16()),
+            "{}",
+            resp.status()
+        );
+    }
+    let finished = done.load(Ordering::SeqCst);
+    assert!(
+        finished < 20,
+        "the tiles were answered only after every render ({finished} of 20 done)"
+    );
+    for r in renders {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+}

@@ -498,6 +498,10 @@ impl Streaming {
                     self.state.metrics.frames.inc();
                     return Some(part(&self.last));
                 }
+                // a full render queue passes: the screen keeps its frame and tries again
+                Err(p) if p.kind.ends_with("/render-queue-full") => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
                 Err(p) => {
                     tracing::warn!(detail = %p.detail, "dashboard stream frame failed; stream ends");
                     return None;
