@@ -75,8 +75,14 @@ pub async fn guard(mut req: Request, next: Next) -> Response {
         })
         .map_or_else(new_request_id, str::to_owned);
     // writes take JSON only: a form or text/plain POST (what a page of another site can send
-    // without asking) is refused before anything reads it
-    if req.method() == axum::http::Method::POST && !is_json(req.headers()) {
+    // without asking) is refused before anything reads it. A POST without a body carries
+    // nothing to mistype: it goes on (to its handler, or to a 405 where the route takes none)
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if req.method() == axum::http::Method::POST && has_body && !is_json(req.headers()) {
         let mut resp = Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",

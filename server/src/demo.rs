@@ -35,8 +35,15 @@ pub async fn ensure_demo_store(
     for entry in &manifest {
         import_entry(&gpkg, fixtures, entry, Arc::clone(&progress)).await?;
     }
+    // a whole copy, not the working file: renaming a database whose write-ahead log another
+    // connection may still hold would leave the log's pages behind under the old name
+    let whole = store.with_extension("gpkg.whole");
+    gpkg.copy_to(&whole).await.map_err(|e| e.to_string())?;
     gpkg.close().await;
-    std::fs::rename(&partial, store).map_err(|e| format!("{}: {e}", store.display()))?;
+    std::fs::rename(&whole, store).map_err(|e| format!("{}: {e}", store.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
     Ok(true)
 }
 

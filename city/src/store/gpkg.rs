@@ -103,6 +103,18 @@ impl GeoPackageStore {
         &self.path
     }
 
+    /// Writes a complete, consistent copy of the store to `path` (SQLite's `VACUUM INTO`: the
+    /// write-ahead log's pages included, whatever other connections hold), for a file to be
+    /// renamed into place.
+    pub async fn copy_to(&self, path: &Path) -> Result<()> {
+        let _ = std::fs::remove_file(path);
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Closes the pool, checkpointing the write-ahead log into the file.
     pub async fn close(&self) {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -321,7 +321,7 @@ fn selected_properties(p: &Params, l: &LayerIndex) -> ApiResult<Option<Vec<usize
         ("bbox" = Option<String>, Query, description = "west,south,east,north in CRS84"),
         ("bbox-crs" = Option<String>, Query, description = "CRS84 only"),
         ("datetime" = Option<String>, Query, description = "instant or interval: 2020-01-01, 2020-01-01/.., ../2021-06-30T00:00:00Z"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
         ("filter" = Option<String>, Query, description = "CQL2 text, e.g. height > 30 AND S_INTERSECTS(geometry, POLYGON((…)))"),
         ("filter-lang" = Option<String>, Query, description = "cql2-text (the default and only one)"),
         ("filter-crs" = Option<String>, Query, description = "CRS84 only"),
@@ -472,7 +472,7 @@ fn percent(s: &str) -> String {
     params(
         ("collectionId" = String, Path, description = "collection (layer) id"),
         ("featureId" = i64, Path, description = "feature id"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
     ),
     responses(
         (status = 200, description = "GeoJSON Feature", content_type = "application/geo+json"),

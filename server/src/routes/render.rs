@@ -84,7 +84,7 @@ fn png_response(frame: &Frame) -> ApiResult<Response> {
         ("pitch" = Option<f64>, Query, description = "degrees from straight down, 0–60"),
         ("bearing" = Option<f64>, Query, description = "degrees clockwise from north"),
         ("layers" = Option<String>, Query, description = "only these style layers, comma-separated"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "PNG; warnings about what the renderer skipped in X-Render-Warnings", content_type = "image/png"),
@@ -306,7 +306,7 @@ async fn render_frame(
         ("file" = String, Path, description = "dashboard id with .png (a frame) or .json (the layout)"),
         ("width" = Option<u32>, Query, description = "pixels, default 1920"),
         ("height" = Option<u32>, Query, description = "pixels, default 1080"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) the map panels draw layers with versions as of (default: their current versions)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) the map panels draw layers with versions as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "PNG frame or layout JSON", content_type = "image/png"),

@@ -115,7 +115,7 @@ fn collection(l: &LayerIndex, found: &[Near<'_>], more: bool) -> Response {
         ("max_distance" = Option<f64>, Query, description = "metres; farther features are left out"),
         ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
         ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
     ),
     responses(
         (status = 200, description = "GeoJSON FeatureCollection with `distance_m` on each feature", content_type = "application/geo+json"),
@@ -161,7 +161,7 @@ pub(crate) async fn nearest_features(
         ("limit" = Option<usize>, Query, description = "most features, 1..=10000 (default 1000)"),
         ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
         ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
     ),
     responses(
         (status = 200, description = "GeoJSON FeatureCollection with `distance_m`; `truncated` when the limit cut it", content_type = "application/geo+json"),
@@ -231,7 +231,7 @@ fn posted_geometry(body: &[u8]) -> ApiResult<Geometry<f64>> {
         ("limit" = Option<usize>, Query, description = "most features, 1..=10000 (default 1000)"),
         ("filter" = Option<String>, Query, description = "CQL2 text the features must match"),
         ("datetime" = Option<String>, Query, description = "time window the features must intersect"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
     ),
     request_body(content = String, content_type = "application/geo+json", description = "a GeoJSON geometry or Feature in WGS84"),
     responses(
@@ -332,7 +332,7 @@ fn number(v: f64) -> String {
         ("field" = Option<String>, Query, description = "numeric field to sum and average"),
         ("filter" = Option<String>, Query, description = "CQL2 text the counted features must match"),
         ("datetime" = Option<String>, Query, description = "time window the counted features must intersect"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
         ("bbox" = Option<String>, Query, description = "only features intersecting west,south,east,north"),
         ("f" = Option<String>, Query, description = "json (default) or geojson (choropleth-ready, with outlines)"),
     ),
@@ -412,7 +412,7 @@ pub(crate) async fn stats(
         ("field" = Option<String>, Query, description = "numeric field to sum and average"),
         ("filter" = Option<String>, Query, description = "CQL2 text the counted features must match"),
         ("datetime" = Option<String>, Query, description = "time window the counted features must intersect"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) a layer with versions is read as of (default: its current version)"),
         ("bbox" = Option<String>, Query, description = "only features intersecting west,south,east,north"),
     ),
     responses(

@@ -95,7 +95,7 @@ pub(crate) fn gzip(raw: &[u8]) -> Bytes {
         ("z" = u8, Path, description = "zoom 0..=22"),
         ("x" = u32, Path, description = "column"),
         ("y" = String, Path, description = "row with .mvt or .pbf, e.g. 6873.mvt"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) layers with versions are drawn as of (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "the tile", content_type = "application/vnd.mapbox-vector-tile"),
@@ -271,7 +271,7 @@ pub fn vector_layer(l: &LayerIndex) -> Value {
 #[utoipa::path(get, path = "/tiles/{layers}", tag = "tiles",
     params(
         ("layers" = String, Path, description = "layer names, comma-separated"),
-        ("at" = Option<String>, Query, description = "the date (YYYY-MM-DD) layers with versions are drawn as of; the tile URLs carry it (default: their current versions)"),
+        ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) layers with versions are drawn as of; the tile URLs carry it (default: their current versions)"),
     ),
     responses(
         (status = 200, description = "TileJSON with vector_layers, bounds and zooms"),

@@ -53,6 +53,26 @@ pub(crate) async fn versions(
     .into_response())
 }
 
+/// A kind of change (for the API description).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub(crate) enum Change {
+    added,
+    removed,
+    changed,
+}
+
+/// A level of the territory tree (for the API description).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub(crate) enum By {
+    city,
+    district,
+    street,
+    community,
+    grid,
+}
+
 fn day(p: &Params, name: &str) -> ApiResult<Day> {
     let v = p.text(name).ok_or_else(|| {
         Problem::bad_parameter(name, format!("{name} is required: a date, YYYY-MM-DD"))
@@ -64,12 +84,12 @@ fn day(p: &Params, name: &str) -> ApiResult<Day> {
 #[utoipa::path(get, path = "/layers/{layer}/diff", tag = "versions",
     params(
         ("layer" = String, Path, description = "layer name"),
-        ("from" = String, Query, description = "the earlier date, YYYY-MM-DD"),
-        ("to" = String, Query, description = "the later date, YYYY-MM-DD"),
-        ("change" = Option<String>, Query, description = "only added, removed or changed features"),
-        ("by" = Option<String>, Query, description = "count the changes per unit of a level (district, street, community, grid) instead of listing them"),
+        ("from" = String, Query, format = Date, description = "the earlier date, YYYY-MM-DD"),
+        ("to" = String, Query, format = Date, description = "the later date, YYYY-MM-DD"),
+        ("change" = Option<Change>, Query, description = "only added, removed or changed features"),
+        ("by" = Option<By>, Query, description = "count the changes per unit of a level instead of listing them"),
         ("within" = Option<String>, Query, description = "with by: only units under this territory code"),
-        ("limit" = Option<usize>, Query, description = "features per page, 1..=10000 (default 1000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "features per page (default 1000)"),
         ("offset" = Option<usize>, Query, description = "features to skip"),
     ),
     responses(
