@@ -129,7 +129,21 @@ async function timeSlider(map, auth, when) {
     .map(([id]) => id);
   const liveLayers = () => map.getStyle().layers.filter((l) => l.source === 'live').map((l) => l.id);
   let timer = null;
+  // the time machine's layer: added once the style is there (again after a style change)
+  const addPast = () => {
+    if (map.getSource('live-past')) return;
+    map.addSource('live-past', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+    map.addLayer({
+      id: 'live-past', type: 'circle', source: 'live-past',
+      paint: {
+        'circle-radius': 5,
+        'circle-color': ['match', ['get', 'kind'], 'event', '#d7301f', 'sensor', '#2b8cbe', '#31a354'],
+        'circle-stroke-color': '#fff', 'circle-stroke-width': 1,
+      },
+    });
+  };
   const apply = async () => {
+    addPast();
     const atNow = Number(slider.value) >= Number(slider.max);
     const date = new Date(first + Number(slider.value) * day).toISOString().slice(0, 10);
     when.at = atNow ? null : date;
@@ -162,20 +176,7 @@ async function timeSlider(map, auth, when) {
     clearTimeout(timer);
     timer = setTimeout(apply, 150);
   });
-  const addPast = () => {
-    if (map.getSource('live-past')) return;
-    map.addSource('live-past', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
-    map.addLayer({
-      id: 'live-past', type: 'circle', source: 'live-past',
-      paint: {
-        'circle-radius': 5,
-        'circle-color': ['match', ['get', 'kind'], 'event', '#d7301f', 'sensor', '#2b8cbe', '#31a354'],
-        'circle-stroke-color': '#fff', 'circle-stroke-width': 1,
-      },
-    });
-  };
-  map.on('style.load', () => { addPast(); if (when.at) apply(); });
-  if (map.isStyleLoaded()) addPast();
+  map.on('style.load', () => { if (when.at) apply(); });
   when.set = (date) => {
     slider.value = date === null ? slider.max : Math.round((Date.parse(`${date}T00:00:00Z`) - first) / day);
     return apply();
