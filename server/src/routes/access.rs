@@ -121,7 +121,7 @@ fn time(p: &Params, name: &str) -> ApiResult<Option<i64>> {
         ("target" = Option<String>, Query, description = "only this layer or thing (events/12)"),
         ("action" = Option<String>, Query, description = "only this action (read, event.accept, …)"),
         ("decision" = Option<String>, Query, description = "allow or deny"),
-        ("limit" = Option<usize>, Query, description = "most entries, 1..=10000 (default 1000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "most entries, 1..=10000 (default 1000)"),
     ),
     responses(
         (status = 200, description = "`entries`, and `next` when more may follow"),

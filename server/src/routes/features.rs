@@ -316,7 +316,7 @@ fn selected_properties(p: &Params, l: &LayerIndex) -> ApiResult<Option<Vec<usize
 #[utoipa::path(get, path = "/collections/{collectionId}/items", tag = "ogc-features",
     params(
         ("collectionId" = String, Path, description = "collection (layer) id"),
-        ("limit" = Option<usize>, Query, description = "page size, 1..=10000 (default 10)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "page size, 1..=10000 (default 10)"),
         ("offset" = Option<usize>, Query, description = "features to skip (the `next` link sets it)"),
         ("bbox" = Option<String>, Query, description = "west,south,east,north in CRS84"),
         ("bbox-crs" = Option<String>, Query, description = "CRS84 only"),

@@ -277,7 +277,7 @@ pub(crate) async fn follow_report(
         ("category" = Option<String>, Query, description = "category"),
         ("grid" = Option<String>, Query, description = "territorial code of any level (codes nest)"),
         ("overdue" = Option<bool>, Query, description = "only overdue (true) or not overdue (false) events"),
-        ("limit" = Option<usize>, Query, description = "most events, 1..=10000 (default 1000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "most events, 1..=10000 (default 1000)"),
     ),
     responses(
         (status = 200, description = "`events` with their overdue flag and allowed actions"),
@@ -498,7 +498,7 @@ pub(crate) async fn command(
     params(
         ("id" = i64, Path, description = "event id"),
         ("type" = Option<String>, Query, description = "unit type (pump, vehicle, team…); any when absent"),
-        ("n" = Option<usize>, Query, description = "how many, 1..=100 (default 5)"),
+        ("n" = Option<usize>, Query, minimum = 1, maximum = 100, description = "how many, 1..=100 (default 5)"),
     ),
     responses(
         (status = 200, description = "`units`, nearest first, with `distance_m`"),
@@ -784,7 +784,7 @@ pub(crate) async fn read_batch(
         ("from" = Option<String>, Query, description = "start (RFC 3339, inclusive); default 24 hours ago"),
         ("to" = Option<String>, Query, description = "end (RFC 3339, exclusive); default now"),
         ("interval" = Option<String>, Query, description = "downsample to min/max/avg per interval: 30s, 5m, 1h, 1d"),
-        ("limit" = Option<usize>, Query, description = "most rows, 1..=100000 (default 10000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100000, description = "most rows, 1..=100000 (default 10000)"),
     ),
     responses(
         (status = 200, description = "`readings` (at, value), or `buckets` (start, count, min, max, avg)"),
@@ -1351,7 +1351,7 @@ pub(crate) async fn sse(
         ("to" = Option<String>, Query, description = "end (RFC 3339, inclusive)"),
         ("after" = Option<u64>, Query, description = "only changes after this sequence number (paging)"),
         ("readings" = Option<bool>, Query, description = "include readings (default false)"),
-        ("limit" = Option<usize>, Query, description = "most changes, 1..=10000 (default 1000)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 10000, description = "most changes, 1..=10000 (default 1000)"),
     ),
     responses(
         (status = 200, description = "`changes`, and `next` (the `after` of the next page) when more may follow"),

@@ -78,8 +78,8 @@ fn png_response(frame: &Frame) -> ApiResult<Response> {
         ("bbox" = Option<String>, Query, description = "west,south,east,north to fit (WGS84); or center and zoom"),
         ("center" = Option<String>, Query, description = "lon,lat"),
         ("zoom" = Option<f64>, Query, description = "zoom with center (512-pixel tiles, 0–22)"),
-        ("width" = Option<u32>, Query, description = "CSS pixels, default 800"),
-        ("height" = Option<u32>, Query, description = "CSS pixels, default 600"),
+        ("width" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "CSS pixels, default 800"),
+        ("height" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "CSS pixels, default 600"),
         ("scale" = Option<f64>, Query, description = "physical pixels per CSS pixel, 1–4, default 1"),
         ("pitch" = Option<f64>, Query, description = "degrees from straight down, 0–60"),
         ("bearing" = Option<f64>, Query, description = "degrees clockwise from north"),
@@ -304,8 +304,8 @@ async fn render_frame(
 #[utoipa::path(get, path = "/dashboards/{file}", tag = "render",
     params(
         ("file" = String, Path, description = "dashboard id with .png (a frame) or .json (the layout)"),
-        ("width" = Option<u32>, Query, description = "pixels, default 1920"),
-        ("height" = Option<u32>, Query, description = "pixels, default 1080"),
+        ("width" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "pixels, default 1920"),
+        ("height" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "pixels, default 1080"),
         ("at" = Option<String>, Query, format = Date, description = "the date (YYYY-MM-DD) the map panels draw layers with versions as of (default: their current versions)"),
     ),
     responses(
@@ -516,8 +516,8 @@ impl Streaming {
 #[utoipa::path(get, path = "/dashboards/{id}/stream", tag = "render",
     params(
         ("id" = String, Path, description = "dashboard id"),
-        ("width" = Option<u32>, Query, description = "pixels, default 1920"),
-        ("height" = Option<u32>, Query, description = "pixels, default 1080"),
+        ("width" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "pixels, default 1920"),
+        ("height" = Option<u32>, Query, minimum = 1, maximum = 8192, description = "pixels, default 1080"),
         ("fps" = Option<f64>, Query, description = "most frames per second, 0.1–10, default 2"),
         ("quality" = Option<u32>, Query, description = "JPEG quality 1–100, default 80"),
     ),

@@ -68,8 +68,8 @@ fn located(tree: &TerritoryTree, grid: u32) -> Value {
 /// The grid, community, street, district and city containing a point.
 #[utoipa::path(get, path = "/grids/locate", tag = "territory",
     params(
-        ("lon" = f64, Query, description = "longitude, WGS84"),
-        ("lat" = f64, Query, description = "latitude, WGS84"),
+        ("lon" = f64, Query, minimum = -180, maximum = 180, description = "longitude, WGS84"),
+        ("lat" = f64, Query, minimum = -85, maximum = 85, description = "latitude, WGS84"),
     ),
     responses(
         (status = 200, description = "the grid and the units above it, with codes and names"),
@@ -164,7 +164,7 @@ fn summary(tree: &TerritoryTree, u: usize) -> Value {
         ("q" = Option<String>, Query, description = "text the name contains (or an exact code)"),
         ("prefix" = Option<String>, Query, description = "code prefix, e.g. 320102"),
         ("level" = Option<String>, Query, description = "city, district, street, community or grid"),
-        ("limit" = Option<usize>, Query, description = "most results, 1..=1000 (default 100)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "most results, 1..=1000 (default 100)"),
     ),
     responses(
         (status = 200, description = "matching units in code order"),
