@@ -84,7 +84,8 @@ pub struct Version {
 /// Rows of a versioned layer besides its current features, as the store reads them.
 #[derive(Debug, Default)]
 pub struct StoredHistory {
-    /// every row's id with the day it became valid and, for past rows, the day it stopped
+    /// the id of each past row and of each current row newer than the first version, with
+    /// the day it became valid and, for past rows, the day it stopped
     pub intervals: Vec<(i64, String, Option<String>)>,
     /// the past rows' features (ids as in `intervals`)
     pub past: Vec<Feature>,
@@ -117,10 +118,25 @@ pub fn row_filter(meta: &LayerMeta) -> String {
     }
 }
 
+/// The rows of a versioned layer its history keeps (bind the first version's day): the past
+/// ones, and the current ones newer than the first version — a current row from the first
+/// version on stands on every day a version is in force, and needs no entry.
+pub const HISTORY_ROWS: &str = "valid_to IS NOT NULL OR valid_from > ?";
+
+/// The day of a layer's first version (`YYYY-MM-DD`; empty without versions).
+#[must_use]
+pub fn first_day(meta: &LayerMeta) -> String {
+    meta.versions
+        .first()
+        .map(|v| v.date.clone())
+        .unwrap_or_default()
+}
+
 /// A versioned layer's past in memory, beside its current index.
 #[derive(Debug, Default)]
 pub struct History {
-    /// the first day of each current feature
+    /// the first day of each current feature newer than the first version (the others hold
+    /// from it)
     since: HashMap<i64, Day>,
     /// past rows, in Web Mercator, with the days they held from and until (exclusive)
     past: Vec<(IndexedFeature, Day, Day)>,

@@ -104,6 +104,21 @@ impl ClusterStore {
 
     /// The replica, when it shows this version of the layer (asked again at most every
     /// 200 ms while it does not).
+    /// Where a layer's rows are read: the replica when it shows the primary's version of the
+    /// layer, else the primary.
+    async fn reader_of(&self, layer: &str) -> Result<&dyn Store> {
+        let version = self
+            .primary
+            .layers()
+            .await?
+            .into_iter()
+            .find(|m| m.name == layer)
+            .map(|m| m.updated_at)
+            .unwrap_or_default();
+        let replica = self.replica_for_layer(layer, &version).await;
+        Ok(self.pick(replica))
+    }
+
     async fn replica_for_layer(&self, name: &str, updated_at: &str) -> Option<&dyn Store> {
         let replica = self.replica.as_deref()?;
         let shows = |m: &HashMap<String, String>| m.get(name).is_some_and(|v| v == updated_at);
@@ -177,16 +192,7 @@ impl Store for ClusterStore {
     }
 
     async fn read_features(&self, layer: &str) -> Result<Vec<Feature>> {
-        let version = self
-            .primary
-            .layers()
-            .await?
-            .into_iter()
-            .find(|m| m.name == layer)
-            .map(|m| m.updated_at)
-            .unwrap_or_default();
-        let replica = self.replica_for_layer(layer, &version).await;
-        self.pick(replica).read_features(layer).await
+        self.reader_of(layer).await?.read_features(layer).await
     }
 
     async fn write_layer(
@@ -211,16 +217,7 @@ impl Store for ClusterStore {
     }
 
     async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
-        let version = self
-            .primary
-            .layers()
-            .await?
-            .into_iter()
-            .find(|m| m.name == layer)
-            .map(|m| m.updated_at)
-            .unwrap_or_default();
-        let replica = self.replica_for_layer(layer, &version).await;
-        self.pick(replica).read_history(layer).await
+        self.reader_of(layer).await?.read_history(layer).await
     }
 
     async fn drop_layer(&self, layer: &str) -> Result<()> {

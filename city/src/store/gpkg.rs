@@ -13,6 +13,7 @@ use crate::audit::{AuditEntry, AuditQuery};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
 use crate::live::{Change, Millis, Sample};
+use crate::versions::HISTORY_ROWS;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::Value;
@@ -103,6 +104,20 @@ impl GeoPackageStore {
         &self.path
     }
 
+    /// One layer's metadata, if the layer exists.
+    async fn meta_of(&self, layer: &str) -> Result<Option<LayerMeta>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT meta FROM citytwin_layers WHERE name = ?")
+                .bind(layer)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(json,)| {
+            serde_json::from_str(&json)
+                .map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
+        })
+        .transpose()
+    }
+
     /// Writes a complete, consistent copy of the store to `path` (SQLite's `VACUUM INTO`: the
     /// write-ahead log's pages included, whatever other connections hold), for a file to be
     /// renamed into place.
@@ -171,10 +186,8 @@ impl Store for GeoPackageStore {
     async fn read_features(&self, layer: &str) -> Result<Vec<Feature>> {
         check_layer_name(layer)?;
         let meta = self
-            .layers()
+            .meta_of(layer)
             .await?
-            .into_iter()
-            .find(|m| m.name == layer)
             .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
         let cols: String = meta
             .fields
@@ -221,11 +234,7 @@ impl Store for GeoPackageStore {
         mode: WriteMode,
     ) -> Result<LayerMeta> {
         check_layer_name(&meta.name)?;
-        let existing = self
-            .layers()
-            .await?
-            .into_iter()
-            .find(|m| m.name == meta.name);
+        let existing = self.meta_of(&meta.name).await?;
         let mut tx = self.pool.begin().await?;
         // a versioned layer's rows hold from its latest version
         let from = meta.versions.last().map(|v| v.date.clone());
@@ -241,10 +250,8 @@ impl Store for GeoPackageStore {
     ) -> Result<LayerMeta> {
         check_layer_name(&meta.name)?;
         let existing = self
-            .layers()
+            .meta_of(&meta.name)
             .await?
-            .into_iter()
-            .find(|m| m.name == meta.name)
             .ok_or_else(|| Error::UnknownLayer(meta.name.clone()))?;
         let table = quote(&meta.name);
         let mut tx = self.pool.begin().await?;
@@ -298,16 +305,16 @@ impl Store for GeoPackageStore {
     async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
         check_layer_name(layer)?;
         let meta = self
-            .layers()
+            .meta_of(layer)
             .await?
-            .into_iter()
-            .find(|m| m.name == layer)
             .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
         let table = quote(layer);
-        let intervals: Vec<(i64, String, Option<String>)> =
-            sqlx::query_as(&format!("SELECT fid, valid_from, valid_to FROM {table}"))
-                .fetch_all(&self.pool)
-                .await?;
+        let intervals: Vec<(i64, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT fid, valid_from, valid_to FROM {table} WHERE {HISTORY_ROWS}"
+        ))
+        .bind(crate::versions::first_day(&meta))
+        .fetch_all(&self.pool)
+        .await?;
         let sql = format!(
             "SELECT fid, geom{} FROM {table} WHERE fid BETWEEN ?1 AND ?2 AND valid_to IS NOT NULL ORDER BY fid",
             column_list(&meta)

@@ -127,8 +127,9 @@ pub trait Store: Send + Sync + 'static {
         )))
     }
 
-    /// A versioned layer's rows besides its current features: every row's validity, and the
-    /// features of the rows no longer current.
+    /// A versioned layer's rows besides its current features: the validity of the rows
+    /// [`crate::versions::HISTORY_ROWS`] selects, and the features of the rows no longer
+    /// current.
     async fn read_history(&self, layer: &str) -> Result<crate::versions::StoredHistory> {
         Err(Error::Invalid(format!(
             "{} keeps no versions of layer {layer}",

@@ -238,6 +238,21 @@ impl PostgisStore {
         &self.schema
     }
 
+    /// A transaction writing a layer: no statement timeout (imports may take longer than an
+    /// ordinary statement) and the layer's lock, so one writer per layer at a time (released
+    /// at commit or rollback).
+    async fn layer_write(&self, layer: &str) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("citytwin layer {}.{layer}", self.schema))
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     async fn meta_of(&self, layer: &str) -> Result<Option<LayerMeta>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT meta::text FROM citytwin_layers WHERE name = $1")
@@ -727,16 +742,7 @@ impl Store for PostgisStore {
                 meta.name
             )));
         }
-        let mut tx = self.pool.begin().await?;
-        // imports may take longer than an ordinary statement
-        sqlx::query("SET LOCAL statement_timeout = 0")
-            .execute(&mut *tx)
-            .await?;
-        // one writer per layer at a time; the lock is released at commit or rollback
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.layer_write(&meta.name).await?;
         // a versioned layer's rows hold from its latest version
         let from = meta.versions.last().map(|v| v.date.clone());
         let stored =
@@ -752,14 +758,7 @@ impl Store for PostgisStore {
     ) -> Result<LayerMeta> {
         check_layer_name(&meta.name)?;
         let table = format!("{}.{}", quote(&self.schema), quote(&meta.name));
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL statement_timeout = 0")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(format!("citytwin layer {}.{}", self.schema, meta.name))
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.layer_write(&meta.name).await?;
         if let Some(first) = v.first {
             sqlx::query(&format!(
                 "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS valid_from text, ADD COLUMN IF NOT EXISTS valid_to text"
@@ -806,10 +805,13 @@ impl Store for PostgisStore {
             .await?
             .ok_or_else(|| Error::UnknownLayer(layer.to_owned()))?;
         let table = format!("{}.{}", quote(&self.schema), quote(layer));
-        let intervals: Vec<(i64, String, Option<String>)> =
-            sqlx::query_as(&format!("SELECT fid, valid_from, valid_to FROM {table}"))
-                .fetch_all(&self.pool)
-                .await?;
+        let intervals: Vec<(i64, String, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT fid, valid_from, valid_to FROM {table} WHERE {}",
+            crate::versions::HISTORY_ROWS.replace('?', "$1")
+        ))
+        .bind(crate::versions::first_day(&meta))
+        .fetch_all(&self.pool)
+        .await?;
         let cols: String = meta
             .fields
             .iter()
