@@ -7,8 +7,8 @@ use super::model::{
 };
 use crate::{Error, Result};
 use citytwin_tiles::proj::haversine_m;
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 /// How events are handled: deadlines per category and the duplicate-merge window.
@@ -151,29 +151,41 @@ impl Change {
 
     /// The change as one JSON object, written once however many subscribers get it.
     pub fn json(&self) -> Arc<str> {
+        /// The members serde writes (escaped, non-finite numbers as null); `data` is JSON
+        /// already and goes in as it is.
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            seq: u64,
+            at: String,
+            kind: &'a str,
+            layer: &'a str,
+            id: &'a str,
+            lon: f64,
+            lat: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            grid: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            value: Option<f64>,
+        }
         Arc::clone(self.json.get_or_init(|| {
-            let mut s = String::with_capacity(160 + self.body.as_ref().map_or(0, String::len));
-            let _ = write!(
-                s,
-                r#"{{"seq":{},"at":"{}","kind":"{}","layer":"{}","id":{},"lon":{},"lat":{}"#,
-                self.seq,
-                ts::format(self.at),
-                self.kind,
-                self.layer.name(),
-                serde_json::Value::from(self.entity.as_str()),
-                self.lon,
-                self.lat
-            );
-            if let Some(g) = &self.grid {
-                let _ = write!(s, r#","grid":"{g}""#);
-            }
-            if let Some(v) = self.value {
-                let _ = write!(s, r#","value":{v}"#);
-            }
+            let wire = Wire {
+                seq: self.seq,
+                at: ts::format(self.at),
+                kind: self.kind,
+                layer: self.layer.name(),
+                id: &self.entity,
+                lon: self.lon,
+                lat: self.lat,
+                grid: self.grid.as_deref(),
+                value: self.value,
+            };
+            let mut s = serde_json::to_string(&wire).unwrap_or_else(|_| "{}".into());
             if let Some(b) = &self.body {
-                let _ = write!(s, r#","data":{b}"#);
+                s.pop();
+                s.push_str(r#","data":"#);
+                s.push_str(b);
+                s.push('}');
             }
-            s.push('}');
             Arc::from(s)
         }))
     }
@@ -1348,5 +1360,34 @@ pub fn named(code: &str, name: &str) -> Named {
     Named {
         code: code.to_owned(),
         name: name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::Change;
+
+    #[test]
+    fn a_change_is_valid_json_whatever_its_fields_hold() {
+        let c = Change::stored(
+            7,
+            0,
+            "reading",
+            "sensors",
+            "WL-\"1\"\\".into(),
+            f64::NAN,
+            32.0,
+            Some("32\"01\n".into()),
+            Some(f64::INFINITY),
+            Some(r#"{"a":[1,"x"]}"#.into()),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&c.json()).unwrap();
+        assert_eq!(v["id"], "WL-\"1\"\\");
+        assert_eq!(v["grid"], "32\"01\n");
+        assert!(v["lon"].is_null() && v["value"].is_null());
+        assert_eq!(v["lat"], 32.0);
+        assert_eq!(v["data"]["a"][1], "x");
+        assert_eq!(v["seq"], 7);
     }
 }
