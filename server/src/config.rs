@@ -24,9 +24,11 @@ pub struct ServeArgs {
     /// layers too large for memory, tiled by PostGIS itself (comma-separated)
     #[arg(long, env = "CITYTWIN_STORE_TILED", value_delimiter = ',')]
     pub store_tiled: Option<Vec<String>>,
-    /// create the store from the demo fixtures when it is missing
-    #[arg(long, env = "CITYTWIN_DEMO")]
-    pub demo: bool,
+    /// create the store from the demo fixtures when it is missing (`--demo=false` turns off
+    /// a configuration file's `demo = true`)
+    #[arg(long, env = "CITYTWIN_DEMO", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true, value_name = "BOOL")]
+    pub demo: Option<bool>,
     /// folder with the fixture manifest used by --demo
     #[arg(long, env = "CITYTWIN_FIXTURES")]
     pub fixtures: Option<PathBuf>,
@@ -67,9 +69,11 @@ pub struct ServeArgs {
     /// … when that event was reported at most this many minutes before
     #[arg(long, env = "CITYTWIN_MERGE_WINDOW_MINS")]
     pub merge_window_mins: Option<u64>,
-    /// run the traffic simulator against this server (hotline reports, readings, units)
-    #[arg(long, env = "CITYTWIN_SIMULATE")]
-    pub simulate: bool,
+    /// run the traffic simulator against this server (hotline reports, readings, units;
+    /// `--simulate=false` turns off a configuration file's `simulate = true`)
+    #[arg(long, env = "CITYTWIN_SIMULATE", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true, value_name = "BOOL")]
+    pub simulate: Option<bool>,
     /// the audit log's HMAC key file (made when missing; default: beside the GeoPackage,
     /// `<store>.audit-key`, or data/audit.key for PostGIS)
     #[arg(long, env = "CITYTWIN_AUDIT_KEY")]
@@ -363,7 +367,7 @@ impl Settings {
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect(),
-            demo: args.demo || file.demo.unwrap_or(false),
+            demo: args.demo.or(file.demo).unwrap_or(false),
             fixtures: args
                 .fixtures
                 .clone()
@@ -411,7 +415,7 @@ impl Settings {
                 .merge_window_mins
                 .or(file.merge_window_mins)
                 .unwrap_or(120),
-            simulate: args.simulate || file.simulate.unwrap_or(false),
+            simulate: args.simulate.or(file.simulate).unwrap_or(false),
             deadlines: {
                 let mut d = LiveOptions::default().deadlines;
                 d.extend(file.deadlines.unwrap_or_default());
@@ -503,6 +507,33 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.cache_mb, 7);
         assert_eq!(s.refresh_secs, 5);
+    }
+
+    #[test]
+    fn a_flag_turns_off_what_the_file_turned_on() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "demo = true\nsimulate = true\n").unwrap();
+        let resolve = |flags: &[&str]| {
+            let mut argv = vec!["citytwin", "--config", path.to_str().unwrap()];
+            argv.extend_from_slice(flags);
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+            let s = Settings::resolve(&cli.serve).unwrap();
+            (s.demo, s.simulate)
+        };
+        assert_eq!(resolve(&[]), (true, true));
+        assert_eq!(resolve(&["--demo=false"]), (false, true));
+        assert_eq!(
+            resolve(&["--demo=false", "--simulate=false"]),
+            (false, false)
+        );
+        assert_eq!(resolve(&["--demo", "--simulate=true"]), (true, true));
+        assert!(<Cli as clap::Parser>::try_parse_from(["citytwin", "--demo=perhaps"]).is_err());
     }
 
     #[test]
