@@ -50,6 +50,48 @@ impl Params {
             .filter(|s| !s.is_empty())
     }
 
+    /// Refuses a given value that is not of its parameter's kind; `expect` says what it should be.
+    pub fn check(&self, name: &str, ok: impl Fn(&str) -> bool, expect: &str) -> ApiResult<()> {
+        match self.text(name) {
+            Some(v) if !ok(v) => Err(Problem::bad_parameter(
+                name,
+                format!("{name} is {expect}, not {v:?}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An optional `true` or `false` (nothing else: not 1, yes or on).
+    pub fn flag(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.text(name) {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(v) => Err(Problem::bad_parameter(
+                name,
+                format!("{name} is true or false, not {v:?}"),
+            )),
+        }
+    }
+
+    /// An optional sequence number of the change log or audit log (0 to 2⁶³ − 1, as stored).
+    pub fn seq(&self, name: &str) -> ApiResult<Option<i64>> {
+        self.text(name)
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        Problem::bad_parameter(
+                            name,
+                            format!("{name} must be a sequence number (0 to 2^63 - 1), not {v:?}"),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
     /// A required number.
     pub fn f64(&self, name: &str) -> ApiResult<f64> {
         self.opt_f64(name)?
@@ -123,3 +165,32 @@ impl Params {
         }
     }
 }
+
+/// A category or type: 1 to 64 lowercase letters, digits and `-`.
+#[must_use]
+pub fn is_slug(v: &str) -> bool {
+    citytwin_city::live::check_slug("", v).is_ok()
+}
+
+/// A territorial code: 1 to 32 digits.
+#[must_use]
+pub fn is_code(v: &str) -> bool {
+    (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The kind of a parameter holding a category or type.
+pub const SLUG: &str = "1 to 64 lowercase letters, digits and -";
+/// The kind of a parameter holding a territorial code.
+pub const CODE: &str = "a territorial code (digits)";
+
+/// A layer name: 1 to 63 lowercase letters, digits or `_`, starting with a letter.
+#[must_use]
+pub fn is_layer(v: &str) -> bool {
+    (1..=63).contains(&v.len())
+        && v.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The kind of a parameter holding a layer name.
+pub const LAYER: &str = "a layer name (lowercase letters, digits and _)";

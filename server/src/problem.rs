@@ -52,6 +52,14 @@ impl Problem {
         }
     }
 
+    /// 404 for a thing a parameter names that does not exist (or is not the caller's to see).
+    #[must_use]
+    pub fn unknown(parameter: &str, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(StatusCode::NOT_FOUND, "unknown", detail);
+        p.parameter = Some(parameter.to_owned());
+        p
+    }
+
     /// 429 with the seconds to wait.
     #[must_use]
     pub fn too_many(detail: impl Into<String>, retry_after: u64) -> Self {
@@ -79,8 +87,10 @@ impl Problem {
 impl From<CityError> for Problem {
     fn from(e: CityError) -> Self {
         match &e {
+            // a layer named in a path or a parameter that does not exist (or that the caller
+            // may not see): not found, naming the parameter
             CityError::UnknownLayer(name) => {
-                Problem::bad_parameter("layer", format!("unknown layer {name:?}"))
+                Problem::unknown("layer", format!("unknown layer {name:?}"))
             }
             CityError::Tiles(citytwin_tiles::Error::TileOutOfRange { .. }) => {
                 Problem::bad_parameter("z/x/y", e.to_string())

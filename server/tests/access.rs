@@ -649,7 +649,7 @@ async fn the_access_matrix_holds_on_every_channel() {
                     assert_eq!(kinds, [1, 1, 1], "tile: {at}");
                 }
             } else {
-                assert_eq!(s, 400, "tile: {at}");
+                assert_eq!(s, 404, "tile: {at}");
             }
             assert_eq!(has(&body, &secret), raw, "tile sentinel: {at}");
             // every channel answers as if an invisible layer did not exist; one that hands
@@ -673,13 +673,8 @@ async fn the_access_matrix_holds_on_every_channel() {
                 ),
             ] {
                 let (s, body) = get(who, &path).await;
-                let hidden = if path.starts_with("/tiles/") {
-                    400
-                } else {
-                    404
-                };
                 let want = match form {
-                    '-' => hidden,
+                    '-' => 404,
                     'A' if features => 403,
                     _ => 200,
                 };
@@ -1175,7 +1170,7 @@ async fn writes_follow_role_and_territory_and_the_live_views_follow_the_plan() {
     // a tile cached for the owner is not served to a department without the right
     let tile = format!("/tiles/canary_conditional/{z}/{x}/{y}.mvt");
     assert_eq!(get("planner", &tile).await.0, 200);
-    assert_eq!(get("dispatcher", &tile).await.0, 400);
+    assert_eq!(get("dispatcher", &tile).await.0, 404);
     // roles: the street worker may not accept; the dispatcher does, and dispatches both
     let step = |who: &'static str, id: i64, action: &'static str| async move {
         post(
@@ -1843,7 +1838,7 @@ async fn a_grant_is_asked_for_decided_used_and_ended() {
     .await;
     assert_eq!(s, 200, "{revoked}");
     assert_eq!(get("urban", items).await.0, 404);
-    assert_eq!(get("urban", &tile).await.0, 400);
+    assert_eq!(get("urban", &tile).await.0, 404);
     // a grant ends by itself when its term does
     let (_, third) = post("urban", "/grants", &ask).await;
     let id3 = third["id"].as_str().unwrap().to_owned();

@@ -205,10 +205,7 @@ async fn bad_tile_requests_are_400_problems_naming_the_parameter(srv: &'static T
         ("/tiles/buildings/a/0/0.mvt", "z"),
         ("/tiles/buildings/1/-1/0.mvt", "x"),
         ("/tiles/buildings/1/0/0.png", "y"),
-        ("/tiles/nosuch/1/0/0.mvt", "layers"),
-        ("/tiles/buildings,nosuch/1/0/0.mvt", "layers"),
         ("/tiles/buildings,buildings/1/0/0.mvt", "layers"),
-        ("/tiles/nosuch", "layers"),
         ("/styles/..%2Fsecret", "style"),
     ] {
         let (status, body) = problem(&format!("{base}{path}")).await;
@@ -223,6 +220,20 @@ async fn bad_tile_requests_are_400_problems_naming_the_parameter(srv: &'static T
     for path in ["/nothing/here", "/catalog/nosuch", "/styles/nosuch.json"] {
         let (status, body) = problem(&format!("{base}{path}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    // a layer that does not exist is not found, and the problem names the parameter
+    for path in [
+        "/tiles/nosuch/1/0/0.mvt",
+        "/tiles/buildings,nosuch/1/0/0.mvt",
+        "/tiles/nosuch",
+    ] {
+        let (status, body) = problem(&format!("{base}{path}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(body["parameter"], "layers", "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("nosuch"),
+            "{body}"
+        );
     }
 }
 

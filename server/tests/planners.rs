@@ -355,11 +355,11 @@ async fn statistics_per_territory_add_up_and_filter() {
         srv,
         "/layers/pois/stats",
         &[("field", "nope")],
-        400,
+        404,
         "field",
     )
     .await;
-    bad(srv, "/layers/pois/stats", &[("within", "1")], 400, "within").await;
+    bad(srv, "/layers/pois/stats", &[("within", "1")], 404, "within").await;
     bad(srv, "/layers/pois/stats", &[("f", "xml")], 400, "f").await;
     bad(
         srv,

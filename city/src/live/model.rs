@@ -34,10 +34,21 @@ pub mod ts {
         t.format(&f).unwrap_or_default()
     }
 
-    /// Reads an RFC 3339 time (any offset) into UTC milliseconds.
+    /// Reads an RFC 3339 time (any offset) into UTC milliseconds; a date alone
+    /// (`YYYY-MM-DD`) is the start of that day in Beijing time (UTC+8), the city's calendar.
     pub fn parse(text: &str) -> Result<Millis, String> {
         let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
+            .or_else(|e| {
+                let date = time::Date::parse(
+                    text,
+                    time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .map_err(|_| e)?;
+                Ok::<_, time::error::Parse>(
+                    date.midnight().assume_offset(time::macros::offset!(+8)),
+                )
+            })
+            .map_err(|e| format!("{text:?} is not an RFC 3339 time (or a date YYYY-MM-DD): {e}"))?;
         Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
     }
 

@@ -144,12 +144,7 @@ pub(crate) async fn audit(
         "decision",
         "limit",
     ])?;
-    let after = match p.text("after") {
-        None => 0,
-        Some(a) => a.parse().map_err(|_| {
-            Problem::bad_parameter("after", format!("{a:?} is not a sequence number"))
-        })?,
-    };
+    let after = p.seq("after")?.map_or(0, i64::unsigned_abs);
     if let Some(d) = p.text("decision")
         && d != "allow"
         && d != "deny"

@@ -145,6 +145,7 @@ pub fn openapi() -> &'static Value {
             "application/javascript",
             &[("file", "oidc-client-ts.min.js")],
         );
+        super::contract::complete(&mut doc);
         doc
     })
 }

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use citytwin_city::grants::{Approval, Grant, GrantRequest};
 use citytwin_city::live::ts;
-use citytwin_city::objections::{Decision, NewObjection, Objection};
+use citytwin_city::objections::{Decision, NewObjection, Objection, ObjectionState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -77,6 +77,11 @@ pub(crate) async fn list_grants(
 ) -> ApiResult<Json<Value>> {
     caller.listing();
     p.only(&["status"])?;
+    p.check(
+        "status",
+        |s| super::contract::GRANT_STATUSES.contains(&s),
+        "requested, approved, expired, refused or revoked",
+    )?;
     let now = ts::now();
     let list: Vec<Value> = state
         .city
@@ -245,17 +250,14 @@ pub(crate) async fn list_objections(
 ) -> ApiResult<Json<Value>> {
     caller.listing();
     p.only(&["state", "overdue", "layer"])?;
+    p.check(
+        "state",
+        |s| serde_json::from_value::<ObjectionState>(json!(s)).is_ok(),
+        "open, upheld or rejected",
+    )?;
+    p.check("layer", crate::params::is_layer, crate::params::LAYER)?;
     let now = ts::now();
-    let overdue_only = match p.text("overdue") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(Problem::bad_parameter(
-                "overdue",
-                format!("true or false, not {v:?}"),
-            ));
-        }
-    };
+    let overdue_only = p.flag("overdue")?.unwrap_or(false);
     let mut list = state.city.objections_for(caller.principal());
     list.retain(|o| {
         p.text("state").is_none_or(|s| o.state.name() == s)

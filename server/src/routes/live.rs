@@ -90,7 +90,6 @@ fn refused(caller: &Caller) -> impl Fn(citytwin_city::Error) -> Problem + '_ {
 /// A one-use ticket for the caller's next stream (WebSocket, server-sent events, MJPEG),
 /// which browsers open without headers: `?ticket=…` stands for the caller for 30 seconds.
 #[utoipa::path(post, path = "/live/tickets", tag = "live",
-    request_body(content = String, content_type = "application/json", description = "{}"),
     responses(
         (status = 201, description = "`ticket` and `expires_in` (seconds)"),
         (status = 401, description = "bad credentials", content_type = "application/problem+json"),
@@ -291,6 +290,8 @@ pub(crate) async fn list_events(
     let plan = live_plan(&state, &caller, LiveLayer::Events)?;
     p.only(&["state", "category", "grid", "overdue", "limit"])?;
     let limit = p.count("limit", 1000, 10_000)?;
+    p.check("category", crate::params::is_slug, crate::params::SLUG)?;
+    p.check("grid", crate::params::is_code, crate::params::CODE)?;
     let want_state = p.text("state");
     if let Some(s) = want_state
         && s != "open"
@@ -301,17 +302,7 @@ pub(crate) async fn list_events(
             format!("unknown state {s:?}"),
         ));
     }
-    let overdue = match p.text("overdue") {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(v) => {
-            return Err(Problem::bad_parameter(
-                "overdue",
-                format!("true or false, not {v:?}"),
-            ));
-        }
-    };
+    let overdue = p.flag("overdue")?;
     let now = ts::now();
     let events: Vec<Value> = state.city.with_live(|s| {
         s.events
@@ -513,6 +504,7 @@ pub(crate) async fn nearest_units(
     let events = live_plan(&state, &caller, LiveLayer::Events)?;
     let units_plan = live_plan(&state, &caller, LiveLayer::Units)?;
     p.only(&["type", "n"])?;
+    p.check("type", crate::params::is_slug, crate::params::SLUG)?;
     let id = event_id(&id)?;
     let n = p.count("n", 5, 100)?;
     state
@@ -593,9 +585,8 @@ fn sensor_filter(p: &Params, plan: &ReadPlan, s: &Sensor) -> bool {
         && p.text("type").is_none_or(|t| s.kind == t)
         && p.text("grid")
             .is_none_or(|g| s.place.code().is_some_and(|c| c.starts_with(g)))
-        && match p.text("alarm") {
-            Some("true") => s.alarm.is_some(),
-            Some("false") => s.alarm.is_none(),
+        && match p.flag("alarm") {
+            Ok(Some(alarm)) => s.alarm.is_some() == alarm,
             _ => true,
         }
 }
@@ -615,6 +606,9 @@ pub(crate) async fn list_sensors(
 ) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
     p.only(&["type", "grid", "alarm"])?;
+    p.flag("alarm")?;
+    p.check("type", crate::params::is_slug, crate::params::SLUG)?;
+    p.check("grid", crate::params::is_code, crate::params::CODE)?;
     let list = state.city.with_live(|s| {
         s.sensors
             .values()
@@ -916,6 +910,12 @@ pub(crate) async fn list_units(
 ) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Units)?;
     p.only(&["type", "status"])?;
+    p.check("type", crate::params::is_slug, crate::params::SLUG)?;
+    p.check(
+        "status",
+        |s| serde_json::from_value::<UnitStatus>(json!(s)).is_ok(),
+        "available, busy or off-duty",
+    )?;
     let list = state.city.with_live(|s| {
         s.units
             .values()
@@ -1102,9 +1102,19 @@ fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option
         .or_else(|| headers.get("last-event-id").and_then(|v| v.to_str().ok()))
     {
         None => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| {
-            Problem::bad_parameter("since", format!("{s:?} is not a sequence number"))
-        })?),
+        Some(s) => Some(
+            s.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(i64::unsigned_abs)
+                .ok_or_else(|| {
+                    Problem::bad_parameter(
+                        "since",
+                        format!("{s:?} is not a sequence number (0 to 2^63 - 1)"),
+                    )
+                })?,
+        ),
     };
     Ok((
         FeedFilter {
@@ -1366,22 +1376,8 @@ pub(crate) async fn changes(
     p.only(&["from", "to", "after", "readings", "limit"])?;
     let from = time("from", p.text("from"))?;
     let to = time("to", p.text("to"))?;
-    let after = match p.text("after") {
-        None => 0,
-        Some(a) => a.parse().map_err(|_| {
-            Problem::bad_parameter("after", format!("{a:?} is not a sequence number"))
-        })?,
-    };
-    let readings = match p.text("readings") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(Problem::bad_parameter(
-                "readings",
-                format!("true or false, not {v:?}"),
-            ));
-        }
-    };
+    let after = p.seq("after")?.map_or(0, i64::unsigned_abs);
+    let readings = p.flag("readings")?.unwrap_or(false);
     let limit = p.count("limit", 1000, 10_000)?;
     let list = state
         .city

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod api;
 pub mod catalog;
+mod contract;
 pub mod features;
 pub mod governance;
 pub mod live;

@@ -323,7 +323,8 @@ pub(crate) async fn dashboard(
 ) -> ApiResult<Response> {
     caller.listing();
     if let Some(id) = file.strip_suffix(".json") {
-        params.only(&[])?;
+        // one layout at every size and date: the frame's parameters are taken and change nothing
+        params.only(&["width", "height", "at"])?;
         let text = read_layout(&state.settings.styles_dir, id)?;
         check_layout(&state.settings.styles_dir, id, &text)?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {

@@ -183,7 +183,7 @@ pub(crate) async fn within_distance(
     if !(radius > 0.0 && radius <= 100_000.0) {
         return Err(Problem::bad_parameter(
             "radius",
-            "radius must be within 0..=100000 metres",
+            "radius must be above 0 and at most 100000 metres",
         ));
     }
     let limit = p.count("limit", 1000, state.limits.max_features)?;
@@ -296,7 +296,7 @@ fn numeric_field(l: &LayerIndex, p: &Params) -> ApiResult<Option<usize>> {
                 "field",
                 format!("field {f:?} is not numeric"),
             )),
-            None => Err(Problem::bad_parameter(
+            None => Err(Problem::unknown(
                 "field",
                 format!("layer {} has no field {f:?}", l.meta.name),
             )),
@@ -495,9 +495,8 @@ fn within_unit(
 ) -> ApiResult<Option<usize>> {
     p.text("within")
         .map(|c| {
-            tree.by_code(c).ok_or_else(|| {
-                Problem::bad_parameter("within", format!("no territory with code {c:?}"))
-            })
+            tree.by_code(c)
+                .ok_or_else(|| Problem::unknown("within", format!("no territory with code {c:?}")))
         })
         .transpose()
 }

@@ -197,14 +197,7 @@ fn find(tree: &TerritoryTree, code: &str) -> ApiResult<usize> {
 }
 
 fn with_geometry(p: &Params) -> ApiResult<bool> {
-    match p.text("geometry") {
-        None | Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(v) => Err(Problem::bad_parameter(
-            "geometry",
-            format!("geometry is true or false, not {v:?}"),
-        )),
-    }
+    Ok(p.flag("geometry")?.unwrap_or(true))
 }
 
 /// Counts of every layer's features in a unit (territory layers themselves left out).

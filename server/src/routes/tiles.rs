@@ -43,7 +43,7 @@ fn resolve_layers(
                 .iter()
                 .map(|(l, _)| l.meta.name.clone())
                 .collect();
-            return Err(Problem::bad_parameter(
+            return Err(Problem::unknown(
                 "layers",
                 format!("unknown layer {name:?}; known layers: {}", known.join(", ")),
             ));

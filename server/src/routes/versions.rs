@@ -159,7 +159,7 @@ pub(crate) async fn diff(
             .text("within")
             .map(|c| {
                 tree.by_code(c).ok_or_else(|| {
-                    Problem::bad_parameter("within", format!("no territory with code {c:?}"))
+                    Problem::unknown("within", format!("no territory with code {c:?}"))
                 })
             })
             .transpose()?;

@@ -226,3 +226,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// How many operations the API description has.
+pub fn api_operations() -> usize {
+    citytwin::routes::api::openapi()["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum()
+}
