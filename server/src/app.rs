@@ -78,7 +78,14 @@ pub struct AppState {
     pub tickets: Cache<String, Arc<citytwin_city::access::Principal>>,
     /// rate limits per principal
     pub rates: Arc<crate::auth::RateLimits>,
+    /// true once the server is stopping: every open stream (live feed, server-sent events,
+    /// MJPEG) ends, so the drain is bounded
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
+
+/// How long a stopping server waits for requests still running once its streams were told
+/// to end; what is still open then is cut (acknowledged writes are durable already).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A count cache key: the layer, its version, and the selection's parameters as given.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
@@ -137,6 +144,7 @@ impl AppState {
                 .time_to_live(std::time::Duration::from_secs(30))
                 .build(),
             rates: Arc::new(crate::auth::RateLimits::new(rates)),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
         state.update_gauges();
         state
@@ -364,6 +372,36 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Serves until asked to stop, then ends every stream and waits at most [`DRAIN`] for the
+/// requests still running.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let closing = Arc::clone(&state.closing);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        closing.send_replace(true);
+        let _ = stopping.send(());
+    });
+    let deadline = async {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(DRAIN).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!(drain = ?DRAIN, "requests still running after the drain; cut");
+            Ok(())
+        }
+    }
 }
 
 /// Whether the client accepts a gzipped body (`Accept-Encoding: gzip` or `*`, not `q=0`).

@@ -556,6 +556,7 @@ pub struct Stop {
     id: String,
     expires: Option<i64>,
     cut: tokio::sync::broadcast::Receiver<String>,
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Stop {
@@ -578,13 +579,20 @@ impl Stop {
             },
             expires: p.expires,
             cut: state.city.credentials().revocation_feed(),
+            closing: state.closing.subscribe(),
         }
     }
 
-    /// Resolves when the stream must end.
+    /// Resolves when the stream must end (the server stopping ends every stream).
     pub async fn wait(&mut self) {
+        let mut closing = self.closing.clone();
+        let stopping = async move {
+            if closing.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         if self.id.is_empty() {
-            return std::future::pending().await;
+            return stopping.await;
         }
         let expiry = async {
             match self.expires {
@@ -609,6 +617,7 @@ impl Stop {
         tokio::select! {
             () = expiry => tracing::info!(principal = %self.id, "credentials expired; stream closed"),
             () = revoked => tracing::info!(principal = %self.id, "revoked; stream closed"),
+            () = stopping => tracing::debug!(principal = %self.id, "the server is stopping; stream closed"),
         }
     }
 }

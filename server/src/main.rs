@@ -1,6 +1,6 @@
 //! The `citytwin` command: serve, import, fixtures, layers, publish, drop.
 
-use citytwin::app::{AppState, router, shutdown_signal, spawn_watchers};
+use citytwin::app::{AppState, spawn_watchers};
 use citytwin::config::{ServeArgs, Settings, repo_dir};
 use citytwin::progress::Bar;
 use citytwin_city::generate::{Reference, Scale, generate, write_fixtures};
@@ -383,13 +383,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             }
         });
     }
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| e.to_string())?;
+    citytwin::app::serve(listener, state)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

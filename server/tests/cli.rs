@@ -291,13 +291,54 @@ fn serve_demo_creates_the_store_serves_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // streams that never end by themselves: server-sent events and a WebSocket, open
+    use std::io::{Read, Write};
+    let open = |request: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        (s, String::from_utf8_lossy(&head).into_owned())
+    };
+    let (mut sse, head) = open("GET /live/sse HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(head, "HTTP/1.1 200", "server-sent events");
+    let (mut ws, head) = open(
+        "GET /live HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(head, "HTTP/1.1 101", "WebSocket");
     let killed = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.0.wait().unwrap();
+    // the server ends its streams and exits instead of waiting on them (a bound, not a
+    // timing: a server that waited would never exit)
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running with open streams after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(status.success(), "exit after SIGTERM: {status:?}");
+    // both streams were closed (read to their end, not cut by the read timeout)
+    for (name, s) in [("sse", &mut sse), ("ws", &mut ws)] {
+        let mut rest = Vec::new();
+        let read = s.read_to_end(&mut rest);
+        assert!(
+            read.is_ok()
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{name}: {read:?}"
+        );
+    }
 }
 
 /// Import, list, publish and drop against PostGIS, exactly as with the GeoPackage.
