@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod fuzzing;
 pub mod metrics;
 pub mod mqtt;
 pub mod oidc;

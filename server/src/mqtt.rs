@@ -168,6 +168,40 @@ fn settle(
     }
 }
 
+/// A readings message of one sensor: one reading `{"value", "at"}` or an array of them.
+pub fn decode_readings(
+    payload: &[u8],
+    sensor: &str,
+) -> Result<Vec<citytwin_city::live::ReadingIn>, Problem> {
+    let items: Vec<ReadingBody> = if payload.first() == Some(&b'[') {
+        crate::routes::live::body(payload, "an array of readings")?
+    } else {
+        vec![crate::routes::live::body(
+            payload,
+            r#"{"value": number, "at": "RFC 3339 time"}"#,
+        )?]
+    };
+    if items.len() > crate::routes::live::MAX_BATCH {
+        return Err(Problem::bad_parameter(
+            "payload",
+            "too many readings in one message",
+        ));
+    }
+    readings_in(items, Some(sensor))
+}
+
+/// A position message `{"lon", "lat"}`.
+pub fn decode_position(payload: &[u8]) -> Result<(f64, f64), Problem> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Position {
+        lon: f64,
+        lat: f64,
+    }
+    let pos: Position = crate::routes::live::body(payload, r#"{"lon": …, "lat": …}"#)?;
+    Ok((pos.lon, pos.lat))
+}
+
 /// Parses a message and queues what it carries to the writer.
 async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Problem> {
     let parts: Vec<&str> = p.topic.split('/').collect();
@@ -192,34 +226,14 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
     match parts.as_slice() {
         ["citytwin", "gateways", key, "sensors", sensor, "readings"] => {
             let cx = cx(key).await?;
-            let items: Vec<ReadingBody> = if p.payload.first() == Some(&b'[') {
-                crate::routes::live::body(&p.payload, "an array of readings")?
-            } else {
-                vec![crate::routes::live::body(
-                    &p.payload,
-                    r#"{"value": number, "at": "RFC 3339 time"}"#,
-                )?]
-            };
-            if items.len() > crate::routes::live::MAX_BATCH {
-                return Err(Problem::bad_parameter(
-                    "payload",
-                    "too many readings in one message",
-                ));
-            }
-            let readings = readings_in(items, Some(sensor))?;
+            let readings = decode_readings(&p.payload, sensor)?;
             let n = readings.len();
             Ok((state.city.queue_readings(&cx, readings).await?, n))
         }
         ["citytwin", "gateways", key, "units", unit, "position"] => {
             let cx = cx(key).await?;
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Position {
-                lon: f64,
-                lat: f64,
-            }
-            let pos: Position = crate::routes::live::body(&p.payload, r#"{"lon": …, "lat": …}"#)?;
-            Ok((state.city.queue_move(&cx, unit, pos.lon, pos.lat).await?, 0))
+            let (lon, lat) = decode_position(&p.payload)?;
+            Ok((state.city.queue_move(&cx, unit, lon, lat).await?, 0))
         }
         ["citytwin", "sensors" | "units", ..] => Err(Problem::bad_parameter(
             "topic",

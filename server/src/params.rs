@@ -2,6 +2,7 @@
 
 use crate::problem::{ApiResult, Problem};
 use axum::extract::{FromRequestParts, Query};
+use axum::http::Uri;
 use axum::http::request::Parts;
 use std::collections::HashMap;
 
@@ -12,9 +13,15 @@ pub struct Params(HashMap<String, String>);
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(map) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Self::from_uri(&parts.uri)
+    }
+}
+
+impl Params {
+    /// The parameters of a request's URI, each at most once.
+    pub fn from_uri(uri: &Uri) -> ApiResult<Self> {
+        let Query(map) = Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map_err(|e| Problem::bad_parameter("query", e.body_text()))?;
         let mut out = HashMap::new();
         for (k, v) in map {
@@ -24,9 +31,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         }
         Ok(Self(out))
     }
-}
 
-impl Params {
     /// Rejects parameters this endpoint does not define.
     pub fn only(&self, known: &[&str]) -> ApiResult<()> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {

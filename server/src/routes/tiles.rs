@@ -59,7 +59,9 @@ fn resolve_layers(
     Ok(out)
 }
 
-fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
+/// A tile's path segments `{z}/{x}/{y}.mvt` as a coordinate, or a problem naming the one at
+/// fault.
+pub fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
     let y = y
         .strip_suffix(".mvt")
         .or_else(|| y.strip_suffix(".pbf"))
