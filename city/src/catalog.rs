@@ -273,7 +273,7 @@ impl Classification {
 /// identity provider's department claim as it stands).
 pub fn check_department(code: &str) -> Result<()> {
     let ok = !code.is_empty()
-        && code.len() <= 64
+        && code.chars().count() <= 64
         && code
             .chars()
             .all(|c| c.is_alphanumeric() || c == '-' || c == '_');

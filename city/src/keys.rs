@@ -150,7 +150,7 @@ fn same(a: &str, b: &str) -> bool {
 /// Checks a key's name: 1 to 64 letters, digits, `-`, `_` or `.`.
 fn check_key_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.chars().count() <= 64
         && name
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));

@@ -3,6 +3,7 @@
 //! answer with (bad input, credentials, access, rate limits, a store that cannot answer).
 //! Applied once to the generated document; schemathesis holds the server to it in CI.
 
+use citytwin_city::access::Role;
 use citytwin_city::live::state::KINDS;
 use citytwin_city::live::{Action, EventState, LiveLayer, UnitStatus};
 use citytwin_city::territory::Level;
@@ -18,6 +19,8 @@ const CODE: &str = "^[0-9]{1,32}$";
 const ID: &str = "^[A-Za-z0-9_.:-]{1,64}$";
 /// A category or type: 1 to 64 lowercase letters, digits and `-`.
 const SLUG: &str = "^[a-z0-9-]{1,64}$";
+/// A department: 1 to 64 letters, digits, `-` or `_`.
+const DEPARTMENT: &str = "^[\\w-]{1,64}$";
 /// Free text without control characters other than newline and tab.
 const TEXT: &str = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$";
 /// Text that says something.
@@ -47,6 +50,12 @@ fn range(kind: &str, min: f64, max: f64) -> Value {
 
 fn text(max: usize) -> Value {
     json!({ "type": "string", "maxLength": max, "pattern": TEXT })
+}
+
+/// An optional member the server also takes as `null` (absent).
+fn or_null(mut schema: Value) -> Value {
+    schema["nullable"] = json!(true);
+    schema
 }
 
 fn says(max: usize) -> Value {
@@ -94,7 +103,8 @@ const SEVERITIES: [&str; 4] = ["general", "serious", "major", "extraordinary"];
 pub(crate) const GRANT_STATUSES: [&str; 5] =
     ["requested", "approved", "expired", "refused", "revoked"];
 const OBJECTION_STATES: [&str; 3] = ["open", "upheld", "rejected"];
-const ROLES_NOTE: &str = "role names as `citytwin keys create --roles` takes them";
+const ROLES_NOTE: &str = "the roles of a key: auditor and security-admin belong to people signed \
+    in; a gateway key names the sensors it sends for";
 const DATE_TIME: &str = "an RFC 3339 time, or a date (YYYY-MM-DD)";
 
 /// The schema of a query or path parameter, where the annotation's plain type says too little.
@@ -190,9 +200,9 @@ fn body(method: &str, path: &str) -> Option<Value> {
         strict(
             required,
             json!({
-                "sensor": pattern(ID),
+                "sensor": or_null(pattern(ID)),
                 "value": { "type": "number" },
-                "at": { "type": "string", "format": "date-time", "description": "when it was measured; now when absent" },
+                "at": or_null(json!({ "type": "string", "format": "date-time", "description": "when it was measured; now when absent" })),
             }),
         )
     };
@@ -207,7 +217,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
                 "lon": lon(), "lat": lat(),
                 "media": { "type": "array", "maxItems": 20,
                            "items": pattern("^https?://[^\\s]{1,2040}$") },
-                "reporter": text(200),
+                "reporter": or_null(text(200)),
             }),
         ),
         ("post", "/events/{id}/transitions") => strict(
@@ -223,7 +233,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
         ("post", "/sensors") => strict(
             &["id", "type", "lon", "lat", "unit"],
             json!({
-                "id": pattern(ID), "type": pattern(SLUG), "name": text(200),
+                "id": pattern(ID), "type": pattern(SLUG), "name": or_null(text(200)),
                 "lon": lon(), "lat": lat(), "unit": text(32),
                 "thresholds": strict(&[], json!({
                     "high": { "type": "number" }, "low": { "type": "number" },
@@ -263,37 +273,54 @@ fn body(method: &str, path: &str) -> Option<Value> {
             "properties": { "type": one_of(&["Point", "MultiPoint", "LineString", "MultiLineString",
                 "Polygon", "MultiPolygon", "GeometryCollection", "Feature", "FeatureCollection"]) },
         }),
-        ("post", "/admin/keys") => strict(
-            &["name", "roles"],
-            json!({
-                "name": says(200),
-                "roles": { "type": "array", "minItems": 1, "items": pattern(SLUG), "description": ROLES_NOTE },
-                "department": pattern(SLUG),
-                "territory": pattern(CODE),
-                "sensors": ids(10_000),
-                "days": range("integer", 1.0, 3650.0),
-            }),
-        ),
-        ("post", "/admin/keys/{id}/revoke") => strict(&[], json!({ "reason": text(2000) })),
-        ("post", "/admin/revocations") => strict(
-            &["subject"],
-            json!({ "subject": pattern("^(user|key):[^\\u0000-\\u001f]{1,200}$"),
-                    "revoked": { "type": "boolean" }, "reason": text(2000) }),
-        ),
+        ("post", "/admin/keys") => {
+            let roles: Vec<&str> = Role::ALL
+                .into_iter()
+                .filter(|r| !r.is_personal())
+                .map(Role::name)
+                .collect();
+            strict(
+                &["name", "roles"],
+                json!({
+                    "name": pattern("^[\\w.-]{1,64}$"),
+                    "roles": { "type": "array", "minItems": 1,
+                               "items": one_of(&roles), "description": ROLES_NOTE },
+                    "department": or_null(pattern(DEPARTMENT)),
+                    "territory": or_null(pattern(CODE)),
+                    "sensors": or_null(json!({ "type": "array", "minItems": 1, "maxItems": 10_000,
+                                 "items": pattern("^[A-Za-z0-9_.:*-]{1,64}$") })),
+                    "days": range("integer", 1.0, 3650.0),
+                }),
+            )
+        }
+        ("post", "/admin/keys/{id}/revoke") => strict(&[], json!({ "reason": text(400) })),
+        ("post", "/admin/revocations") => json!({
+            "description": "a user may be revoked and restored; a revoked key stays revoked",
+            "oneOf": [
+                strict(&["subject"], json!({
+                    "subject": pattern("^user:[^\\u0000-\\u001f\\u007f-\\u009f]{1,255}$"),
+                    "revoked": { "type": "boolean" }, "reason": text(400) })),
+                strict(&["subject"], json!({
+                    "subject": pattern("^key:[^\\u0000-\\u001f\\u007f-\\u009f]{1,255}$"),
+                    "revoked": { "type": "boolean", "enum": [true] }, "reason": text(400) })),
+            ],
+        }),
         ("post", "/grants") => strict(
             &["layer", "purpose", "until"],
             json!({ "layer": pattern(&format!("^{LAYER}$")), "purpose": says(2000), "until": until,
-                    "public": { "type": "boolean" }, "fields": fields, "territory": pattern(CODE) }),
+                    "public": { "type": "boolean" }, "fields": or_null(fields.clone()),
+                    "territory": or_null(pattern(CODE)) }),
         ),
         ("post", "/grants/{id}/approve") => strict(
             &[],
-            json!({ "until": until, "fields": fields, "territory": pattern(CODE), "note": text(2000) }),
+            json!({ "until": or_null(until.clone()), "fields": or_null(fields.clone()),
+                    "territory": or_null(pattern(CODE)), "note": text(2000) }),
         ),
         ("post", "/grants/{id}/refuse" | "/grants/{id}/revoke") => reason_required,
         ("post", "/objections") => strict(
             &["layer", "reason"],
             json!({ "layer": pattern(&format!("^{LAYER}$")), "reason": says(2000),
-                    "feature": { "type": "integer", "format": "int64" } }),
+                    "feature": or_null(json!({ "type": "integer", "format": "int64" })) }),
         ),
         ("post", "/objections/{id}/decision") => strict(
             &["outcome", "reason"],
@@ -398,10 +425,10 @@ fn complete_operation(path: &str, method: &str, op: &mut Value) {
         "credentials were sent but are unknown, expired or revoked",
     );
     add("403", "the caller's roles or territory do not allow it");
-    if path.contains('{') {
+    if path.contains('{') || has_body {
         add(
             "404",
-            "what the path names does not exist, or is not the caller's to see",
+            "what the path or the body names does not exist, or is not the caller's to see",
         );
     }
     if has_body {

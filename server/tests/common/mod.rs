@@ -23,6 +23,10 @@ pub const OPERATOR: &str =
 /// A system admin's key, for `/metrics`.
 pub const METRICS: &str =
     "ctk_ktestmetrics_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// The administrators' roles in one key (security admin, auditor, system admin), for the
+/// contract test of their endpoints.
+pub const ADMIN: &str =
+    "ctk_ktestadmin_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// Puts the test keys into a store.
 pub async fn test_keys(store: &dyn Store) {
@@ -47,6 +51,14 @@ pub async fn test_keys(store: &dyn Store) {
         .unwrap();
     store
         .put_key(&key("ktestmetrics", vec![Role::SystemAdmin], None))
+        .await
+        .unwrap();
+    store
+        .put_key(&key(
+            "ktestadmin",
+            vec![Role::SecurityAdmin, Role::Auditor, Role::SystemAdmin],
+            None,
+        ))
         .await
         .unwrap();
 }
