@@ -278,6 +278,51 @@ async fn readings_raise_one_alarm_event_and_history_downsamples() {
     assert_eq!(status, 404);
 }
 
+/// The batch the README promises: 100,000 readings taken whole; one more is a 400 naming the
+/// cap; a body past the route's limit is a 413 problem (not axum's plain text), nothing taken.
+#[tokio::test]
+async fn a_batch_of_100000_readings_is_taken_and_past_it_refused() {
+    let (status, s) = post(
+        "/sensors",
+        &json!({ "id": "BIG-1", "type": "flow", "lon": HERE.0, "lat": HERE.1, "unit": "m3/s" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{s}");
+    let t0 = citytwin_city::live::ts::now() - 200_000_000;
+    let batch = |n: i64| {
+        let readings: Vec<Value> = (0..n)
+            .map(|i| json!({ "sensor": "BIG-1", "value": i, "at": citytwin_city::live::ts::format(t0 + i * 1000) }))
+            .collect();
+        json!({ "readings": readings })
+    };
+    let (status, r) = post("/readings", &batch(100_000)).await;
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(r["accepted"], 100_000);
+    let (status, r) = post("/readings", &batch(100_001)).await;
+    assert_eq!(status, 400, "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("100000"), "{r}");
+    // 25 MiB of JSON: past the route's 24 MiB
+    let pad = "x".repeat(25 << 20);
+    let resp = client()
+        .post(format!("{}/readings", server().base))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"readings": [], "pad": "{pad}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let (_, history) = get("/sensors/BIG-1/readings?from=2000-01-01T00:00:00Z&limit=100000").await;
+    assert_eq!(
+        history["readings"].as_array().map(Vec::len),
+        Some(100_000),
+        "only the first batch was taken"
+    );
+}
+
 #[tokio::test]
 async fn bad_live_input_is_refused_and_nothing_is_stored() {
     post(
