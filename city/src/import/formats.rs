@@ -397,6 +397,48 @@ fn read_shp(file: &str, path: &Path, progress: &dyn Progress) -> Result<RawLayer
         reason,
     };
     let crs = prj_crs(file, path)?;
+    check_dbf(&path.with_extension("dbf")).map_err(ferr)?;
+    // the Shapefile and dBase readers are third-party code over untrusted bytes: a fault
+    // they do not foresee is this file's error, not the server's (found by fuzzing: a dBase
+    // header too short for its own fields)
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_shp_features(file, path, progress)
+    }))
+    .unwrap_or_else(|_| Err(ferr("a corrupt shapefile or .dbf".into())))
+    .map(|mut l| {
+        l.crs = crs;
+        l
+    })
+}
+
+/// Checks a dBase file's header before the reader trusts it: the header must hold its own
+/// 32 bytes and terminator and fit in the file (a shorter one made the reader's field count
+/// underflow and allocate without bound).
+fn check_dbf(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        // a missing .dbf is the reader's to report
+        return Ok(());
+    };
+    let len = f.metadata().map_err(|e| format!(".dbf: {e}"))?.len();
+    let mut head = [0u8; 32];
+    f.read_exact(&mut head)
+        .map_err(|_| "the .dbf is shorter than its header".to_owned())?;
+    let header_len = u64::from(u16::from_le_bytes([head[8], head[9]]));
+    if header_len < 33 || header_len > len {
+        return Err(format!(
+            "the .dbf's header length {header_len} is not within 33..={len} (the file's size)"
+        ));
+    }
+    Ok(())
+}
+
+fn read_shp_features(file: &str, path: &Path, progress: &dyn Progress) -> Result<RawLayer> {
+    let ferr = |reason: String| Error::ImportFile {
+        file: file.to_owned(),
+        reason,
+    };
+    let crs = None;
     let reader = geozero::shp::ShpReader::from_path(path)
         .map_err(|e| ferr(format!("not a readable shapefile: {e}")))?;
     let mut collector = Collector::new();
