@@ -83,11 +83,39 @@ enum Node {
     Temporal(Temporal, usize, TimeInterval),
 }
 
+/// How deep brackets may nest in a filter. The CQL2 parser backtracks in time exponential in
+/// the depth of a malformed filter (found by fuzzing: 16 unclosed parentheses took 3 s, 20
+/// took 40 s); 10 is ample for any real filter and costs it at most milliseconds.
+pub const MAX_NESTING: usize = 10;
+
+/// The deepest nesting of brackets outside string literals.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut max, mut quoted) = (0usize, 0usize, false);
+    for c in text.chars() {
+        match c {
+            // '' inside a literal toggles twice
+            '\'' => quoted = !quoted,
+            '(' | '[' if !quoted => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' if !quoted => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 impl Filter {
     /// Parses CQL2 text and compiles it against a layer.
     pub fn parse(text: &str, meta: &LayerMeta) -> Result<Self> {
         if text.len() > 64 * 1024 {
             return Err(Error::Invalid("the filter is longer than 64 KiB".into()));
+        }
+        if nesting(text) > MAX_NESTING {
+            return Err(Error::Invalid(format!(
+                "the filter nests brackets deeper than {MAX_NESTING} levels"
+            )));
         }
         let expr = cql2::parse_text(text)
             .map_err(|e| Error::Invalid(format!("not valid CQL2 text (or WKT in it): {e}")))?;
@@ -620,6 +648,19 @@ mod tests {
         ];
         m.time_field = Some("year".into());
         m
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_backtracks() {
+        // the case fuzzing found: parentheses left open, the parser's time doubling with each
+        let deep = format!("height = {}1", "(".repeat(40));
+        let e = Filter::parse(&deep, &meta()).unwrap_err();
+        assert!(e.to_string().contains("deeper than 10"), "{e}");
+        // brackets inside a string literal do not count; real filters nest far less
+        assert!(Filter::parse("name = '((((((((((((((('", &meta()).is_ok());
+        let ok = format!("{}height > 1{}", "(".repeat(10), ")".repeat(10));
+        assert!(Filter::parse(&ok, &meta()).is_ok());
+        assert_eq!(nesting("a IN (1, (2)) AND b = '(('"), 2);
     }
 
     fn feature(
