@@ -23,6 +23,8 @@ rustup toolchain list | grep -q nightly || rustup toolchain install nightly --pr
 # Rust is memory-safe; the sanitizer would only slow the runs (the C parts, SQLite, are not
 # instrumented by it either): coverage-guided fuzzing without ASan
 cargo +nightly fuzz build --sanitizer none
+# the built targets are run directly: editing the sources meanwhile does not rebuild them
+bin="fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 work=fuzz/work
 mkdir -p "$work"
 status=0
@@ -32,14 +34,13 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t" "fuzz/artifacts/$t"
   log="$work/$t.log"
   set +e
-  cargo +nightly fuzz run --sanitizer none "$t" "$work/$t" "fuzz/corpus/$t" -- \
+  "$bin/$t" "$work/$t" "fuzz/corpus/$t" -artifact_prefix="fuzz/artifacts/$t/" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -max_len="$max_len" -print_final_stats=1 > "$log" 2>&1
   rc=$?
   set -e
   # keep what reached new code: merge the run's corpus into the committed one
-  cargo +nightly fuzz run --sanitizer none "$t" "fuzz/corpus/$t" "$work/$t" -- -merge=1 \
-    -max_len="$max_len" > "$work/$t.merge.log" 2>&1 || true
+  "$bin/$t" -merge=1 -max_len="$max_len" "fuzz/corpus/$t" "$work/$t" > "$work/$t.merge.log" 2>&1 || true
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo '?')
   found=$(find "fuzz/artifacts/$t" -type f | wc -l)
