@@ -4,6 +4,7 @@
 //! `gpkg_contents` and `gpkg_geometry_columns`; citytwin's own metadata (title, zooms, source,
 //! acquisition date…) lives in `citytwin_layers` as JSON. Geometries are WGS84 (EPSG:4326).
 
+use super::parse_meta;
 use super::{
     AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode,
     append_columns, audit_entry, bounds_of, column_list, from_body, quote, to_body, to_column_form,
@@ -111,11 +112,7 @@ impl GeoPackageStore {
                 .bind(layer)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|(json,)| {
-            serde_json::from_str(&json)
-                .map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
-        })
-        .transpose()
+        row.map(|(json,)| parse_meta(&json)).transpose()
     }
 
     /// Writes a complete, consistent copy of the store to `path` (SQLite's `VACUUM INTO`: the
@@ -177,8 +174,7 @@ impl Store for GeoPackageStore {
         rows.iter()
             .map(|r| {
                 let json: String = r.try_get(0)?;
-                serde_json::from_str(&json)
-                    .map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
+                parse_meta(&json)
             })
             .collect()
     }

@@ -300,6 +300,11 @@ pub(crate) fn from_body<T: serde::de::DeserializeOwned>(what: &str, body: &str) 
         .map_err(|e| Error::Invalid(format!("corrupt {what} in the store: {e}")))
 }
 
+/// A layer's stored metadata (JSON), both stores' `citytwin_layers.meta`.
+pub(crate) fn parse_meta(json: &str) -> Result<LayerMeta> {
+    serde_json::from_str(json).map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
+}
+
 /// A JSON body to store.
 pub(crate) fn to_body<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Invalid(format!("cannot encode: {e}")))

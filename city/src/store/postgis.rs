@@ -13,6 +13,7 @@
 //! Layers too large to hold in memory are tiled in the database with `ST_AsMVT`
 //! ([`Store::tile_layer`]).
 
+use super::parse_meta;
 use super::{
     AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode,
     append_columns, audit_entry, bounds_of, column_list, from_body, quote, to_body, to_column_form,
@@ -494,10 +495,6 @@ async fn own_table_exists(
         .fetch_one(&mut **tx)
         .await?;
     Ok(exists)
-}
-
-fn parse_meta(json: &str) -> Result<LayerMeta> {
-    serde_json::from_str(json).map_err(|e| Error::Invalid(format!("corrupt layer metadata: {e}")))
 }
 
 async fn save_meta(tx: &mut Transaction<'_, Postgres>, meta: &LayerMeta) -> Result<()> {
