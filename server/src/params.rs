@@ -80,21 +80,8 @@ impl Params {
     }
 
     /// An optional sequence number of the change log or audit log (0 to 2⁶³ − 1, as stored).
-    pub fn seq(&self, name: &str) -> ApiResult<Option<i64>> {
-        self.text(name)
-            .map(|v| {
-                v.trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        Problem::bad_parameter(
-                            name,
-                            format!("{name} must be a sequence number (0 to 2^63 - 1), not {v:?}"),
-                        )
-                    })
-            })
-            .transpose()
+    pub fn seq(&self, name: &str) -> ApiResult<Option<u64>> {
+        self.text(name).map(|v| seq_number(name, v)).transpose()
     }
 
     /// A required number.
@@ -199,3 +186,18 @@ pub fn is_layer(v: &str) -> bool {
 
 /// The kind of a parameter holding a layer name.
 pub const LAYER: &str = "a layer name (lowercase letters, digits and _)";
+
+/// A sequence number of the change log or audit log (0 to 2⁶³ − 1, as stored), given as `name`.
+pub fn seq_number(name: &str, v: &str) -> ApiResult<u64> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(i64::unsigned_abs)
+        .ok_or_else(|| {
+            Problem::bad_parameter(
+                name,
+                format!("{name} must be a sequence number (0 to 2^63 - 1), not {v:?}"),
+            )
+        })
+}

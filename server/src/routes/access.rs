@@ -144,7 +144,7 @@ pub(crate) async fn audit(
         "decision",
         "limit",
     ])?;
-    let after = p.seq("after")?.map_or(0, i64::unsigned_abs);
+    let after = p.seq("after")?.unwrap_or(0);
     if let Some(d) = p.text("decision")
         && d != "allow"
         && d != "deny"

@@ -580,15 +580,12 @@ pub(crate) async fn register_sensor(
     Ok(created(StatusCode::CREATED, &s))
 }
 
-fn sensor_filter(p: &Params, plan: &ReadPlan, s: &Sensor) -> bool {
+fn sensor_filter(p: &Params, alarm: Option<bool>, plan: &ReadPlan, s: &Sensor) -> bool {
     plan.shows_code(s.place.code())
         && p.text("type").is_none_or(|t| s.kind == t)
         && p.text("grid")
             .is_none_or(|g| s.place.code().is_some_and(|c| c.starts_with(g)))
-        && match p.flag("alarm") {
-            Ok(Some(alarm)) => s.alarm.is_some() == alarm,
-            _ => true,
-        }
+        && alarm.is_none_or(|a| s.alarm.is_some() == a)
 }
 
 /// Sensors with their latest reading and alarm.
@@ -606,13 +603,13 @@ pub(crate) async fn list_sensors(
 ) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
     p.only(&["type", "grid", "alarm"])?;
-    p.flag("alarm")?;
+    let alarm = p.flag("alarm")?;
     p.check("type", crate::params::is_slug, crate::params::SLUG)?;
     p.check("grid", crate::params::is_code, crate::params::CODE)?;
     let list = state.city.with_live(|s| {
         s.sensors
             .values()
-            .filter(|x| sensor_filter(&p, &plan, x))
+            .filter(|x| sensor_filter(&p, alarm, &plan, x))
             .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
             .collect::<Vec<_>>()
     });
@@ -1097,25 +1094,11 @@ fn feed_params(p: &Params, headers: &HeaderMap) -> ApiResult<(FeedFilter, Option
             format!("{g:?} is not a territorial code"),
         ));
     }
-    let since = match p
+    let since = p
         .text("since")
         .or_else(|| headers.get("last-event-id").and_then(|v| v.to_str().ok()))
-    {
-        None => None,
-        Some(s) => Some(
-            s.trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .map(i64::unsigned_abs)
-                .ok_or_else(|| {
-                    Problem::bad_parameter(
-                        "since",
-                        format!("{s:?} is not a sequence number (0 to 2^63 - 1)"),
-                    )
-                })?,
-        ),
-    };
+        .map(|s| crate::params::seq_number("since", s))
+        .transpose()?;
     Ok((
         FeedFilter {
             layers,
@@ -1376,7 +1359,7 @@ pub(crate) async fn changes(
     p.only(&["from", "to", "after", "readings", "limit"])?;
     let from = time("from", p.text("from"))?;
     let to = time("to", p.text("to"))?;
-    let after = p.seq("after")?.map_or(0, i64::unsigned_abs);
+    let after = p.seq("after")?.unwrap_or(0);
     let readings = p.flag("readings")?.unwrap_or(false);
     let limit = p.count("limit", 1000, 10_000)?;
     let list = state
