@@ -9,6 +9,9 @@
 //!   the server's resident memory before and after the subscribers connected. With
 //!   `CITYTWIN_FEED_URL` set the subscribers listen on that instance instead (write on one
 //!   instance of a cluster, read the feed on another).
+//! - `soak BASE PID SUBSCRIBERS RATE SECS WINDOW`: `feed` for a long run (benches/soak.sh),
+//!   with one line every WINDOW seconds: readings taken, failed batches, delivery p50/p99 and
+//!   the server's resident memory.
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -25,7 +28,9 @@ fn say(s: &str) {
 
 fn arg(i: usize) -> String {
     std::env::args().nth(i).unwrap_or_else(|| {
-        eprintln!("usage: live-load http BASE SECS | mqtt BASE BROKER SECS | feed BASE PID SUBSCRIBERS RATE SECS");
+        eprintln!(
+            "usage: live-load http BASE SECS | mqtt BASE BROKER SECS | feed BASE PID SUBSCRIBERS RATE SECS | soak BASE PID SUBSCRIBERS RATE SECS WINDOW"
+        );
         std::process::exit(2)
     })
 }
@@ -197,7 +202,34 @@ fn rss_kib(pid: u64) -> u64 {
         .unwrap_or(0)
 }
 
-async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) {
+/// Ack → delivery latencies (ms) of the batches in `batches`, sorted.
+fn latencies(
+    acks: &[Option<Instant>],
+    delivered: &[(usize, Instant)],
+    batches: std::ops::Range<usize>,
+) -> Vec<f64> {
+    let mut l: Vec<f64> = delivered
+        .iter()
+        .filter(|(b, _)| batches.contains(b))
+        .filter_map(|(b, at)| {
+            let ack = acks.get(*b).copied().flatten()?;
+            Some(at.saturating_duration_since(ack).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    l.sort_by(f64::total_cmp);
+    l
+}
+
+/// `feed`, or with `window` a soak: one line per window (readings taken, failed batches,
+/// delivery p99, the server's resident memory) for the whole run.
+async fn feed(
+    base: String,
+    pid: u64,
+    subscribers: usize,
+    rate: u64,
+    secs: u64,
+    window: Option<Duration>,
+) {
     let http = client();
     register(&http, &base).await;
     // the subscribers may listen on another instance of a cluster than the one written to
@@ -259,8 +291,29 @@ async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) 
     let started = Instant::now();
     let mut b = 0usize;
     let mut late = 0u64;
+    let (mut window_start, mut window_first, mut window_late) = (Instant::now(), 0usize, 0u64);
     while started.elapsed() < Duration::from_secs(secs) {
         tick.tick().await;
+        if let Some(w) = window
+            && window_start.elapsed() >= w
+        {
+            // the window's last batches (100 ms) are still on their way: counted in the next
+            let delivered = lat.lock().map(|l| l.clone()).unwrap_or_default();
+            let acks = acked.lock().map(|a| a.clone()).unwrap_or_default();
+            let until = b.saturating_sub(10).max(window_first);
+            let l = latencies(&acks, &delivered, window_first..until);
+            say(&format!(
+                "soak {:>5.1} min: {} readings taken, {} batches failed; delivery p50 {:.2} ms, p99 {:.2} ms over {} probe deliveries; server RSS {} MiB",
+                started.elapsed().as_secs_f64() / 60.0,
+                (until - window_first) * per_tick,
+                late - window_late,
+                percentile(&l, 0.5),
+                percentile(&l, 0.99),
+                l.len(),
+                rss_kib(pid) / 1024
+            ));
+            (window_start, window_first, window_late) = (Instant::now(), until, late);
+        }
         // the batch number is the value: the probes find the batch's acknowledgement time
         let body = batch(per_tick, b * per_tick, b as f64);
         let t = http
@@ -281,14 +334,7 @@ async fn feed(base: String, pid: u64, subscribers: usize, rate: u64, secs: u64) 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let delivered = lat.lock().map(|l| l.clone()).unwrap_or_default();
     let acks = acked.lock().map(|a| a.clone()).unwrap_or_default();
-    let mut l: Vec<f64> = delivered
-        .iter()
-        .filter_map(|(b, at)| {
-            let ack = acks.get(*b).copied().flatten()?;
-            Some(at.saturating_duration_since(ack).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    l.sort_by(f64::total_cmp);
+    let l = latencies(&acks, &delivered, 0..b);
     say(&format!(
         "feed: {} readings/s offered for {secs} s ({} batches, {late} failed); ack → WebSocket delivery over {} probe deliveries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (0 when delivered before the HTTP reply arrived)",
         per_tick * 100,
@@ -348,7 +394,11 @@ async fn main() {
     match arg(1).as_str() {
         "http" => http_ingest(arg(2), num(3)).await,
         "mqtt" => mqtt_ingest(arg(2), arg(3), num(4)).await,
-        "feed" => feed(arg(2), num(3), num(4) as usize, num(5), num(6)).await,
+        "feed" => feed(arg(2), num(3), num(4) as usize, num(5), num(6), None).await,
+        "soak" => {
+            let window = Some(Duration::from_secs(num(7)));
+            feed(arg(2), num(3), num(4) as usize, num(5), num(6), window).await;
+        }
         other => {
             eprintln!("unknown mode {other}");
             std::process::exit(2);

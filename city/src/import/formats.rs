@@ -66,7 +66,9 @@ pub(super) fn read(
                 reason,
             })?;
             let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-            read_fgb(&file, reader, progress)
+            // found by fuzzing: a string property's length past its feature's buffer
+            // panicked in the FlatGeobuf reader
+            guarded(&file, "FlatGeobuf", || read_fgb(&file, reader, progress))
         }
         Format::Shapefile => read_shp(&file, path, progress),
         Format::Csv => {
@@ -460,17 +462,136 @@ fn read_shp(file: &str, path: &Path, progress: &dyn Progress) -> Result<RawLayer
     };
     let crs = prj_crs(file, path)?;
     check_dbf(&path.with_extension("dbf")).map_err(ferr)?;
-    // the Shapefile and dBase readers are third-party code over untrusted bytes: a fault
-    // they do not foresee is this file's error, not the server's (found by fuzzing: a dBase
-    // header too short for its own fields)
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    check_shp_records(path).map_err(ferr)?;
+    // found by fuzzing: a dBase header too short for its own fields
+    guarded(file, "shapefile or .dbf", || {
         read_shp_features(file, path, progress)
-    }))
-    .unwrap_or_else(|_| Err(ferr("a corrupt shapefile or .dbf".into())))
+    })
     .map(|mut l| {
         l.crs = crs;
         l
     })
+}
+
+/// Runs a third-party binary reader over untrusted bytes: a fault it does not foresee (a
+/// panic) is this file's error, not the server's.
+fn guarded(file: &str, what: &str, read: impl FnOnce() -> Result<RawLayer>) -> Result<RawLayer> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(Error::ImportFile {
+            file: file.to_owned(),
+            reason: format!("a corrupt {what}: its reader failed on it"),
+        })
+    })
+}
+
+/// Walks a `.shp` file's records before the reader trusts them: every record must fit in the
+/// file, and a multipart shape's part and point counts must fit in its record, its part
+/// offsets rising within its points (the reader subtracts and allocates them unchecked: found
+/// by fuzzing, an offset past the points underflowed).
+fn check_shp_records(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    fn int(f: &mut impl Read, big: bool) -> std::io::Result<i32> {
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b)?;
+        Ok(if big {
+            i32::from_be_bytes(b)
+        } else {
+            i32::from_le_bytes(b)
+        })
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        // a missing .shp is the reader's to report
+        return Ok(());
+    };
+    let len = file.metadata().map_err(|e| format!(".shp: {e}"))?.len();
+    let mut f = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut head = [0u8; 100];
+    f.read_exact(&mut head)
+        .map_err(|_| "the .shp is shorter than its 100-byte header".to_owned())?;
+    // the header states the file's length in 16-bit words
+    let stated = i64::from(i32::from_be_bytes([head[24], head[25], head[26], head[27]])) * 2;
+    let end = match u64::try_from(stated) {
+        Ok(end) if (100..=len).contains(&end) => end,
+        _ => {
+            return Err(format!(
+                "the .shp's header states a length of {stated} bytes, not within 100..={len} (the file's size)"
+            ));
+        }
+    };
+    let (mut pos, mut n) = (100u64, 0u64);
+    while pos < end {
+        n += 1;
+        let bad = |what: String| format!("shape record {n} (byte {pos}): {what}");
+        let short = |_| bad("cut short".into());
+        let _number = int(&mut f, true).map_err(short)?;
+        let size = i64::from(int(&mut f, true).map_err(short)?) * 2;
+        let Ok(size) = u64::try_from(size) else {
+            return Err(bad(format!("negative length {size}")));
+        };
+        if size < 4 || pos + 8 + size > len {
+            return Err(bad(format!(
+                "length {size} is not within 4..={}",
+                len.saturating_sub(pos + 8)
+            )));
+        }
+        let kind = int(&mut f, false).map_err(short)?;
+        let mut read = 4u64;
+        let counts = |c: i32, what: &str| {
+            u64::try_from(c).map_err(|_| bad(format!("negative {what} count {c}")))
+        };
+        match kind {
+            // polyline, polygon, their Z and M forms, multipatch: bbox, parts, points
+            3 | 5 | 13 | 15 | 23 | 25 | 31 => {
+                if size < 44 {
+                    return Err(bad(format!(
+                        "length {size} is shorter than a multipart header"
+                    )));
+                }
+                f.seek_relative(32).map_err(short)?;
+                let parts = counts(int(&mut f, false).map_err(short)?, "part")?;
+                let points = counts(int(&mut f, false).map_err(short)?, "point")?;
+                read += 40;
+                let types = if kind == 31 { parts * 4 } else { 0 };
+                if 44 + parts * 4 + types + points * 16 > size {
+                    return Err(bad(format!(
+                        "{parts} parts and {points} points do not fit in its {size} bytes"
+                    )));
+                }
+                let (mut last, points) = (0i64, i64::try_from(points).unwrap_or(i64::MAX));
+                for p in 0..parts {
+                    let at = i64::from(int(&mut f, false).map_err(short)?);
+                    if at < last || at > points {
+                        return Err(bad(format!(
+                            "part {p} starts at point {at}, not within {last}..={points}"
+                        )));
+                    }
+                    last = at;
+                }
+                read += parts * 4;
+            }
+            // multipoint and its Z and M forms: bbox, points
+            8 | 18 | 28 => {
+                if size < 40 {
+                    return Err(bad(format!(
+                        "length {size} is shorter than a multipoint header"
+                    )));
+                }
+                f.seek_relative(32).map_err(short)?;
+                let points = counts(int(&mut f, false).map_err(short)?, "point")?;
+                read += 36;
+                if 40 + points * 16 > size {
+                    return Err(bad(format!(
+                        "{points} points do not fit in its {size} bytes"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        f.seek_relative(i64::try_from(size - read).unwrap_or(i64::MAX))
+            .map_err(short)?;
+        pos += 8 + size;
+    }
+    Ok(())
 }
 
 /// Checks a dBase file's header before the reader trusts it: the header must hold its own
@@ -487,9 +608,29 @@ fn check_dbf(path: &Path) -> std::result::Result<(), String> {
     f.read_exact(&mut head)
         .map_err(|_| "the .dbf is shorter than its header".to_owned())?;
     let header_len = u64::from(u16::from_le_bytes([head[8], head[9]]));
-    if header_len < 33 || header_len > len {
+    // Visual FoxPro (0x30..=0x32) keeps a 263-byte backlink after the field descriptors
+    let backlink = if (0x30..=0x32).contains(&head[0]) {
+        263
+    } else {
+        0
+    };
+    let least = 33 + backlink;
+    if header_len < least || header_len > len {
         return Err(format!(
-            "the .dbf's header length {header_len} is not within 33..={len} (the file's size)"
+            "the .dbf's header length {header_len} is not within {least}..={len} (the file's size)"
+        ));
+    }
+    // the field descriptors (32 bytes each) end with a 0x0D terminator; the reader
+    // counts them from the header length and trusts the byte after them
+    let fields = (header_len - backlink - 33) / 32;
+    let at = 32 + fields * 32;
+    let mut rest = Vec::new();
+    f.take(at - 32 + 1)
+        .read_to_end(&mut rest)
+        .map_err(|e| format!(".dbf: {e}"))?;
+    if rest.get(usize::try_from(at - 32).unwrap_or(usize::MAX)) != Some(&0x0D) {
+        return Err(format!(
+            "the .dbf's {fields} field descriptors are not followed by the 0x0D terminator at byte {at}"
         ));
     }
     Ok(())
