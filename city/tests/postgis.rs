@@ -522,6 +522,7 @@ async fn live_changes_land_in_both_stores_and_come_back() {
                     ..Thresholds::default()
                 },
                 place: Place::default(),
+                registered_by: None,
             },
         )
         .await
@@ -575,6 +576,201 @@ async fn live_changes_land_in_both_stores_and_come_back() {
             "{backend:?}"
         );
         assert!(before.sensors.is_empty() || before.sensors["WL-7"].latest.is_none());
+    }
+}
+
+/// Readings past their retention are folded into rollups that answer the same interval
+/// history, and the past read from checkpoints (and their rollups) is the past the whole log
+/// showed, on both stores: `/live/state?at=` and start-up no longer scan the whole log.
+#[tokio::test]
+async fn the_history_stays_bounded_and_answers_the_same() {
+    use citytwin_city::live::history::HistoryPolicy;
+    use citytwin_city::live::{LiveOptions, NewSensor, Place, ReadingIn, Sample, Thresholds, ts};
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    let op = citytwin_city::testing::operator;
+    for backend in [Backend::GeoPackage, Backend::Postgis] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = backend.fresh_store(dir.path()).await.unwrap();
+        import_fixtures(
+            store.as_ref(),
+            &["grids", "communities", "streets", "districts"],
+        )
+        .await;
+        let options = CityOptions {
+            live: LiveOptions {
+                history: HistoryPolicy {
+                    raw_readings_days: 2,
+                    rollup_minutes: 60,
+                    checkpoint_hours: 1,
+                },
+                ..LiveOptions::default()
+            },
+            ..CityOptions::default()
+        };
+        let city = City::open_with(Arc::clone(&store), options.clone())
+            .await
+            .unwrap();
+        for (i, id) in ["H-0", "H-1", "H-2"].into_iter().enumerate() {
+            city.register_sensor(
+                &op(),
+                NewSensor {
+                    id: id.into(),
+                    kind: "water-level".into(),
+                    name: None,
+                    lon: 118.78 + i as f64 * 0.001,
+                    lat: 32.0932,
+                    unit: "m".into(),
+                    thresholds: Thresholds::default(),
+                    place: Place::default(),
+                    registered_by: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let now = ts::now();
+        let day0 = now / HOUR * HOUR - 5 * DAY;
+        // two readings an hour (at :30 and :45) of H-1 and H-2 for five days, up to 2 h ago
+        let mut readings = Vec::new();
+        for h in 0..(5 * 24 - 2) {
+            for (s, offset) in [("H-1", 0.0), ("H-2", 5.0)] {
+                for (m, d) in [(30, 0.001), (45, 0.002)] {
+                    readings.push(ReadingIn {
+                        sensor: s.into(),
+                        at: day0 + h * HOUR + m * 60_000,
+                        value: offset + h as f64 * 0.01 + d,
+                    });
+                }
+            }
+        }
+        let cut = (now - 2 * DAY) / HOUR * HOUR;
+        let old = readings.iter().filter(|r| r.at < cut).count() as u64;
+        city.ingest(&op(), readings).await.unwrap();
+        async fn history(
+            city: &City,
+            window: (i64, i64),
+            step: i64,
+        ) -> Vec<citytwin_city::store::Bucket> {
+            city.readings("H-1", window.0, window.1, Some(step), 10_000)
+                .await
+                .unwrap()
+        }
+        let hourly = history(&city, (day0, now), HOUR).await;
+        let six_hourly = history(&city, (day0, now), 6 * HOUR).await;
+        assert_eq!(hourly.len(), 5 * 24 - 2, "{backend:?}");
+        // the sensors were registered now: the past's latest readings are read in the store
+        let t_old = day0 + 40 * HOUR;
+        let store_ = Arc::clone(&store);
+        let readings_at = move |t: i64| {
+            let store = Arc::clone(&store_);
+            async move {
+                let from = store.checkpoint_before(t).await.unwrap();
+                let rows = store.live_at(from, t).await.unwrap();
+                rows.into_iter()
+                    .filter(|c| c.kind == "reading" && c.entity != "H-0")
+                    .map(|c| (c.entity, (c.at, c.value)))
+                    .collect::<BTreeMap<_, _>>()
+            }
+        };
+        let old_before = readings_at(t_old).await;
+        assert_eq!(old_before.len(), 2, "{backend:?}");
+        assert_eq!(old_before["H-1"].0, t_old - 15 * 60_000, "{backend:?}");
+        let latest =
+            |s: &citytwin_city::live::LiveState| (s.sensors["H-1"].latest, s.sensors["H-2"].latest);
+        // three checkpoints on one Beijing day more than two days ago, the log growing between
+        let start = (day0 + 8 * HOUR) / DAY * DAY + DAY - 8 * HOUR;
+        let bump = |at: i64| ReadingIn {
+            sensor: "H-0".into(),
+            at,
+            value: 1.0,
+        };
+        let mut marks = Vec::new();
+        for t in [start + HOUR, start + 3 * HOUR, start + 5 * HOUR] {
+            let done = city.maintain_history(t).await.unwrap();
+            assert_eq!(done.readings_folded, 0, "{backend:?}");
+            marks.push(done.checkpoint.expect("a checkpoint was due").at);
+            city.ingest(&op(), vec![bump(day0 - HOUR)]).await.unwrap();
+        }
+        assert_eq!(marks, [start + HOUR, start + 3 * HOUR, start + 5 * HOUR]);
+        assert_eq!(
+            readings_at(t_old).await,
+            old_before,
+            "{backend:?}: read from a checkpoint"
+        );
+        // the retention: readings before the cut are folded, the day's earlier checkpoints go
+        let done = city.maintain_history(now).await.unwrap();
+        // the third bump is the log's last change: it stays (the next is numbered after it)
+        assert_eq!(done.readings_folded, old + 2, "{backend:?}");
+        assert_eq!(done.checkpoint.map(|c| c.at), Some(now));
+        assert_eq!(done.checkpoints_dropped, 2, "{backend:?}");
+        let kept: Vec<i64> = store
+            .checkpoints()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.at)
+            .collect();
+        assert_eq!(kept, [start + 5 * HOUR, now], "{backend:?}");
+        // the same history at an hour or coarser, from rollups and raw readings together
+        for (before, step) in [(&hourly, HOUR), (&six_hourly, 6 * HOUR)] {
+            let after = history(&city, (day0, now), step).await;
+            assert_eq!(after.len(), before.len(), "{backend:?}");
+            for (a, b) in after.iter().zip(before.iter()) {
+                assert_eq!((a.start, a.count), (b.start, b.count), "{backend:?}");
+                assert!((a.min - b.min).abs() < 1e-9 && (a.max - b.max).abs() < 1e-9);
+                assert!((a.avg - b.avg).abs() < 1e-9, "{backend:?}: {a:?} {b:?}");
+            }
+        }
+        // raw history of folded hours comes as their rollups
+        let raw = city
+            .readings("H-1", day0, day0 + 3 * HOUR, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), 3, "{backend:?}");
+        assert!(raw.iter().all(|b| b.count == 2 && b.start % HOUR == 0));
+        let recent = city
+            .readings("H-1", now - DAY, now, None, 100)
+            .await
+            .unwrap();
+        assert!(recent.iter().all(|b| b.count == 1), "{backend:?}");
+        // the past reads the same from rollups and checkpoints as it did from the raw log
+        assert_eq!(readings_at(t_old).await, old_before, "{backend:?}");
+        let live = city.with_live(|s| latest(s));
+        assert_eq!(
+            latest(&city.live_state_at(now).await.unwrap()),
+            live,
+            "{backend:?}"
+        );
+        // a late reading (timed before the checkpoint, written after it) is not lost
+        let late = Sample {
+            at: now - 60_000,
+            value: 9.5,
+        };
+        city.ingest(
+            &op(),
+            vec![ReadingIn {
+                sensor: "H-1".into(),
+                at: late.at,
+                value: late.value,
+            }],
+        )
+        .await
+        .unwrap();
+        let then = city.live_state_at(ts::now()).await.unwrap();
+        assert_eq!(then.sensors["H-1"].latest, Some(late), "{backend:?}");
+        // no checkpoint is due; the bump that was the last change is folded now it is not
+        let again = city.maintain_history(now).await.unwrap();
+        assert_eq!((again.readings_folded, again.checkpoint), (1, None));
+        let again = city.maintain_history(now).await.unwrap();
+        assert_eq!((again.readings_folded, again.checkpoint), (0, None));
+        // start-up reads the twin from the checkpoint and the log after it
+        drop(city);
+        let city = City::open_with(Arc::clone(&store), options).await.unwrap();
+        city.with_live(|s| {
+            assert_eq!(s.sensors["H-1"].latest, Some(late), "{backend:?}");
+            assert_eq!(s.sensors.len(), 3);
+        });
     }
 }
 
@@ -729,6 +925,7 @@ async fn a_replica_answers_heavy_reads_only_when_it_shows_the_last_write() {
             unit: "m".into(),
             thresholds: Thresholds::default(),
             place: Place::default(),
+            registered_by: None,
         },
     )
     .await

@@ -78,6 +78,8 @@ pub struct AppState {
     pub tickets: Cache<String, Arc<citytwin_city::access::Principal>>,
     /// rate limits per principal
     pub rates: Arc<crate::auth::RateLimits>,
+    /// the open streams, capped in all and per caller
+    pub streams: Arc<crate::streams::Streams>,
     /// true once the server is stopping: every open stream (live feed, server-sent events,
     /// MJPEG) ends, so the drain is bounded
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
@@ -114,6 +116,13 @@ impl AppState {
                 .build()
         });
         let rates = settings.rates;
+        let frame_bytes = settings.limits.frame_cache_mb * 1024 * 1024;
+        let metrics = Arc::new(Metrics::new());
+        let streams = crate::streams::Streams::new(
+            settings.limits.streams,
+            settings.limits.streams_per_caller,
+            metrics.subscribers.clone(),
+        );
         let oidc = settings
             .oidc
             .clone()
@@ -123,15 +132,25 @@ impl AppState {
             city,
             settings: Arc::new(settings),
             tiles,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            streams,
             started: Instant::now(),
             limits: Limits::default(),
-            counts: Cache::new(100_000),
+            // about 16 MiB of counts: the key's text and the count, with the map's overhead
+            counts: Cache::builder()
+                .max_capacity(16 * 1024 * 1024)
+                .weigher(|k: &CountKey, _v: &u64| {
+                    u32::try_from(k.layer.len() + k.selection.len() + 96).unwrap_or(u32::MAX)
+                })
+                .build(),
             render: Arc::new(crate::render::RenderService::new(
                 citytwin_renderer::Options::default(),
             )),
             frames: Cache::builder()
-                .max_capacity(64)
+                .max_capacity(frame_bytes)
+                .weigher(|_k: &crate::routes::render::FrameKey, v: &Bytes| {
+                    u32::try_from(v.len() + 256).unwrap_or(u32::MAX)
+                })
                 .time_to_live(std::time::Duration::from_mins(2))
                 .build(),
             oidc,
@@ -300,6 +319,30 @@ pub fn spawn_watchers(state: &AppState) {
         loop {
             tick.tick().await;
             city.assess_all().await;
+        }
+    });
+    // the live history kept bounded (raw readings past their retention folded, checkpoints),
+    // by the instance that writes
+    let city = Arc::clone(&state.city);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_mins(10));
+        loop {
+            tick.tick().await;
+            if !city.writes() {
+                continue;
+            }
+            match city.maintain_history(citytwin_city::live::ts::now()).await {
+                Ok(done) if done.readings_folded > 0 || done.checkpoint.is_some() => {
+                    tracing::info!(
+                        folded = done.readings_folded,
+                        checkpoint = ?done.checkpoint.map(|c| c.at),
+                        dropped = done.checkpoints_dropped,
+                        "live history maintained"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "maintaining the live history failed"),
+            }
         }
     });
     let mut changes = state.city.subscribe();

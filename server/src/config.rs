@@ -2,6 +2,7 @@
 //! file, over built-in defaults. `citytwin serve --print-config` shows the effective result.
 
 use citytwin_city::catalog::Classification;
+use citytwin_city::live::history::HistoryPolicy;
 use citytwin_city::live::{LiveLayer, LiveOptions};
 use citytwin_tiles::TileBudget;
 use clap::Args;
@@ -164,6 +165,35 @@ pub struct FileConfig {
     pub cors_origins: Option<Vec<String>>,
     /// per-principal rate limits (`[rates]`)
     pub rates: Option<Rates>,
+    /// caps on streams, sensors per key and the frame cache (`[limits]`)
+    pub limits: Option<Caps>,
+    /// how much raw history is kept and how often the twin is checkpointed (`[history]`)
+    pub history: Option<HistoryPolicy>,
+}
+
+/// Caps that keep memory bounded however many clients come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Caps {
+    /// streams open at once: live feed WebSockets and server-sent events, dashboard MJPEG
+    pub streams: usize,
+    /// streams one caller (a key, a user; the public as one) may hold open
+    pub streams_per_caller: usize,
+    /// sensors one key or user may register
+    pub sensors_per_key: usize,
+    /// MiB of rendered dashboard frames kept for streams showing the same
+    pub frame_cache_mb: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            streams: 10_000,
+            streams_per_caller: 100,
+            sensors_per_key: 100_000,
+            frame_cache_mb: 64,
+        }
+    }
 }
 
 /// Rate limits per principal (per client address for the public), each a steady rate with a
@@ -252,6 +282,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// rate limits
     pub rates: Rates,
+    /// caps on streams, sensors per key and the frame cache
+    pub limits: Caps,
+    /// the live twin's history policy
+    pub history: HistoryPolicy,
 }
 
 /// A folder of the repository: relative to the working directory when it exists there,
@@ -329,7 +363,18 @@ impl Settings {
         {
             return Err("[rates]: every rate must be at least 1".into());
         }
+        let limits = file.limits.unwrap_or_default();
+        if limits.streams == 0 || limits.streams_per_caller == 0 || limits.sensors_per_key == 0 {
+            return Err(
+                "[limits]: streams, streams_per_caller and sensors_per_key must be at least 1"
+                    .into(),
+            );
+        }
+        let history = file.history.unwrap_or_default();
+        history.check().map_err(|e| format!("[history]: {e}"))?;
         Ok(Self {
+            limits,
+            history,
             oidc,
             cors_origins: args
                 .cors_origins
@@ -432,6 +477,8 @@ impl Settings {
             merge_window_ms: self.merge_window_mins as i64 * 60_000,
             deadlines: self.deadlines.clone(),
             catalog: self.catalog.clone(),
+            history: self.history,
+            max_sensors_per_key: self.limits.sensors_per_key,
             ..LiveOptions::default()
         }
     }

@@ -19,6 +19,7 @@ pub mod progress;
 pub mod render;
 pub mod routes;
 pub mod simulate;
+pub mod streams;
 
 pub use app::{AppState, router};
 pub use config::Settings;

@@ -503,15 +503,72 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(query: &str) -> Ws {
+    connect_as(common::OPERATOR, query).await.unwrap()
+}
+
+async fn connect_as(key: &str, query: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
     let mut req = format!("{}/live?{query}", server().base.replace("http://", "ws://"))
         .into_client_request()
         .unwrap();
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", common::OPERATOR).parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(req).await.unwrap().0
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
+
+/// Open streams are capped per caller (100 by default, `[limits] streams_per_caller`): past
+/// it a WebSocket, an SSE stream or a dashboard's MJPEG stream of the same key is a 429
+/// problem naming the cap, with Retry-After; a stream that closes frees its place.
+#[tokio::test]
+async fn a_caller_holds_at_most_its_cap_of_streams() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let key = common::STREAMS;
+    let base = &server().base;
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        open.push(connect_as(key, "layers=events").await.unwrap());
+    }
+    match connect_as(key, "layers=events").await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 429),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a 101st WebSocket was taken"),
+    }
+    let http = common::client_with(key);
+    for path in ["/live/sse", "/dashboards/nanjing/stream?width=64&height=36"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 429, "{path}");
+        assert!(r.headers().contains_key("retry-after"), "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("limits.streams_per_caller")),
+            "{p}"
+        );
+    }
+    // another caller is not held back by this one's streams
+    let other = connect("layers=events").await;
+    drop(other);
+    let mut one = open.pop().unwrap();
+    one.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = http.get(format!("{base}/live/sse")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed WebSocket's place was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn next(ws: &mut Ws) -> Value {

@@ -9,6 +9,7 @@
 //! a batch the store cannot take is answered with an error and changes nothing either.
 
 pub mod board;
+pub mod history;
 pub mod model;
 pub mod state;
 
@@ -94,9 +95,8 @@ impl Live {
     pub(crate) async fn open(store: Arc<dyn Store>, options: LiveOptions) -> Result<Self> {
         let started = std::time::Instant::now();
         let seq = store.last_change().await?;
-        let snapshots = store.live_snapshots(Millis::MAX).await?;
-        let latest = store.latest_readings(Millis::MAX).await?;
-        let state = LiveState::fold(&snapshots, &latest, seq)?;
+        let mut state = history::state_at(store.as_ref(), Millis::MAX).await?;
+        state.seq = seq;
         tracing::info!(
             events = state.events.len(),
             sensors = state.sensors.len(),
@@ -857,6 +857,7 @@ impl City {
             ));
         }
         s.place = self.place(s.lon, s.lat).await?;
+        s.registered_by = Some(cx.principal.id.clone());
         let target = format!("sensors/{}", s.id);
         self.check_duty(
             cx,
@@ -1100,14 +1101,6 @@ impl City {
     /// when asked for.
     pub async fn changes_between(&self, q: &ChangeQuery) -> Result<Vec<Change>> {
         self.store().read_changes(q).await
-    }
-
-    /// The events, sensors and units as they stood at a time.
-    pub async fn live_state_at(&self, at: Millis) -> Result<LiveState> {
-        let snapshots = self.store().live_snapshots(at).await?;
-        let latest = self.store().latest_readings(at).await?;
-        let seq = snapshots.iter().map(|c| c.seq).max().unwrap_or(0);
-        LiveState::fold(&snapshots, &latest, seq)
     }
 
     /// A sensor's readings in `[from, to)`: raw, or per `interval` with min/max/avg.

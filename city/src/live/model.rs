@@ -497,6 +497,9 @@ pub struct Sensor {
     /// when it was registered
     #[serde(with = "ts")]
     pub registered_at: Millis,
+    /// who registered it (a key's or user's principal id), counted against their cap
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_by: Option<String>,
     /// its latest reading
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest: Option<Sample>,

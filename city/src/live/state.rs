@@ -27,6 +27,10 @@ pub struct LiveOptions {
     /// the catalogue entries of the live layers (`events`, `sensors`, `units`), from the
     /// configuration; a live layer without one is not shared and not open
     pub catalog: BTreeMap<String, crate::catalog::Classification>,
+    /// how much raw history is kept, and how often the twin is checkpointed
+    pub history: super::history::HistoryPolicy,
+    /// most sensors one key or user may register
+    pub max_sensors_per_key: usize,
 }
 
 impl Default for LiveOptions {
@@ -55,6 +59,8 @@ impl Default for LiveOptions {
             default_deadline_hours: 72,
             max_clock_skew_ms: 5 * 60_000,
             catalog: BTreeMap::new(),
+            history: super::history::HistoryPolicy::default(),
+            max_sensors_per_key: 100_000,
         }
     }
 }
@@ -207,21 +213,25 @@ pub struct LiveState {
 }
 
 impl LiveState {
-    /// The state recorded by the latest snapshot of each thing and the latest readings.
-    pub fn fold(snapshots: &[Change], latest: &[(String, Sample)], seq: u64) -> Result<Self> {
+    /// The state recorded by the latest snapshot of each thing and each sensor's latest
+    /// reading, as [`crate::store::Store::live_at`] reads them (snapshots in sequence order).
+    pub fn fold(changes: &[Change], seq: u64) -> Result<Self> {
         let mut s = Self {
             next_event: 1,
             seq,
             ..Self::default()
         };
-        for c in snapshots {
+        for c in changes {
             if let Some(body) = &c.body {
                 s.take_snapshot(c, body, "in the store")?;
             }
         }
-        for (id, sample) in latest {
-            if let Some(x) = s.sensors.get_mut(id) {
-                x.latest = Some(*sample);
+        for c in changes.iter().filter(|c| c.kind == "reading") {
+            if let (Some(x), Some(value)) = (s.sensors.get_mut(&c.entity), c.value) {
+                // a rollup's last reading may sit beside a later raw one: the latest wins
+                if x.latest.is_none_or(|l| l.at <= c.at) {
+                    x.latest = Some(Sample { at: c.at, value });
+                }
             }
         }
         Ok(s)
@@ -361,6 +371,9 @@ pub struct NewSensor {
     pub thresholds: Thresholds,
     /// its grid chain
     pub place: Place,
+    /// who registers it (a principal's id; set by the twin, not the caller)
+    #[serde(default)]
+    pub registered_by: Option<String>,
 }
 
 /// A unit to register (or update), placed in its grid chain.
@@ -1073,6 +1086,24 @@ impl<'a> Tx<'a> {
         let id = s.id.clone();
         let now = self.now;
         let existing = self.sensor(&id).cloned();
+        if existing.is_none()
+            && let Some(by) = &s.registered_by
+        {
+            let max = self.options.max_sensors_per_key;
+            let of_theirs = |x: &Sensor| x.registered_by.as_ref() == Some(by);
+            let held = self.base.sensors.values().filter(|x| of_theirs(x)).count()
+                + self
+                    .o
+                    .sensors
+                    .values()
+                    .filter(|x| of_theirs(x) && !self.base.sensors.contains_key(&x.id))
+                    .count();
+            if held >= max {
+                return Err(Error::Forbidden(format!(
+                    "{by} has registered {held} sensors, the most one key or user may (limits.sensors_per_key); register it under another key, or retire one"
+                )));
+            }
+        }
         let sensor = match existing {
             Some(mut old) => {
                 (
@@ -1096,6 +1127,7 @@ impl<'a> Tx<'a> {
                 thresholds: s.thresholds,
                 place: s.place,
                 registered_at: now,
+                registered_by: s.registered_by,
                 latest: None,
                 alarm: None,
                 event: None,

@@ -91,6 +91,7 @@ impl Harness {
                 rate: Some(1.0),
             },
             place: Place::default(),
+            registered_by: None,
         }))
         .unwrap();
     }
@@ -384,13 +385,9 @@ fn the_state_folds_back_from_its_snapshots() {
     for c in h.log.iter().filter(|c| c.body.is_some()) {
         latest.insert((c.layer, c.entity.clone()), c.clone());
     }
-    let snaps: Vec<Change> = latest.into_values().collect();
-    let back = LiveState::fold(
-        &snaps,
-        &[("WL-1".into(), Sample { at: T0, value: 3.5 })],
-        h.s.seq,
-    )
-    .unwrap();
+    let mut rows: Vec<Change> = latest.into_values().collect();
+    rows.extend(h.log.iter().filter(|c| c.kind == "reading").cloned());
+    let back = LiveState::fold(&rows, h.s.seq).unwrap();
     assert_eq!(back.events, h.s.events);
     assert_eq!(back.sensors, h.s.sensors);
     assert_eq!(back.units, h.s.units);
@@ -471,4 +468,39 @@ async fn live_changes_are_durable_and_the_past_can_be_replayed() {
         assert_eq!(s.events[&e.id].state, EventState::Accepted);
         assert_eq!(s.seq, 2);
     });
+}
+
+#[test]
+fn a_key_registers_at_most_its_cap_of_sensors() {
+    let mut h = Harness::new();
+    h.o.max_sensors_per_key = 2;
+    let by = |id: &str, key: &str| {
+        Op::RegisterSensor(NewSensor {
+            id: id.into(),
+            kind: "rainfall".into(),
+            name: None,
+            lon: 118.78,
+            lat: 32.09,
+            unit: "mm/h".into(),
+            thresholds: Thresholds::default(),
+            place: Place::default(),
+            registered_by: Some(key.into()),
+        })
+    };
+    h.apply(by("R-1", "key:a")).unwrap();
+    h.apply(by("R-2", "key:a")).unwrap();
+    let refused = h.apply(by("R-3", "key:a")).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Forbidden(m) if m.contains("sensors_per_key")),
+        "{refused}"
+    );
+    // updating one of its own is no new registration; another key has its own cap
+    h.apply(by("R-2", "key:a")).unwrap();
+    h.apply(by("R-3", "key:b")).unwrap();
+    assert_eq!(h.s.sensors["R-1"].registered_by.as_deref(), Some("key:a"));
+    // two in one batch count together
+    let mut tx = state::Tx::new(&h.s, &h.o, h.now);
+    tx.apply(by("R-4", "key:c")).unwrap();
+    tx.apply(by("R-5", "key:c")).unwrap();
+    assert!(tx.apply(by("R-6", "key:c")).is_err());
 }

@@ -7,13 +7,13 @@
 //! the layer, the same last change. A client therefore never misses its own acknowledged
 //! write, whichever instance it asks.
 
-use super::{Bucket, ChangeQuery, Store, WriteMode};
+use super::{Bucket, ChangeQuery, Checkpoint, Store, WriteMode};
 use crate::Result;
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::cluster::{Lease, Notice};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, LayerMeta};
-use crate::live::{Change, Millis, Sample};
+use crate::live::{Change, Millis};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord};
 use std::collections::HashMap;
@@ -261,14 +261,38 @@ impl Store for ClusterStore {
         self.primary.last_change().await
     }
 
-    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>> {
+    async fn live_at(&self, from: Option<Checkpoint>, until: Millis) -> Result<Vec<Change>> {
+        // checkpoints are not changes: a replica caught up with the log may not hold the
+        // newest one yet, and a read from a checkpoint is short anyway
+        if from.is_some() {
+            return self.primary.live_at(from, until).await;
+        }
         let replica = self.replica_for_changes().await;
-        self.pick(replica).live_snapshots(until).await
+        self.pick(replica).live_at(from, until).await
     }
 
-    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>> {
-        let replica = self.replica_for_changes().await;
-        self.pick(replica).latest_readings(until).await
+    async fn checkpoint_before(&self, at: Millis) -> Result<Option<Checkpoint>> {
+        self.primary.checkpoint_before(at).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        self.primary.checkpoints().await
+    }
+
+    async fn put_checkpoint(&self, mark: Checkpoint, from: Option<Checkpoint>) -> Result<()> {
+        self.primary.put_checkpoint(mark, from).await
+    }
+
+    async fn drop_checkpoints(&self, at: &[Millis]) -> Result<()> {
+        self.primary.drop_checkpoints(at).await
+    }
+
+    async fn oldest_reading(&self) -> Result<Option<Millis>> {
+        self.primary.oldest_reading().await
+    }
+
+    async fn downsample_readings(&self, from: Millis, to: Millis, step: Millis) -> Result<u64> {
+        self.primary.downsample_readings(from, to, step).await
     }
 
     async fn reading_history(

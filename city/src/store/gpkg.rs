@@ -6,14 +6,14 @@
 
 use super::parse_meta;
 use super::{
-    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Interner, Store, WriteMode,
-    append_columns, audit_entry, bounds_of, column_list, from_body, quote, to_body, to_column_form,
-    union_bounds,
+    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Checkpoint, Interner, LIVE_AT,
+    Store, WriteMode, append_columns, audit_entry, bounds_of, column_list, from_body,
+    live_at_params, quote, to_body, to_column_form, union_bounds,
 };
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
-use crate::live::{Change, Millis, Sample};
+use crate::live::{Change, Millis};
 use crate::versions::HISTORY_ROWS;
 use crate::{Error, Result};
 use async_trait::async_trait;
@@ -38,6 +38,13 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS citytwin_changes (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL, entity TEXT NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL, grid TEXT, value REAL, body TEXT)",
     "CREATE INDEX IF NOT EXISTS citytwin_changes_at ON citytwin_changes (at)",
     "CREATE INDEX IF NOT EXISTS citytwin_changes_entity ON citytwin_changes (layer, entity, at)",
+    // raw readings past their retention, folded per sensor and interval
+    "CREATE TABLE IF NOT EXISTS citytwin_reading_rollups (entity TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, total REAL NOT NULL, last_at INTEGER NOT NULL, last_value REAL NOT NULL, PRIMARY KEY (entity, bucket))",
+    "CREATE INDEX IF NOT EXISTS citytwin_reading_rollups_last ON citytwin_reading_rollups (last_at)",
+    // the live twin at a time, so the past is read from the nearest one, not the whole log
+    "CREATE TABLE IF NOT EXISTS citytwin_checkpoints (at INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS citytwin_checkpoint_changes (checkpoint INTEGER NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL, entity TEXT NOT NULL, lon REAL NOT NULL, lat REAL NOT NULL, grid TEXT, value REAL, body TEXT)",
+    "CREATE INDEX IF NOT EXISTS citytwin_checkpoint_changes_at ON citytwin_checkpoint_changes (checkpoint)",
     "CREATE TABLE IF NOT EXISTS citytwin_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS citytwin_records (kind TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     "CREATE TABLE IF NOT EXISTS citytwin_revocations (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)",
@@ -405,28 +412,123 @@ impl Store for GeoPackageStore {
         Ok(seq.unwrap_or(0) as u64)
     }
 
-    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM citytwin_changes WHERE seq IN (SELECT max(seq) FROM citytwin_changes WHERE kind <> 'reading' AND at <= ? GROUP BY layer, entity) ORDER BY seq"
-        ))
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
+    async fn live_at(&self, from: Option<Checkpoint>, until: Millis) -> Result<Vec<Change>> {
+        let p = live_at_params(from, until, u64::MAX);
+        let rows = sqlx::query(&LIVE_AT.replace('$', "?"))
+            .bind(p.0)
+            .bind(p.1)
+            .bind(p.2)
+            .bind(p.3)
+            .bind(p.4)
+            .fetch_all(&self.pool)
+            .await?;
         sqlite_changes(&rows)
     }
 
-    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>> {
-        // SQLite returns the other columns of the row holding the max()
-        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
-            "SELECT entity, max(at), value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND at <= ? GROUP BY entity",
+    async fn checkpoint_before(&self, at: Millis) -> Result<Option<Checkpoint>> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT at, seq FROM citytwin_checkpoints WHERE at <= ? ORDER BY at DESC LIMIT 1",
         )
-        .bind(until)
-        .fetch_all(&self.pool)
+        .bind(at)
+        .fetch_optional(&self.pool)
         .await?;
+        Ok(row.map(|(at, seq)| Checkpoint {
+            at,
+            seq: seq as u64,
+        }))
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT at, seq FROM citytwin_checkpoints ORDER BY at")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .into_iter()
-            .map(|(e, at, value)| (e, Sample { at, value }))
+            .map(|(at, seq)| Checkpoint {
+                at,
+                seq: seq as u64,
+            })
             .collect())
+    }
+
+    async fn put_checkpoint(&self, mark: Checkpoint, from: Option<Checkpoint>) -> Result<()> {
+        let p = live_at_params(from, mark.at, mark.seq);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO citytwin_checkpoint_changes (checkpoint, {CHANGE_COLUMNS}) SELECT ?6, {CHANGE_COLUMNS} FROM ({})",
+            LIVE_AT.replace('$', "?")
+        ))
+        .bind(p.0)
+        .bind(p.1)
+        .bind(p.2)
+        .bind(p.3)
+        .bind(p.4)
+        .bind(mark.at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO citytwin_checkpoints (at, seq) VALUES (?, ?)")
+            .bind(mark.at)
+            .bind(mark.seq as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_checkpoints(&self, at: &[Millis]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for a in at {
+            sqlx::query("DELETE FROM citytwin_checkpoint_changes WHERE checkpoint = ?")
+                .bind(a)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM citytwin_checkpoints WHERE at = ?")
+                .bind(a)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn oldest_reading(&self) -> Result<Option<Millis>> {
+        let (at,): (Option<i64>,) = sqlx::query_as(
+            "SELECT min(at) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND seq < (SELECT max(seq) FROM citytwin_changes)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn downsample_readings(&self, from: Millis, to: Millis, step: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // the log's last change stays, whatever it is: its number is where the next one
+        // counts from when the twin opens again
+        let (top,): (Option<i64>,) = sqlx::query_as("SELECT max(seq) FROM citytwin_changes")
+            .fetch_one(&mut *tx)
+            .await?;
+        let top = top.unwrap_or(0);
+        // SQLite takes the other columns of an aggregate's row from the row holding max()
+        sqlx::query(
+            "INSERT INTO citytwin_reading_rollups (entity, bucket, n, lo, hi, total, last_at, last_value) SELECT entity, (at / ?3) * ?3 AS b, count(*), min(value), max(value), sum(value), max(at), value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND at >= ?1 AND at < ?2 AND seq < ?4 GROUP BY entity, b ON CONFLICT (entity, bucket) DO UPDATE SET n = n + excluded.n, lo = min(lo, excluded.lo), hi = max(hi, excluded.hi), total = total + excluded.total, last_value = CASE WHEN excluded.last_at >= last_at THEN excluded.last_value ELSE last_value END, last_at = max(last_at, excluded.last_at)",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(step)
+        .bind(top)
+        .execute(&mut *tx)
+        .await?;
+        let gone = sqlx::query(
+            "DELETE FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND at >= ? AND at < ? AND seq < ?",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(top)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(gone.rows_affected())
     }
 
     async fn reading_history(
@@ -437,19 +539,23 @@ impl Store for GeoPackageStore {
         interval: Option<Millis>,
         limit: usize,
     ) -> Result<Vec<Bucket>> {
+        // raw readings from the log, older ones from their rollups
         let rows: Vec<(i64, i64, f64, f64, f64)> = match interval {
             Some(step) => sqlx::query_as(
-                "SELECT (at / ?4) * ?4 AS b, count(*), min(value), max(value), avg(value) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 GROUP BY b ORDER BY b LIMIT ?5",
+                "SELECT b, sum(n), min(lo), max(hi), sum(total) / sum(n) FROM (SELECT (at / ?4) * ?4 AS b, 1 AS n, value AS lo, value AS hi, value AS total FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 UNION ALL SELECT (bucket / ?4) * ?4, n, lo, hi, total FROM citytwin_reading_rollups WHERE entity = ?1 AND bucket >= ?2 AND bucket < ?3) GROUP BY b ORDER BY b LIMIT ?5",
             )
             .bind(sensor).bind(from).bind(to).bind(step).bind(limit as i64)
             .fetch_all(&self.pool)
             .await?,
-            None => sqlx::query_as(
-                "SELECT at, 1, value, value, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, seq LIMIT ?4",
+            None => sqlx::query_as::<_, (i64, i64, f64, f64, f64, i64)>(
+                "SELECT at, 1, value, value, value, seq FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading' AND entity = ?1 AND at >= ?2 AND at < ?3 UNION ALL SELECT bucket, n, lo, hi, total / n, 0 FROM citytwin_reading_rollups WHERE entity = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY 1, 6 LIMIT ?4",
             )
             .bind(sensor).bind(from).bind(to).bind(limit as i64)
             .fetch_all(&self.pool)
-            .await?,
+            .await?
+            .into_iter()
+            .map(|(a, n, lo, hi, avg, _)| (a, n, lo, hi, avg))
+            .collect(),
         };
         Ok(rows.into_iter().map(Bucket::from_row).collect())
     }

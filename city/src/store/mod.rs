@@ -11,7 +11,7 @@ pub mod postgis;
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta};
-use crate::live::{Change, Millis, Sample};
+use crate::live::{Change, Millis};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord, Value};
@@ -86,8 +86,43 @@ impl Bucket {
     }
 }
 
+/// A checkpoint of the live twin: the state at `at` from the changes numbered up to `seq`
+/// (a change numbered later but timed at or before `at`, such as a late reading, is read from
+/// the log beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// the time it shows
+    pub at: Millis,
+    /// the last change it holds
+    pub seq: u64,
+}
+
 /// The columns of the change log, in the order both stores write them.
 pub(crate) const CHANGE_COLUMNS: &str = "seq, at, layer, kind, entity, lon, lat, grid, value, body";
+
+/// The live twin at a time, in both stores' SQL (PostgreSQL's `$n` parameters; SQLite reads
+/// them as `?n`): of a checkpoint's changes ($1: its time, or none), the log's changes it
+/// does not hold (timed after $2 or numbered after $3) up to $4 and numbered at most $5, and
+/// the rollups' last readings after $2 up to $4, the latest change of each thing and the
+/// latest reading of each sensor, in sequence order (rollups, numbered 0, first).
+pub(crate) const LIVE_AT: &str = "SELECT seq, at, layer, kind, entity, lon, lat, grid, value, body FROM (SELECT c.*, row_number() OVER (PARTITION BY layer, entity, kind = 'reading' ORDER BY CASE WHEN kind = 'reading' THEN at ELSE 0 END DESC, seq DESC) AS rn FROM (SELECT seq, at, layer, kind, entity, lon, lat, grid, value, body FROM citytwin_checkpoint_changes WHERE checkpoint = $1 UNION ALL SELECT seq, at, layer, kind, entity, lon, lat, grid, value, body FROM citytwin_changes WHERE (at > $2 OR seq > $3) AND at <= $4 AND seq <= $5 UNION ALL SELECT 0, last_at, 'sensors', 'reading', entity, 0.0, 0.0, NULL, last_value, NULL FROM citytwin_reading_rollups WHERE last_at > $2 AND last_at <= $4) AS c) AS r WHERE rn = 1 ORDER BY seq";
+
+/// [`LIVE_AT`]'s five parameters: from checkpoint `from` (or the whole log) to `until`,
+/// changes numbered up to `until_seq`.
+pub(crate) fn live_at_params(
+    from: Option<Checkpoint>,
+    until: Millis,
+    until_seq: u64,
+) -> (i64, i64, i64, i64, i64) {
+    let (cp, at, seq) = from.map_or((i64::MIN, i64::MIN, 0), |c| (c.at, c.at, c.seq as i64));
+    (
+        cp,
+        at,
+        seq,
+        until,
+        i64::try_from(until_seq).unwrap_or(i64::MAX),
+    )
+}
 
 /// A persistent home for layers and their metadata.
 #[async_trait]
@@ -175,12 +210,34 @@ pub trait Store: Send + Sync + 'static {
     /// The last sequence number of the change log (0 when empty).
     async fn last_change(&self) -> Result<u64>;
 
-    /// The latest change carrying a snapshot of each event, sensor and unit, at or before
-    /// `until`.
-    async fn live_snapshots(&self, until: Millis) -> Result<Vec<Change>>;
+    /// The live twin at `until`: the latest change carrying a snapshot of each event, sensor
+    /// and unit, and the latest reading of each sensor (from the log, or from a rollup where
+    /// the raw readings were downsampled), at or before `until`. Read from checkpoint `from`
+    /// and the changes it does not hold when given, else from the whole log.
+    async fn live_at(&self, from: Option<Checkpoint>, until: Millis) -> Result<Vec<Change>>;
 
-    /// The latest reading of each sensor at or before `until`.
-    async fn latest_readings(&self, until: Millis) -> Result<Vec<(String, Sample)>>;
+    /// The latest checkpoint at or before `at`.
+    async fn checkpoint_before(&self, at: Millis) -> Result<Option<Checkpoint>>;
+
+    /// Every checkpoint, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>>;
+
+    /// Writes checkpoint `mark`: what [`Store::live_at`] answers for `mark.at`, from the
+    /// changes up to `mark.seq`, starting from checkpoint `from`.
+    async fn put_checkpoint(&self, mark: Checkpoint, from: Option<Checkpoint>) -> Result<()>;
+
+    /// Removes the checkpoints taken at these times.
+    async fn drop_checkpoints(&self, at: &[Millis]) -> Result<()>;
+
+    /// The time of the oldest raw reading in the log that [`Store::downsample_readings`]
+    /// would fold (not the log's last change).
+    async fn oldest_reading(&self) -> Result<Option<Millis>>;
+
+    /// Folds the raw readings timed in `[from, to)` into rollups per sensor and `step`
+    /// milliseconds (count, min, max, sum, last), merged with rollups already there, and
+    /// removes them from the log, in one transaction; returns how many were folded. The
+    /// log's last change stays whatever it is: the next change is numbered after it.
+    async fn downsample_readings(&self, from: Millis, to: Millis, step: Millis) -> Result<u64>;
 
     /// A sensor's readings in `[from, to)`, raw or per `interval` milliseconds, oldest first.
     async fn reading_history(

@@ -573,6 +573,7 @@ pub(crate) async fn register_sensor(
                 unit: b.unit,
                 thresholds: b.thresholds,
                 place: Place::default(),
+                registered_by: None,
             },
         )
         .await
@@ -1260,17 +1261,16 @@ pub(crate) async fn websocket(
             format!("WebSocket from origin {origin} refused: not this server's, nor configured"),
         ));
     }
+    let permit = state.streams.open(&caller.principal().id)?;
     let rx = start_feed(&state, &caller, filter, since);
-    let metrics = Arc::clone(&state.metrics);
     // small buffers: a subscriber mostly receives, and a thousand of them should not cost
     // tungstenite's default 128 KiB read buffer each
     Ok(ws
         .read_buffer_size(4096)
         .write_buffer_size(4096)
         .on_upgrade(move |socket| async move {
-            metrics.subscribers.inc();
             pump_ws(socket, rx).await;
-            metrics.subscribers.dec();
+            drop(permit);
         }))
 }
 
@@ -1326,11 +1326,13 @@ pub(crate) async fn sse(
     let (mut filter, since) = feed_params(&p, &headers)?;
     filter.scope = scope.scope;
     filter.masked = scope.masked;
+    let permit = state.streams.open(&caller.principal().id)?;
     let rx = start_feed(&state, &caller, filter, since);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    // the permit goes with the stream: dropped with it when the client leaves
+    let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         let (seq, json) = rx.recv().await?;
         let event = SseEvent::default().id(seq.to_string()).data(json.as_ref());
-        Some((Ok::<_, std::convert::Infallible>(event), rx))
+        Some((Ok::<_, std::convert::Infallible>(event), (rx, permit)))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())

@@ -410,6 +410,8 @@ struct Streaming {
     feed: tokio::sync::broadcast::Receiver<Arc<citytwin_city::live::Change>>,
     layers: tokio::sync::broadcast::Receiver<String>,
     stop: crate::auth::Stop,
+    /// its place among the open streams, freed when the stream ends
+    _permit: crate::streams::StreamPermit,
     key: (u64, u64, i64),
     last: Bytes,
     rendered: Instant,
@@ -546,6 +548,7 @@ pub(crate) async fn stream(
     }
     let quality = params.count("quality", 80, 100)? as u8;
     let (layout, styles) = load_layout(&state.settings.styles_dir, &id)?;
+    let permit = state.streams.open(&who.id)?;
     let (layout, styles) = (Arc::new(layout), Arc::new(styles));
     // subscribe before the first frame so no change between them is missed
     let feed = state.city.feed();
@@ -584,6 +587,7 @@ pub(crate) async fn stream(
     let s = Streaming {
         id,
         stop,
+        _permit: permit,
         who,
         state,
         layout,

@@ -28,6 +28,10 @@ pub const METRICS: &str =
 pub const ADMIN: &str =
     "ctk_ktestadmin_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// Every operational role, for the one test that fills its cap of open streams.
+pub const STREAMS: &str =
+    "ctk_kteststreams_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 /// Puts the test keys into a store.
 pub async fn test_keys(store: &dyn Store) {
     let far = citytwin_city::live::ts::now() + 365 * 86_400_000;
@@ -46,7 +50,11 @@ pub async fn test_keys(store: &dyn Store) {
     };
     let operational: Vec<Role> = Role::ALL.into_iter().filter(|r| !r.is_admin()).collect();
     store
-        .put_key(&key("ktestoperator", operational, Some("ops")))
+        .put_key(&key("ktestoperator", operational.clone(), Some("ops")))
+        .await
+        .unwrap();
+    store
+        .put_key(&key("kteststreams", operational, Some("ops")))
         .await
         .unwrap();
     store
