@@ -17,6 +17,9 @@ cargo build --release -q -p citytwin -p citytwin-benches --bins
 tiles=data/tiles-z10-z16.txt
 [ -f "$tiles" ] || target/release/tile-list "$store" buildings 10 16 > "$tiles"
 benches/open-store.sh "$store"
+# open to all, as the bare server serves it (and as benches/vs-martin does)
+target/release/citytwin catalog set buildings --owner planning --share unconditional \
+  --open unconditional --level 1 --store "$store" >/dev/null
 
 work=$(mktemp -d)
 pids=()
@@ -33,10 +36,12 @@ bytes=0
 while IFS=/ read -r z x y; do
   mkdir -p "$work/tiles/$z/$x"
   out="$work/tiles/$z/$x/$y.mvt.gz"
-  enc=$(curl -s -H 'Accept-Encoding: gzip' -o "$out" -D - "http://127.0.0.1:18083/tiles/buildings/$z/$x/$y.mvt" \
-    | tr -d '\r' | awk -F': ' 'tolower($1) == "content-encoding" { print $2 }')
+  head=$(curl -s -H 'Accept-Encoding: gzip' -o "$out" -D - "http://127.0.0.1:18083/tiles/buildings/$z/$x/$y.mvt" | tr -d '\r')
+  code=$(echo "$head" | awk 'NR == 1 { print $2 }')
+  enc=$(echo "$head" | awk -F': ' 'tolower($1) == "content-encoding" { print $2 }')
   # a body citytwin sent unencoded is sent gzip by both (the same bytes on both sides)
   [ "$enc" = gzip ] || { gzip -n -c "$out" > "$out.tmp"; mv "$out.tmp" "$out"; }
+  [ "$code" = 200 ] || { echo "tile $z/$x/$y: HTTP $code" >&2; exit 1; }
   bytes=$((bytes + $(stat -c %s "$out")))
 done < "$tiles"
 n=$(wc -l < "$tiles")

@@ -4,8 +4,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use citytwin::render::{CitySource, clock_text, load_layout, load_style, panel_data};
+use citytwin::render::{CitySource, load_layout, load_style, panel_data};
 use citytwin_benches::demo_city;
+use citytwin_city::clock::clock_line;
 use citytwin_city::live::ts;
 use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::{BoardInput, Options, Renderer};
@@ -28,7 +29,7 @@ fn render(c: &mut Criterion) {
         let now = ts::now();
         (
             rt.block_on(panel_data(&city, &who.principal, &layout, now)),
-            clock_text(now),
+            clock_line(now),
         )
     };
 

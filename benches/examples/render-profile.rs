@@ -4,8 +4,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
-use citytwin::render::{CitySource, clock_text, load_layout, load_style, panel_data};
+use citytwin::render::{CitySource, load_layout, load_style, panel_data};
 use citytwin_benches::demo_city;
+use citytwin_city::clock::clock_line;
 use citytwin_city::live::ts;
 use citytwin_renderer::dashboard::Look;
 use citytwin_renderer::{BoardInput, Frame, Options, Renderer};
@@ -44,7 +45,7 @@ fn main() {
     let now = ts::now();
     let data = rt.block_on(panel_data(&city, &who.principal, &layout, now));
     let input = BoardInput {
-        now: clock_text(now),
+        now: clock_line(now),
         data,
         styles: &board_styles,
         source: &source,

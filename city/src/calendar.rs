@@ -3,16 +3,14 @@
 //! city's rules give in working days (an objection decided within five, Data art. 35) count
 //! with it, in Beijing time.
 
+use crate::clock;
 use crate::live::Millis;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use time::{Date, Duration, OffsetDateTime, UtcOffset, Weekday};
+use time::{Date, Weekday};
 
 /// The calendar citytwin ships: 2025 and 2026 (`city/calendars/cn.toml`, with provenance).
 pub const CHINA: &str = include_str!("../calendars/cn.toml");
-
-/// Beijing time, UTC+8: the day a deadline ends in.
-const BEIJING: i32 = 8 * 3600;
 
 /// A year's days off and adjusted working days.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -113,7 +111,7 @@ impl Calendar {
     /// does not count.
     #[must_use]
     pub fn working_days_after(&self, at: Millis, n: u32) -> Date {
-        let mut d = beijing_day(at);
+        let mut d = clock::day(at);
         let mut left = n;
         while left > 0 {
             d = d.next_day().unwrap_or(d);
@@ -128,19 +126,14 @@ impl Calendar {
     /// millisecond before its midnight).
     #[must_use]
     pub fn deadline(&self, at: Millis, n: u32) -> Millis {
-        let day = self.working_days_after(at, n);
-        let next = day.next_day().unwrap_or(day);
-        let midnight = next
-            .midnight()
-            .assume_offset(UtcOffset::from_whole_seconds(BEIJING).unwrap_or(UtcOffset::UTC));
-        (midnight.unix_timestamp() * 1000) - 1
+        clock::end_of(self.working_days_after(at, n))
     }
 
     /// Working days from the day of `from` to the day of `to` (0 on the same day; the days
     /// in between and `to`'s own when it is worked).
     #[must_use]
     pub fn working_days_between(&self, from: Millis, to: Millis) -> i64 {
-        let (a, b) = (beijing_day(from), beijing_day(to));
+        let (a, b) = (clock::day(from), clock::day(to));
         let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
         let mut n = 0;
         let mut d = lo;
@@ -154,17 +147,10 @@ impl Calendar {
     }
 }
 
-/// The day a moment falls on in Beijing.
-fn beijing_day(at: Millis) -> Date {
-    let t = OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        + Duration::seconds(i64::from(BEIJING));
-    t.date()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
     use time::macros::datetime;
 
     fn ms(t: OffsetDateTime) -> Millis {

@@ -404,7 +404,7 @@ impl Compiler<'_> {
             cql2::Geometry::GeoJSON(g) => Geometry::<f64>::try_from(g.clone())
                 .map_err(|e| invalid(format!("invalid geometry: {e}")))?,
         };
-        crate::query::to_mercator(&g)
+        crate::layer::to_mercator(&g)
     }
 
     fn time_property(&self, e: &Expr) -> Result<usize> {

@@ -148,10 +148,7 @@ pub fn parse_until(s: &str) -> Result<Millis> {
             "until {s:?}: use a date (YYYY-MM-DD) or an RFC 3339 time"
         ))
     })?;
-    let next = d.next_day().unwrap_or(d).midnight().assume_offset(
-        time::UtcOffset::from_whole_seconds(8 * 3600).unwrap_or(time::UtcOffset::UTC),
-    );
-    Ok(next.unix_timestamp() * 1000 - 1)
+    Ok(crate::clock::end_of(d))
 }
 
 fn check_term(until: Millis, now: Millis) -> Result<()> {

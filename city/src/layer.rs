@@ -324,3 +324,28 @@ pub fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// A WGS84 geometry moved to Web Mercator, with its coordinates checked.
+pub fn to_mercator(g: &Geometry<f64>) -> Result<Geometry<f64>> {
+    use geo::MapCoords;
+    g.try_map_coords(|c| {
+        check_point((c.x, c.y))?;
+        let (x, y) = citytwin_tiles::proj::lonlat_to_mercator(c.x, c.y);
+        Ok(geo::Coord { x, y })
+    })
+}
+
+/// Checks a WGS84 point.
+pub fn check_point((lon, lat): (f64, f64)) -> Result<()> {
+    if lon.is_finite()
+        && lat.is_finite()
+        && (-180.0..=180.0).contains(&lon)
+        && (-85.06..=85.06).contains(&lat)
+    {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "({lon}, {lat}) is not a longitude within -180..180 and a latitude within -85..85"
+        )))
+    }
+}

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod calendar;
 pub mod catalog;
 pub mod cells;
+pub mod change;
+pub mod clock;
 pub mod cluster;
 pub mod desensitise;
 pub mod filter;

@@ -7,10 +7,11 @@
 
 use crate::filter::Filter;
 use crate::index::{IndexedFeature, LayerIndex};
+pub use crate::layer::{check_point, to_mercator};
 use crate::temporal::{self, TimeInterval};
 use crate::{Error, Result};
 use citytwin_tiles::proj::{haversine_m, lonlat_to_mercator, mercator_to_lonlat};
-use geo::{BoundingRect, ClosestPoint, Coord, Geometry, Intersects, MapCoords, Point, Rect};
+use geo::{BoundingRect, ClosestPoint, Coord, Geometry, Intersects, Point, Rect};
 use rstar::AABB;
 use std::time::{Duration, Instant};
 
@@ -431,15 +432,6 @@ pub fn within<'a>(
     Ok((found, more))
 }
 
-/// A WGS84 geometry moved to Web Mercator, with its coordinates checked.
-pub fn to_mercator(g: &Geometry<f64>) -> Result<Geometry<f64>> {
-    g.try_map_coords(|c| {
-        check_point((c.x, c.y))?;
-        let (x, y) = lonlat_to_mercator(c.x, c.y);
-        Ok(Coord { x, y })
-    })
-}
-
 /// Features intersecting a WGS84 geometry, in id order, at most `limit`; also whether more match.
 pub fn intersecting<'a>(
     index: &'a LayerIndex,
@@ -469,19 +461,4 @@ pub fn intersecting<'a>(
         }
     }
     Ok((found, more))
-}
-
-/// Checks a WGS84 point.
-pub fn check_point((lon, lat): (f64, f64)) -> Result<()> {
-    if lon.is_finite()
-        && lat.is_finite()
-        && (-180.0..=180.0).contains(&lon)
-        && (-85.06..=85.06).contains(&lat)
-    {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "({lon}, {lat}) is not a longitude within -180..180 and a latitude within -85..85"
-        )))
-    }
 }

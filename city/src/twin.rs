@@ -16,10 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
-/// Extent of every tile written.
-pub const TILE_EXTENT: u32 = 4096;
-/// Buffer around every tile, in extent units.
-pub const TILE_BUFFER: u32 = 64;
+/// Extent and buffer of every tile written.
+pub use citytwin_tiles::encode::{BUFFER as TILE_BUFFER, EXTENT as TILE_EXTENT};
 
 /// A request for one (possibly composite) tile.
 #[derive(Debug, Clone)]

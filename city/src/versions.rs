@@ -43,8 +43,7 @@ impl Day {
     /// Today in Beijing time (UTC+8), the city's calendar.
     #[must_use]
     pub fn today() -> Self {
-        let now = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
-        Self(now.date())
+        Self(crate::clock::today())
     }
 
     /// The day as `YYYY-MM-DD`, as stored and compared in SQL.

@@ -370,25 +370,6 @@ pub fn window_ms(t: &str) -> Option<Millis> {
     Some(n * unit)
 }
 
-/// The clock line of a dashboard: `2026-11-22 星期日 20:15` in Nanjing time.
-#[must_use]
-pub fn clock_text(now: Millis) -> String {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    let t = time::OffsetDateTime::from_unix_timestamp(now.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(offset);
-    let day =
-        ["一", "二", "三", "四", "五", "六", "日"][t.weekday().number_days_from_monday() as usize];
-    format!(
-        "{:04}-{:02}-{:02} 星期{day} {:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
 /// Fills every panel of a layout from the twin's board queries at `now`. A query that fails
 /// leaves its panel showing why rather than failing the frame.
 pub async fn panel_data(
@@ -472,14 +453,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_and_clock() {
+    fn windows() {
         assert_eq!(window_ms("1小时"), Some(3_600_000));
         assert_eq!(window_ms("30m"), Some(1_800_000));
         assert_eq!(window_ms("2天"), Some(172_800_000));
         assert_eq!(window_ms("soon"), None);
         assert_eq!(window_ms("0h"), None);
-        // 2026-11-22T12:15:00Z, a Sunday
-        assert_eq!(clock_text(1_795_349_700_000), "2026-11-22 星期日 20:15");
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct SourceFeature<'a> {
     pub anchor: Coord<f64>,
 }
 
+/// The extent citytwin writes every tile with, in integer units (the MVT default).
+pub const EXTENT: u32 = 4096;
+/// The buffer around every tile citytwin writes, in extent units.
+pub const BUFFER: u32 = 64;
+
 /// How a layer is written into tiles.
 #[derive(Debug, Clone)]
 pub struct LayerEncoder<'a> {

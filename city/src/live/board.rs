@@ -3,6 +3,7 @@
 
 use super::model::{EventState, Millis, UnitStatus};
 use super::state::LiveState;
+use crate::clock;
 use crate::twin::City;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
@@ -102,7 +103,6 @@ const RECORD_QUERIES: [&str; 5] = [
 const LIST_QUERIES: [&str; 3] = ["latest_alarms", "overdue_list", "latest_events"];
 
 const HOUR: Millis = 3_600_000;
-const NANJING: i64 = 8 * HOUR;
 
 /// Checks that a query name is known.
 pub fn check_query(name: &str) -> Result<()> {
@@ -117,19 +117,6 @@ pub fn check_query(name: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     )))
-}
-
-/// `MM-DD` in Nanjing time.
-fn day(ms: Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms + NANJING).div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!("{:02}-{:02}", u8::from(t.month()), t.day())
-}
-
-/// `HH:MM` in Nanjing time.
-fn clock(ms: Millis) -> String {
-    let m = (ms + NANJING).rem_euclid(24 * HOUR) / 60_000;
-    format!("{:02}:{:02}", m / 60, m % 60)
 }
 
 fn state_name(s: EventState) -> &'static str {
@@ -226,7 +213,7 @@ pub fn from_state(state: &LiveState, q: &BoardQuery, now: Millis) -> Option<Boar
         }
         "events_per_hour" => {
             let hours = i64::from(q.hours.unwrap_or(24).clamp(2, 24 * 7));
-            let end = (now + NANJING).div_euclid(HOUR) * HOUR - NANJING + HOUR;
+            let end = clock::hour_end(now);
             let start = end - hours * HOUR;
             let mut counts = vec![0.0; hours as usize];
             for e in state.events.values() {
@@ -235,7 +222,7 @@ pub fn from_state(state: &LiveState, q: &BoardQuery, now: Millis) -> Option<Boar
                 }
             }
             BoardValue::Series {
-                x: (0..hours).map(|h| clock(start + h * HOUR)).collect(),
+                x: (0..hours).map(|h| clock::hh_mm(start + h * HOUR)).collect(),
                 series: vec![("上报".to_owned(), counts.into_iter().map(Some).collect())],
             }
         }
@@ -254,7 +241,7 @@ pub fn from_state(state: &LiveState, q: &BoardQuery, now: Millis) -> Option<Boar
                     .map(|s| {
                         let a = s.alarm.as_ref().expect("filtered on alarms");
                         vec![
-                            clock(a.since),
+                            clock::hh_mm(a.since),
                             s.name.clone().unwrap_or_else(|| s.id.clone()),
                             format!("{} {}", trim(a.value), s.unit),
                             place(&s.place),
@@ -292,7 +279,7 @@ pub fn from_state(state: &LiveState, q: &BoardQuery, now: Millis) -> Option<Boar
                     .take(limit)
                     .map(|e| {
                         vec![
-                            clock(e.reported_at),
+                            clock::hh_mm(e.reported_at),
                             e.category.clone(),
                             place(&e.place),
                             state_name(e.state).to_owned(),
@@ -443,7 +430,7 @@ impl City {
                             vec![
                                 o.layer.clone(),
                                 o.feature.map_or_else(|| "全部".into(), |f| f.to_string()),
-                                day(o.due),
+                                clock::mm_dd(o.due),
                                 if o.overdue(now) {
                                     "超期".into()
                                 } else {
@@ -542,7 +529,7 @@ impl City {
             .collect();
         sensors.sort();
         sensors.truncate(q.limit.unwrap_or(4).clamp(1, 8));
-        let end = (now + NANJING).div_euclid(HOUR) * HOUR - NANJING + HOUR;
+        let end = clock::hour_end(now);
         let start = end - hours * HOUR;
         let mut series = Vec::new();
         for (_, id, name) in sensors {
@@ -559,7 +546,7 @@ impl City {
             series.push((name, values));
         }
         Ok(BoardValue::Series {
-            x: (0..hours).map(|h| clock(start + h * HOUR)).collect(),
+            x: (0..hours).map(|h| clock::hh_mm(start + h * HOUR)).collect(),
             series,
         })
     }
@@ -582,7 +569,7 @@ mod tests {
     #[test]
     fn clock_is_nanjing_time_and_unknown_queries_are_named() {
         // 2026-11-22T12:15:00Z is 20:15 in Nanjing
-        assert_eq!(clock(1_795_349_700_000), "20:15");
+        assert_eq!(clock::hh_mm(1_795_349_700_000), "20:15");
         let err = check_query("pie").unwrap_err().to_string();
         assert!(err.contains("pie") && err.contains("open_events"), "{err}");
         let empty = LiveState::default();

@@ -12,8 +12,6 @@ use serde::{Deserialize, Serialize};
 
 const HOUR: Millis = 3_600_000;
 const DAY: Millis = 24 * HOUR;
-/// Beijing time is UTC+8: checkpoints past the retention are kept one per local day
-const BEIJING: Millis = 8 * HOUR;
 
 /// How much of the past is kept raw, and how often the twin is checkpointed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +131,7 @@ impl City {
             .filter(|c| c.at < keep_from)
             .collect();
         // oldest first: of two on the same day the earlier goes, so the last of each stays
-        let day = |c: &Checkpoint| (c.at + BEIJING).div_euclid(DAY);
+        let day = |c: &Checkpoint| crate::clock::day_number(c.at);
         let drop: Vec<Millis> = old
             .windows(2)
             .filter(|w| day(&w[0]) == day(&w[1]))

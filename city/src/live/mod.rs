@@ -11,6 +11,7 @@
 pub mod board;
 pub mod history;
 pub mod model;
+pub mod queries;
 pub mod state;
 
 pub use model::{

@@ -1,63 +1,8 @@
 //! What the live twin holds: events with their closed loop, sensors with their alarms, units
 //! of the response forces, and the changes between them.
 
+pub use crate::change::{LiveLayer, Millis, ts};
 use serde::{Deserialize, Serialize};
-
-/// Milliseconds since the Unix epoch, UTC.
-pub type Millis = i64;
-
-/// Times as RFC 3339 text with milliseconds (`2026-11-22T08:00:00.000Z`) on the wire and in
-/// the store.
-pub mod ts {
-    use super::Millis;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes a time.
-    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*ms))
-    }
-
-    /// Reads a time.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(serde::de::Error::custom)
-    }
-
-    /// RFC 3339 with milliseconds, UTC.
-    #[must_use]
-    pub fn format(ms: Millis) -> String {
-        let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let f = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        t.format(&f).unwrap_or_default()
-    }
-
-    /// Reads an RFC 3339 time (any offset) into UTC milliseconds; a date alone
-    /// (`YYYY-MM-DD`) is the start of that day in Beijing time (UTC+8), the city's calendar.
-    pub fn parse(text: &str) -> Result<Millis, String> {
-        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .or_else(|e| {
-                let date = time::Date::parse(
-                    text,
-                    time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .map_err(|_| e)?;
-                Ok::<_, time::error::Parse>(
-                    date.midnight().assume_offset(time::macros::offset!(+8)),
-                )
-            })
-            .map_err(|e| format!("{text:?} is not an RFC 3339 time (or a date YYYY-MM-DD): {e}"))?;
-        Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
-    }
-
-    /// The current time.
-    #[must_use]
-    pub fn now() -> Millis {
-        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Millis
-    }
-}
 
 /// Where an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,10 +38,13 @@ impl Source {
 }
 
 /// How grave an event is, in the four national emergency levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
-    /// 一般
+    /// 一般 (a report's severity when it names none)
+    #[default]
     General,
     /// 较大
     Serious,
@@ -512,10 +460,11 @@ pub struct Sensor {
 }
 
 /// Whether a unit can be dispatched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnitStatus {
-    /// ready
+    /// ready (a unit's status when registered without one)
+    #[default]
     Available,
     /// on an event
     Busy,
@@ -559,36 +508,4 @@ pub struct Unit {
     /// the event it is assigned to
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<i64>,
-}
-
-/// The three live layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LiveLayer {
-    /// events
-    Events,
-    /// sensors
-    Sensors,
-    /// units
-    Units,
-}
-
-impl LiveLayer {
-    /// All three.
-    pub const ALL: [LiveLayer; 3] = [Self::Events, Self::Sensors, Self::Units];
-
-    /// The layer name.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Events => "events",
-            Self::Sensors => "sensors",
-            Self::Units => "units",
-        }
-    }
-
-    /// The layer of a name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.name() == name)
-    }
 }

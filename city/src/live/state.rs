@@ -7,9 +7,8 @@ use super::model::{
 };
 use crate::{Error, Result};
 use citytwin_tiles::proj::haversine_m;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// How events are handled: deadlines per category and the duplicate-merge window.
 #[derive(Debug, Clone)]
@@ -81,121 +80,7 @@ impl LiveOptions {
     }
 }
 
-/// One change of the live twin, as stored, replayed and pushed to subscribers.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// position in the change log, from 1, without gaps
-    pub seq: u64,
-    /// when: the reading's time for readings, else when the twin recorded it
-    pub at: Millis,
-    /// what happened (`event.reported`, `reading`, `alarm.raised`, `unit.moved`, …)
-    pub kind: &'static str,
-    /// the layer of the thing that changed
-    pub layer: LiveLayer,
-    /// its id
-    pub entity: String,
-    /// where it is
-    pub lon: f64,
-    /// where it is
-    pub lat: f64,
-    /// the finest territorial code of where it is
-    pub grid: Option<String>,
-    /// the value, for readings
-    pub value: Option<f64>,
-    /// the thing as JSON after the change (not for readings)
-    pub body: Option<String>,
-    json: OnceLock<Arc<str>>,
-}
-
-/// Every kind of change.
-pub const KINDS: &[&str] = &[
-    "event.reported",
-    "event.merged",
-    "event.transitioned",
-    "event.assigned",
-    "event.commanded",
-    "event.updated",
-    "sensor.registered",
-    "reading",
-    "alarm.raised",
-    "alarm.cleared",
-    "unit.registered",
-    "unit.moved",
-    "unit.status",
-];
-
-impl Change {
-    /// A change as read back from the store.
-    #[must_use]
-    #[allow(clippy::too_many_arguments)]
-    pub fn stored(
-        seq: u64,
-        at: Millis,
-        kind: &str,
-        layer: &str,
-        entity: String,
-        lon: f64,
-        lat: f64,
-        grid: Option<String>,
-        value: Option<f64>,
-        body: Option<String>,
-    ) -> Option<Self> {
-        Some(Self {
-            seq,
-            at,
-            kind: KINDS.iter().find(|k| **k == kind)?,
-            layer: LiveLayer::parse(layer)?,
-            entity,
-            lon,
-            lat,
-            grid,
-            value,
-            body,
-            json: OnceLock::new(),
-        })
-    }
-
-    /// The change as one JSON object, written once however many subscribers get it.
-    pub fn json(&self) -> Arc<str> {
-        /// The members serde writes (escaped, non-finite numbers as null); `data` is JSON
-        /// already and goes in as it is.
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            seq: u64,
-            at: String,
-            kind: &'a str,
-            layer: &'a str,
-            id: &'a str,
-            lon: f64,
-            lat: f64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            grid: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            value: Option<f64>,
-        }
-        Arc::clone(self.json.get_or_init(|| {
-            let wire = Wire {
-                seq: self.seq,
-                at: ts::format(self.at),
-                kind: self.kind,
-                layer: self.layer.name(),
-                id: &self.entity,
-                lon: self.lon,
-                lat: self.lat,
-                grid: self.grid.as_deref(),
-                value: self.value,
-            };
-            let mut s = serde_json::to_string(&wire).unwrap_or_else(|_| "{}".into());
-            if let Some(b) = &self.body {
-                s.pop();
-                s.push_str(r#","data":"#);
-                s.push_str(b);
-                s.push('}');
-            }
-            Arc::from(s)
-        }))
-    }
-}
+pub use crate::change::{Change, KINDS};
 
 /// Events, sensors and units as they stand.
 #[derive(Debug, Clone, Default)]

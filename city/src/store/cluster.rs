@@ -10,10 +10,10 @@
 use super::{Bucket, ChangeQuery, Checkpoint, Store, WriteMode};
 use crate::Result;
 use crate::audit::{AuditEntry, AuditQuery};
+use crate::change::{Change, Millis};
 use crate::cluster::{Lease, Notice};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, LayerMeta};
-use crate::live::{Change, Millis};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord};
 use std::collections::HashMap;

@@ -11,9 +11,9 @@ use super::{
     live_at_params, quote, to_body, to_column_form, union_bounds,
 };
 use crate::audit::{AuditEntry, AuditQuery};
+use crate::change::{Change, Millis};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta, check_layer_name, now_rfc3339};
-use crate::live::{Change, Millis};
 use crate::versions::HISTORY_ROWS;
 use crate::{Error, Result};
 use async_trait::async_trait;

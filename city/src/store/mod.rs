@@ -9,9 +9,9 @@ pub mod gpkg;
 pub mod postgis;
 
 use crate::audit::{AuditEntry, AuditQuery};
+use crate::change::{Change, Millis};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{Feature, FieldKind, LayerMeta};
-use crate::live::{Change, Millis};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, TileBudget, TileCoord, Value};

@@ -20,12 +20,12 @@ use super::{
     live_at_params, quote, to_body, to_column_form, union_bounds,
 };
 use crate::audit::{AuditEntry, AuditQuery};
+use crate::change::{Change, Millis};
 use crate::keys::{ApiKey, Revocation};
 use crate::layer::{
     ExternalTable, Feature, Field, FieldKind, GeometryKind, LayerMeta, check_layer_name,
     now_rfc3339,
 };
-use crate::live::{Change, Millis};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use citytwin_tiles::{EncodedLayer, LayerStats, TileBudget, TileCoord, Value};
@@ -1087,7 +1087,7 @@ impl Store for PostgisStore {
         coord: TileCoord,
         budget: &TileBudget,
     ) -> Result<Option<EncodedLayer>> {
-        use crate::twin::{TILE_BUFFER, TILE_EXTENT};
+        use citytwin_tiles::encode::{BUFFER as TILE_BUFFER, EXTENT as TILE_EXTENT};
         if coord.z < meta.minzoom {
             return Ok(None);
         }

@@ -16,6 +16,9 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use citytwin_city::City;
 use citytwin_city::access::{Form, ReadPlan};
+use citytwin_city::live::queries::{
+    DEFAULT_HISTORY_MS, EventQuery, SensorQuery, StateFilter, UnitQuery,
+};
 use citytwin_city::live::{
     Action, Event, FeedFilter, LiveLayer, LiveState, Millis, NewEvent, NewSensor, NewUnit, Place,
     ReadingIn, Sensor, Severity, Source, Thresholds, Unit, UnitStatus, ts,
@@ -114,16 +117,6 @@ fn time(name: &str, text: Option<&str>) -> ApiResult<Option<Millis>> {
         .transpose()
 }
 
-fn event_view(e: &Event, now: Millis) -> Value {
-    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("receipts");
-    }
-    v["overdue"] = json!(e.overdue(now));
-    v["allowed"] = json!(Action::allowed(e.state));
-    v
-}
-
 fn created<T: serde::Serialize>(status: StatusCode, v: &T) -> Response {
     (status, Json(v)).into_response()
 }
@@ -138,7 +131,7 @@ fn event_id(raw: &str) -> ApiResult<i64> {
 struct ReportBody {
     source: Source,
     category: String,
-    #[serde(default = "general")]
+    #[serde(default)]
     severity: Severity,
     #[serde(default)]
     description: String,
@@ -148,10 +141,6 @@ struct ReportBody {
     media: Vec<String>,
     #[serde(default)]
     reporter: Option<String>,
-}
-
-fn general() -> Severity {
-    Severity::General
 }
 
 /// Reports an event; a duplicate of an open event nearby is merged into it.
@@ -207,12 +196,7 @@ pub(crate) async fn report(
     let sees = live_plan(&state, &caller, LiveLayer::Events)
         .is_ok_and(|plan| plan.shows_code(event.place.code()));
     let mut v = if sees {
-        seen(
-            &state,
-            &caller,
-            LiveLayer::Events,
-            event_view(&event, ts::now()),
-        )
+        seen(&state, &caller, LiveLayer::Events, event.view(ts::now()))
     } else {
         receipt_view(&event, ts::now())
     };
@@ -292,36 +276,24 @@ pub(crate) async fn list_events(
     let limit = p.count("limit", 1000, 10_000)?;
     p.check("category", crate::params::is_slug, crate::params::SLUG)?;
     p.check("grid", crate::params::is_code, crate::params::CODE)?;
-    let want_state = p.text("state");
-    if let Some(s) = want_state
-        && s != "open"
-        && serde_json::from_value::<citytwin_city::live::EventState>(json!(s)).is_err()
-    {
-        return Err(Problem::bad_parameter(
-            "state",
-            format!("unknown state {s:?}"),
-        ));
-    }
-    let overdue = p.flag("overdue")?;
+    let q = EventQuery {
+        state: p
+            .text("state")
+            .map(StateFilter::parse)
+            .transpose()
+            .map_err(|e| Problem::bad_parameter("state", e.to_string()))?,
+        category: p.text("category").map(str::to_owned),
+        grid: p.text("grid").map(str::to_owned),
+        overdue: p.flag("overdue")?,
+    };
     let now = ts::now();
     let events: Vec<Value> = state.city.with_live(|s| {
         s.events
             .values()
             .rev()
-            .filter(|e| plan.shows_code(e.place.code()))
-            .filter(|e| match want_state {
-                None => true,
-                Some("open") => !e.state.is_final(),
-                Some(st) => e.state.name() == st,
-            })
-            .filter(|e| p.text("category").is_none_or(|c| e.category == c))
-            .filter(|e| {
-                p.text("grid")
-                    .is_none_or(|g| e.place.code().is_some_and(|c| c.starts_with(g)))
-            })
-            .filter(|e| overdue.is_none_or(|o| e.overdue(now) == o))
+            .filter(|e| plan.shows_code(e.place.code()) && q.matches(e, now))
             .take(limit)
-            .map(|e| event_view(e, now))
+            .map(|e| e.view(now))
             .collect()
     });
     caller.served(&state, &plan, Some(events.len() as u64));
@@ -353,7 +325,7 @@ pub(crate) async fn one_event(
             s.events
                 .get(&id)
                 .filter(|e| plan.shows_code(e.place.code()))
-                .map(|e| event_view(e, ts::now()))
+                .map(|e| e.view(ts::now()))
         })
         .ok_or_else(|| Problem::not_found(format!("no event {id}")))?;
     caller.served(&state, &plan, Some(1));
@@ -400,7 +372,7 @@ pub(crate) async fn transition(
         &state,
         &caller,
         LiveLayer::Events,
-        event_view(&e, ts::now()),
+        e.view(ts::now()),
     )))
 }
 
@@ -437,7 +409,7 @@ pub(crate) async fn assign(
         &state,
         &caller,
         LiveLayer::Events,
-        event_view(&e, ts::now()),
+        e.view(ts::now()),
     )))
 }
 
@@ -480,7 +452,7 @@ pub(crate) async fn command(
         &state,
         &caller,
         LiveLayer::Events,
-        event_view(&e, ts::now()),
+        e.view(ts::now()),
     )))
 }
 
@@ -581,14 +553,6 @@ pub(crate) async fn register_sensor(
     Ok(created(StatusCode::CREATED, &s))
 }
 
-fn sensor_filter(p: &Params, alarm: Option<bool>, plan: &ReadPlan, s: &Sensor) -> bool {
-    plan.shows_code(s.place.code())
-        && p.text("type").is_none_or(|t| s.kind == t)
-        && p.text("grid")
-            .is_none_or(|g| s.place.code().is_some_and(|c| c.starts_with(g)))
-        && alarm.is_none_or(|a| s.alarm.is_some() == a)
-}
-
 /// Sensors with their latest reading and alarm.
 #[utoipa::path(get, path = "/sensors", tag = "live",
     params(
@@ -604,13 +568,17 @@ pub(crate) async fn list_sensors(
 ) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &caller, LiveLayer::Sensors)?;
     p.only(&["type", "grid", "alarm"])?;
-    let alarm = p.flag("alarm")?;
     p.check("type", crate::params::is_slug, crate::params::SLUG)?;
     p.check("grid", crate::params::is_code, crate::params::CODE)?;
+    let q = SensorQuery {
+        kind: p.text("type").map(str::to_owned),
+        grid: p.text("grid").map(str::to_owned),
+        alarm: p.flag("alarm")?,
+    };
     let list = state.city.with_live(|s| {
         s.sensors
             .values()
-            .filter(|x| sensor_filter(&p, alarm, &plan, x))
+            .filter(|x| plan.shows_code(x.place.code()) && q.matches(x))
             .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
             .collect::<Vec<_>>()
     });
@@ -794,7 +762,7 @@ pub(crate) async fn history(
     p.only(&["from", "to", "interval", "limit"])?;
     let now = ts::now();
     let to = time("to", p.text("to"))?.unwrap_or(now + 1);
-    let from = time("from", p.text("from"))?.unwrap_or(to - 86_400_000);
+    let from = time("from", p.text("from"))?.unwrap_or(to - DEFAULT_HISTORY_MS);
     if from >= to {
         return Err(Problem::bad_parameter("from", "from must be before to"));
     }
@@ -850,14 +818,10 @@ struct UnitBody {
     name: String,
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default = "available")]
+    #[serde(default)]
     status: UnitStatus,
     lon: f64,
     lat: f64,
-}
-
-fn available() -> UnitStatus {
-    UnitStatus::Available
 }
 
 /// Registers a unit of the response forces (or updates a registered one).
@@ -909,17 +873,18 @@ pub(crate) async fn list_units(
     let plan = live_plan(&state, &caller, LiveLayer::Units)?;
     p.only(&["type", "status"])?;
     p.check("type", crate::params::is_slug, crate::params::SLUG)?;
-    p.check(
-        "status",
-        |s| serde_json::from_value::<UnitStatus>(json!(s)).is_ok(),
-        "available, busy or off-duty",
-    )?;
+    let q = UnitQuery {
+        kind: p.text("type").map(str::to_owned),
+        status: p
+            .text("status")
+            .map(|s| serde_json::from_value::<UnitStatus>(json!(s)))
+            .transpose()
+            .map_err(|_| Problem::bad_parameter("status", "available, busy or off-duty"))?,
+    };
     let list = state.city.with_live(|s| {
         s.units
             .values()
-            .filter(|u| plan.shows_code(u.place.code()))
-            .filter(|u| p.text("type").is_none_or(|t| u.kind == t))
-            .filter(|u| p.text("status").is_none_or(|t| u.status.name() == t))
+            .filter(|u| plan.shows_code(u.place.code()) && q.matches(u))
             .map(|u| serde_json::to_value(u).unwrap_or(Value::Null))
             .collect::<Vec<_>>()
     });
@@ -1400,7 +1365,7 @@ fn state_json(s: &LiveState, at: Millis, scope: &FeedFilter) -> Value {
     let mut v = json!({
         "at": ts::format(at),
         "seq": s.seq,
-        "events": s.events.values().filter(|e| shows(LiveLayer::Events, e.place.code())).map(|e| event_view(e, at)).collect::<Vec<_>>(),
+        "events": s.events.values().filter(|e| shows(LiveLayer::Events, e.place.code())).map(|e| e.view(at)).collect::<Vec<_>>(),
         "sensors": s.sensors.values().filter(|x| shows(LiveLayer::Sensors, x.place.code())).collect::<Vec<_>>(),
         "units": s.units.values().filter(|u| shows(LiveLayer::Units, u.place.code())).collect::<Vec<_>>(),
     });

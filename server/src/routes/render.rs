@@ -6,8 +6,7 @@ use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
 use crate::render::{
-    CitySource, check_id, check_layout, clock_text, load_layout, load_style, panel_data,
-    read_layout,
+    CitySource, check_id, check_layout, load_layout, load_style, panel_data, read_layout,
 };
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -268,7 +267,7 @@ async fn render_frame(
             caller.served(state, plan, None);
         }
     }
-    let clock = clock_text(now);
+    let clock = citytwin_city::clock::clock_line(now);
     // the layers the map panels draw: each panel's style, narrowed to the panel's layers
     let drawn: Vec<Style> = layout
         .panels
