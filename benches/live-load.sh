@@ -19,8 +19,10 @@ CONF
 broker=$!
 pid=
 trap 'kill -TERM $broker ${pid:-} 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
+# the load's 1,000 subscribers share one key: its cap of open streams is raised to hold them
+printf '[limits]\nstreams_per_caller = 2000\n' > "$work/limits.toml"
 start() {
-  target/release/citytwin serve --demo --store "$work/$1.gpkg" --listen 127.0.0.1:18090 \
+  target/release/citytwin serve --demo --config "$work/limits.toml" --store "$work/$1.gpkg" --listen 127.0.0.1:18090 \
     --mqtt "mqtt://127.0.0.1:$port" --refresh-secs 0 2>"$work/$1.log" &
   pid=$!
   until curl -sf http://127.0.0.1:18090/health >/dev/null 2>&1; do sleep 0.2; done

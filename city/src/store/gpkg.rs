@@ -453,20 +453,49 @@ impl Store for GeoPackageStore {
     }
 
     async fn put_checkpoint(&self, mark: Checkpoint, from: Option<Checkpoint>) -> Result<()> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            f64,
+            f64,
+            Option<String>,
+            Option<f64>,
+            Option<String>,
+        );
         let p = live_at_params(from, mark.at, mark.seq);
+        // read before the write transaction: a reader does not hold up the log's appends
+        // (WAL), and the first checkpoint of a long log reads all of it
+        let rows: Vec<Row> = sqlx::query_as(&LIVE_AT.replace('$', "?"))
+            .bind(p.0)
+            .bind(p.1)
+            .bind(p.2)
+            .bind(p.3)
+            .bind(p.4)
+            .fetch_all(&self.pool)
+            .await?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO citytwin_checkpoint_changes (checkpoint, {CHANGE_COLUMNS}) SELECT ?6, {CHANGE_COLUMNS} FROM ({})",
-            LIVE_AT.replace('$', "?")
-        ))
-        .bind(p.0)
-        .bind(p.1)
-        .bind(p.2)
-        .bind(p.3)
-        .bind(p.4)
-        .bind(mark.at)
-        .execute(&mut *tx)
-        .await?;
+        let insert = format!(
+            "INSERT INTO citytwin_checkpoint_changes (checkpoint, {CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        for r in rows {
+            sqlx::query(&insert)
+                .bind(mark.at)
+                .bind(r.0)
+                .bind(r.1)
+                .bind(r.2)
+                .bind(r.3)
+                .bind(r.4)
+                .bind(r.5)
+                .bind(r.6)
+                .bind(r.7)
+                .bind(r.8)
+                .bind(r.9)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("INSERT INTO citytwin_checkpoints (at, seq) VALUES (?, ?)")
             .bind(mark.at)
             .bind(mark.seq as i64)
