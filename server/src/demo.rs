@@ -157,8 +157,13 @@ async fn import_versions(
     let versions = tokio::task::spawn_blocking(move || building_versions(&text))
         .await
         .map_err(|e| e.to_string())??;
-    let dir = std::env::temp_dir().join(format!("citytwin-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // a folder of its own (a fixed name per process collided with the benches' demo folder,
+    // which this removed under their store)
+    let scratch = tempfile::Builder::new()
+        .prefix("citytwin-demo-versions-")
+        .tempdir()
+        .map_err(|e| format!("a scratch folder for the demo's versions: {e}"))?;
+    let dir = scratch.path();
     let mut result = Ok(());
     for (body, day) in versions.iter().zip(DEMO_VERSIONS) {
         let file = dir.join(format!("buildings-{}.geojson", &day[..4]));
@@ -182,7 +187,7 @@ async fn import_versions(
             break;
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
     result
 }
 
