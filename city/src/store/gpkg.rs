@@ -432,10 +432,7 @@ impl Store for GeoPackageStore {
         .bind(at)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(at, seq)| Checkpoint {
-            at,
-            seq: seq as u64,
-        }))
+        Ok(row.map(Checkpoint::from))
     }
 
     async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
@@ -443,13 +440,7 @@ impl Store for GeoPackageStore {
             sqlx::query_as("SELECT at, seq FROM citytwin_checkpoints ORDER BY at")
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(at, seq)| Checkpoint {
-                at,
-                seq: seq as u64,
-            })
-            .collect())
+        Ok(rows.into_iter().map(Checkpoint::from).collect())
     }
 
     async fn put_checkpoint(&self, mark: Checkpoint, from: Option<Checkpoint>) -> Result<()> {

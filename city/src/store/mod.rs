@@ -97,6 +97,16 @@ pub struct Checkpoint {
     pub seq: u64,
 }
 
+impl From<(i64, i64)> for Checkpoint {
+    /// A checkpoint from its stored `(at, seq)` row.
+    fn from((at, seq): (i64, i64)) -> Self {
+        Self {
+            at,
+            seq: seq as u64,
+        }
+    }
+}
+
 /// The columns of the change log, in the order both stores write them.
 pub(crate) const CHANGE_COLUMNS: &str = "seq, at, layer, kind, entity, lon, lat, grid, value, body";
 
