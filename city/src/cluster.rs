@@ -365,6 +365,7 @@ mod tests {
                     accepted: 2,
                     raised: 1,
                     cleared: 0,
+                    last: 7,
                 }),
             ],
             42,

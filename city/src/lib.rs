@@ -27,6 +27,7 @@ pub mod objections;
 pub mod quality;
 pub mod query;
 pub mod records;
+pub mod sta;
 pub mod stats;
 pub mod store;
 pub mod suppress;

@@ -270,6 +270,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::spatial::router())
         .merge(routes::versions::router())
         .merge(routes::features::router())
+        .merge(routes::ogc_tiles::router())
+        .merge(routes::sta::router())
         .merge(routes::live::router())
         .merge(routes::render::router())
         .merge(routes::api::router())

@@ -917,10 +917,25 @@ impl City {
                 accepted,
                 raised,
                 cleared,
+                ..
             } => {
                 self.audit_change(cx, Duty::Readings, "readings", Some(accepted as u64))
                     .await;
                 Ok((accepted, raised, cleared))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Takes one reading once it is durable; returns its number in the change log (its
+    /// SensorThings Observation id).
+    pub async fn observe(&self, cx: &Context, reading: ReadingIn) -> Result<u64> {
+        let readings = vec![reading];
+        self.check_readings(cx, &readings)?;
+        match self.live().submit(Op::Readings(readings)).await? {
+            Outcome::Readings { last, .. } => {
+                self.audit_change(cx, Duty::Readings, "readings", Some(1)).await;
+                Ok(last)
             }
             other => Err(unexpected(&other)),
         }

@@ -386,6 +386,9 @@ pub enum Outcome {
         raised: usize,
         /// alarms cleared
         cleared: usize,
+        /// the change-log number of the last reading taken (its SensorThings id)
+        #[serde(default)]
+        last: u64,
     },
 }
 
@@ -1057,7 +1060,7 @@ impl<'a> Tx<'a> {
                 return Err(at(format!("time {} is before 2000", ts::format(r.at))));
             }
         }
-        let (mut raised, mut cleared) = (0, 0);
+        let (mut raised, mut cleared, mut last) = (0, 0, 0);
         let accepted = readings.len();
         for mut r in readings {
             let sensor = self.sensor_mut(&r.sensor)?;
@@ -1086,6 +1089,7 @@ impl<'a> Tx<'a> {
             } else {
                 std::mem::take(&mut r.sensor)
             };
+            last = self.o.seq + 1;
             self.record(Change {
                 seq: 0,
                 at: r.at,
@@ -1115,6 +1119,7 @@ impl<'a> Tx<'a> {
             accepted,
             raised,
             cleared,
+            last,
         })
     }
 

@@ -7,7 +7,7 @@
 //! the layer, the same last change. A client therefore never misses its own acknowledged
 //! write, whichever instance it asks.
 
-use super::{Bucket, ChangeQuery, Checkpoint, Store, WriteMode};
+use super::{Bucket, ChangeQuery, Checkpoint, ObservationQuery, ObservationRow, Store, WriteMode};
 use crate::Result;
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::change::{Change, Millis};
@@ -293,6 +293,16 @@ impl Store for ClusterStore {
 
     async fn downsample_readings(&self, from: Millis, to: Millis, step: Millis) -> Result<u64> {
         self.primary.downsample_readings(from, to, step).await
+    }
+
+    async fn observations(&self, q: &ObservationQuery) -> Result<Vec<ObservationRow>> {
+        let replica = self.replica_for_changes().await;
+        self.pick(replica).observations(q).await
+    }
+
+    async fn count_observations(&self, q: &ObservationQuery) -> Result<u64> {
+        let replica = self.replica_for_changes().await;
+        self.pick(replica).count_observations(q).await
     }
 
     async fn reading_history(

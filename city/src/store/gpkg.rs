@@ -6,7 +6,7 @@
 
 use super::parse_meta;
 use super::{
-    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Checkpoint, Interner, LIVE_AT,
+    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Checkpoint, Interner, LIVE_AT, ObsBind, ObservationQuery, ObservationRow, observation_sql,
     Store, WriteMode, append_columns, audit_entry, bounds_of, column_list, from_body,
     live_at_params, quote, to_body, to_column_form, union_bounds,
 };
@@ -578,6 +578,37 @@ impl Store for GeoPackageStore {
             .collect(),
         };
         Ok(rows.into_iter().map(Bucket::from_row).collect())
+    }
+
+    async fn observations(&self, q: &ObservationQuery) -> Result<Vec<ObservationRow>> {
+        let (sql, binds) = observation_sql(q, false, false);
+        let mut query = sqlx::query_as::<_, (i64, i64, String, f64)>(&sql);
+        for b in binds {
+            query = match b {
+                ObsBind::Int(v) => query.bind(v),
+                ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
+            };
+        }
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(seq, at, sensor, value)| ObservationRow { seq: seq as u64, at, sensor, value })
+            .collect())
+    }
+
+    async fn count_observations(&self, q: &ObservationQuery) -> Result<u64> {
+        let (sql, binds) = observation_sql(q, true, false);
+        let mut query = sqlx::query_as::<_, (i64,)>(&sql);
+        for b in binds {
+            query = match b {
+                ObsBind::Int(v) => query.bind(v),
+                ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
+            };
+        }
+        Ok(query.fetch_one(&self.pool).await?.0 as u64)
     }
 
     async fn set_layer_meta(&self, meta: &LayerMeta) -> Result<LayerMeta> {

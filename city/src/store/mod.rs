@@ -57,6 +57,145 @@ impl Default for ChangeQuery {
     }
 }
 
+/// A column of the readings a query of observations may bound or order by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObsColumn {
+    /// the reading's place in the change log (the observation's id)
+    Seq,
+    /// when it was measured
+    At,
+    /// its value
+    Value,
+}
+
+impl ObsColumn {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Seq => "seq",
+            Self::At => "at",
+            Self::Value => "value",
+        }
+    }
+}
+
+/// A comparison of a column with a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+}
+
+/// Raw readings in the change log, as SensorThings Observations: of which sensors, within
+/// which bounds, in which order, which page.
+#[derive(Debug, Clone, Default)]
+pub struct ObservationQuery {
+    /// only these sensors (`None`: every sensor)
+    pub sensors: Option<Vec<String>>,
+    /// every bound holds
+    pub bounds: Vec<(ObsColumn, Cmp, f64)>,
+    /// order (column, descending); the change log's order breaks ties
+    pub order: Vec<(ObsColumn, bool)>,
+    /// rows skipped
+    pub offset: u64,
+    /// most rows
+    pub limit: u64,
+}
+
+/// A raw reading with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRow {
+    /// place in the change log
+    pub seq: u64,
+    /// when it was measured
+    pub at: Millis,
+    /// the sensor
+    pub sensor: String,
+    /// the value
+    pub value: f64,
+}
+
+/// A parameter of [`observation_sql`].
+#[derive(Debug, Clone)]
+pub(crate) enum ObsBind {
+    Int(i64),
+    Float(f64),
+    /// the sensor list: a JSON array (SQLite's json_each) or a text array (PostgreSQL)
+    Sensors(Vec<String>),
+}
+
+/// The SQL of a query of observations (or of their number) in either dialect, with its
+/// parameters in order.
+pub(crate) fn observation_sql(
+    q: &ObservationQuery,
+    count: bool,
+    postgres: bool,
+) -> (String, Vec<ObsBind>) {
+    let mut binds = Vec::new();
+    let ph = |b: ObsBind, binds: &mut Vec<ObsBind>| {
+        binds.push(b);
+        if postgres {
+            format!("${}", binds.len())
+        } else {
+            "?".to_owned()
+        }
+    };
+    let mut sql = if count {
+        "SELECT count(*) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'".to_owned()
+    } else {
+        "SELECT seq, at, entity, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'".to_owned()
+    };
+    if let Some(list) = &q.sensors {
+        let p = ph(ObsBind::Sensors(list.clone()), &mut binds);
+        if postgres {
+            sql.push_str(&format!(" AND entity = ANY({p})"));
+        } else {
+            sql.push_str(&format!(" AND entity IN (SELECT value FROM json_each({p}))"));
+        }
+    }
+    for (col, cmp, v) in &q.bounds {
+        // integers for the integer columns, so their indexes serve
+        let bind = if *col != ObsColumn::Value && v.fract() == 0.0 && v.abs() < 9e15 {
+            ObsBind::Int(*v as i64)
+        } else {
+            ObsBind::Float(*v)
+        };
+        let p = ph(bind, &mut binds);
+        let op = match cmp {
+            Cmp::Eq => "=",
+            Cmp::Ne => "<>",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+        };
+        sql.push_str(&format!(" AND {} {op} {p}", col.sql()));
+    }
+    if !count {
+        let mut order: Vec<String> = q
+            .order
+            .iter()
+            .map(|(c, desc)| format!("{} {}", c.sql(), if *desc { "DESC" } else { "ASC" }))
+            .collect();
+        if !q.order.iter().any(|(c, _)| *c == ObsColumn::Seq) {
+            order.push("seq ASC".into());
+        }
+        let limit = ph(ObsBind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)), &mut binds);
+        let offset = ph(ObsBind::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)), &mut binds);
+        sql.push_str(&format!(" ORDER BY {} LIMIT {limit} OFFSET {offset}", order.join(", ")));
+    }
+    (sql, binds)
+}
+
 /// A sensor's readings over one interval (or one reading, when not downsampled).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
@@ -258,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
         interval: Option<Millis>,
         limit: usize,
     ) -> Result<Vec<Bucket>>;
+
+    /// Raw readings as SensorThings Observations (rolled-up readings are not observations).
+    async fn observations(&self, q: &ObservationQuery) -> Result<Vec<ObservationRow>>;
+
+    /// How many raw readings a query of observations matches (its page aside).
+    async fn count_observations(&self, q: &ObservationQuery) -> Result<u64>;
 
     /// Replaces an existing layer's metadata (a catalogue change), stamping its update time;
     /// returns it as stored. The features stay as they are.

@@ -4,7 +4,7 @@ use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
 use crate::routes::{
-    access, catalog, features, governance, live, ops, render, spatial, styles, territory, tiles,
+    access, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles, territory, tiles,
     versions,
 };
 use axum::Router;
@@ -22,7 +22,7 @@ use crate::app::AppState;
 #[allow(clippy::needless_for_each)]
 mod doc {
     use super::{
-        access, catalog, features, governance, live, ops, render, spatial, styles, territory,
+        access, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles, territory,
         tiles, versions,
     };
     use utoipa::OpenApi;
@@ -43,6 +43,9 @@ mod doc {
         versions::versions, versions::diff,
         features::landing, features::conformance, features::collections, features::collection,
         features::queryables, features::items, features::item,
+        ogc_tiles::matrix_sets, ogc_tiles::matrix_set, ogc_tiles::tilesets, ogc_tiles::tileset,
+        ogc_tiles::tile,
+        sta::root, sta::read, sta::create,
         live::report, live::list_events, live::one_event, live::transition, live::assign,
         live::command, live::nearest_units, live::register_sensor, live::list_sensors,
         live::one_sensor, live::read_one, live::read_batch, live::history, live::register_unit,
@@ -67,6 +70,8 @@ mod doc {
         (name = "statistics", description = "counts and sums per territory and per cell"),
         (name = "spatial", description = "nearest, within a distance, intersecting a geometry"),
         (name = "ogc-features", description = "OGC API – Features Part 1 and Part 3 (CQL2 text)"),
+        (name = "sensorthings", description = "OGC SensorThings API 1.1 over the sensors: Things, Locations, HistoricalLocations, Datastreams, Sensors, ObservedProperties, Observations, FeaturesOfInterest"),
+        (name = "ogc-tiles", description = "OGC API – Tiles: WebMercatorQuad vector tilesets of each collection"),
         (name = "live", description = "events and their closed loop, sensors and readings, response units, the change feed and the time machine"),
         (name = "render", description = "server-rendered static maps and big-screen dashboards: PNG frames, an MJPEG stream, a full-screen page"),
         (name = "operations", description = "health and metrics"),

@@ -93,6 +93,7 @@ pub fn landing_page(base: &str) -> Value {
             { "href": format!("{base}/api/docs"), "rel": "service-doc", "type": "text/html", "title": "the API documentation" },
             { "href": format!("{base}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes" },
             { "href": format!("{base}/collections"), "rel": "data", "type": "application/json", "title": "the collections" },
+            { "href": format!("{base}/tileMatrixSets"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": "application/json", "title": "the tile matrix sets (OGC API – Tiles)" },
             { "href": format!("{base}/"), "rel": "alternate", "type": "text/html", "title": "the map viewer" },
         ],
     })
@@ -104,7 +105,12 @@ pub fn landing_page(base: &str) -> Value {
 pub(crate) async fn conformance(caller: Caller, p: Params) -> ApiResult<Json<Value>> {
     caller.public();
     only_f(&p)?;
-    Ok(Json(json!({ "conformsTo": CONFORMANCE })))
+    let all: Vec<&str> = CONFORMANCE
+        .iter()
+        .chain(crate::routes::ogc_tiles::CONFORMANCE.iter())
+        .copied()
+        .collect();
+    Ok(Json(json!({ "conformsTo": all })))
 }
 
 fn time_extent(l: &LayerIndex) -> Option<Value> {
@@ -144,6 +150,7 @@ fn describe(l: &LayerIndex, base: &str) -> Value {
             // the relation name drafts of Part 3 used (GDAL ≤ 3.6 follows only this one)
             { "href": format!("{href}/queryables"), "rel": "queryables", "type": "application/schema+json", "title": "what filters may use" },
             { "href": format!("{base}/tiles/{}", m.name), "rel": "describedby", "type": "application/json", "title": "TileJSON of its vector tiles" },
+            { "href": format!("{href}/tiles"), "rel": crate::routes::ogc_tiles::REL_TILESETS_VECTOR, "type": "application/json", "title": "its vector tilesets (OGC API – Tiles)" },
         ],
     })
 }

@@ -114,10 +114,22 @@ pub(crate) async fn tile(
 ) -> ApiResult<Response> {
     let resolved = resolve_layers(&state, &caller, &layers)?;
     let coord = parse_coord(&z, &x, &y)?;
+    serve(&state, &caller, &resolved, coord, &headers).await
+}
+
+/// One tile of layers already resolved against the caller: from the cache or encoded, with
+/// its ETag, gzipped when accepted (the XYZ and OGC API – Tiles routes both answer here).
+pub(crate) async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    resolved: &[(Arc<LayerIndex>, ReadPlan)],
+    coord: TileCoord,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let names: Vec<String> = resolved.iter().map(|(l, _)| l.meta.name.clone()).collect();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     let mut plans = 0u64;
-    for (l, plan) in &resolved {
+    for (l, plan) in resolved {
         l.version.hash(&mut hasher);
         plans = plans.rotate_left(7) ^ plan.key();
         state.city.tile_served(&caller.cx, plan);
@@ -219,7 +231,7 @@ pub(crate) async fn tile(
         StatusCode::NOT_MODIFIED.into_response()
     } else if tile.raw.is_empty() {
         StatusCode::NO_CONTENT.into_response()
-    } else if accepts_gzip(&headers) {
+    } else if accepts_gzip(headers) {
         let mut r = tile.gzip.clone().into_response();
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
