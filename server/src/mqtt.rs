@@ -7,6 +7,15 @@
 //! | `citytwin/gateways/{key}/sensors/{sensor}/readings` | `{"value": 0.42, "at": "2026-11-22T08:00:00Z"}` or an array of them (`at` defaults to now) |
 //! | `citytwin/gateways/{key}/units/{unit}/position` | `{"lon": 118.78, "lat": 32.06}` |
 //! | `citytwin/rejected/…` (published by citytwin) | the problem+json of a refused message, under the topic it came on |
+//! | `v1.1/Observations`, `v1.1/Datastreams('WL-0001')/Observations` | a SensorThings Observation (`{"result": 0.42, "phenomenonTime": …, "Datastream": {"@iot.id": …}}`), taken as the sensor's registering gateway key's |
+//! | `citytwin/gateways/{key}/v1.1/…` | the same, as the gateway's own key |
+//! | `v1.1/Datastreams('WL-0001')/Observations` (published by citytwin) | each new Observation of the sensor, QoS 0 (SensorThings' MQTT extension) |
+//!
+//! The SensorThings topics carry no gateway: an Observation published on them counts as sent
+//! by the key that registered its sensor (refused when that key is revoked or expired, or the
+//! sensor was registered by a person); the broker's ACL decides who may publish there and who
+//! may subscribe to `v1.1/#` — it should let read only those who may see the sensors layer,
+//! as citytwin publishes every sensor's Observations there.
 //!
 //! `{key}` is the id of the gateway's API key (`citytwin keys create`): the broker
 //! authenticates the gateway and its ACL lets it publish only under its own id (Mosquitto:
@@ -35,6 +44,13 @@ pub const READINGS: &str = "citytwin/gateways/+/sensors/+/readings";
 pub const POSITIONS: &str = "citytwin/gateways/+/units/+/position";
 /// Topics of before gateways were named, refused with a pointer to the new ones.
 const OLD_TOPICS: [&str; 2] = ["citytwin/sensors/+/readings", "citytwin/units/+/position"];
+/// Topic filters of SensorThings Observations to create.
+const STA_TOPICS: [&str; 4] = [
+    "v1.1/Observations",
+    "v1.1/+/Observations",
+    "citytwin/gateways/+/v1.1/Observations",
+    "citytwin/gateways/+/v1.1/+/Observations",
+];
 
 /// A broker login.
 pub type Login = Option<(String, String)>;
@@ -104,6 +120,33 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
             }
         }
     });
+    // SensorThings' MQTT extension: every new Observation on its datastream's topic
+    let (publisher, mut feed) = (client.clone(), state.city.feed());
+    tokio::spawn(async move {
+        loop {
+            match feed.recv().await {
+                Ok(c) if c.kind == "reading" => {
+                    let Some(value) = c.value else { continue };
+                    let body = citytwin_city::sta::observation_message(
+                        &format!("/{}", citytwin_city::sta::VERSION),
+                        c.seq,
+                        &c.entity,
+                        c.at,
+                        value,
+                    );
+                    // at most once: a full queue drops the message rather than hold the feed
+                    let _ = publisher.try_publish(
+                        citytwin_city::sta::observation_topic(&c.entity),
+                        QoS::AtMostOnce,
+                        false,
+                        body.to_string(),
+                    );
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
     // the URL as logs may show it
     let url = crate::config::mask_password(url);
     tokio::spawn(async move {
@@ -111,12 +154,23 @@ pub fn spawn(state: AppState, url: &str) -> Result<(), String> {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(broker = %url, "MQTT connected; subscribing to {READINGS} and {POSITIONS}");
-                    for topic in [READINGS, POSITIONS].into_iter().chain(OLD_TOPICS) {
+                    for topic in [READINGS, POSITIONS]
+                        .into_iter()
+                        .chain(OLD_TOPICS)
+                        .chain(STA_TOPICS)
+                    {
                         if let Err(e) = client.subscribe(topic, QoS::AtLeastOnce).await {
                             tracing::warn!(error = %e, "MQTT subscribe failed");
                         }
                     }
                 }
+                // Observations published on SensorThings topics (citytwin's own among them,
+                // at most once: nothing to acknowledge) are not new readings
+                Ok(Event::Incoming(Packet::Publish(p)))
+                    if p.qos == QoS::AtMostOnce
+                        && p.topic.starts_with("v1.1/")
+                        && serde_json::from_slice::<serde_json::Value>(&p.payload)
+                            .is_ok_and(|v| v.get("@iot.id").is_some()) => {}
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     // queued in arrival order, so readings of a sensor keep theirs; many are
                     // in flight at once, so the writer commits them together
@@ -202,6 +256,13 @@ pub fn decode_position(payload: &[u8]) -> Result<(f64, f64), Problem> {
     Ok((pos.lon, pos.lat))
 }
 
+/// A SensorThings Observation published at `v1.1/{path}`.
+fn observation(path: &str, payload: &[u8]) -> Result<citytwin_city::live::ReadingIn, Problem> {
+    let body: serde_json::Value = crate::routes::live::body(payload, "a SensorThings Observation")?;
+    citytwin_city::sta::observation_in(path, &body, citytwin_city::live::ts::now())
+        .map_err(Problem::from)
+}
+
 /// Parses a message and queues what it carries to the writer.
 async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Problem> {
     let parts: Vec<&str> = p.topic.split('/').collect();
@@ -234,6 +295,42 @@ async fn queue(state: &AppState, p: &Publish) -> Result<(Pending, usize), Proble
             let cx = cx(key).await?;
             let (lon, lat) = decode_position(&p.payload)?;
             Ok((state.city.queue_move(&cx, unit, lon, lat).await?, 0))
+        }
+        ["citytwin", "gateways", key, "v1.1", rest @ ..] => {
+            let cx = cx(key).await?;
+            let reading = observation(&rest.join("/"), &p.payload)?;
+            Ok((state.city.queue_readings(&cx, vec![reading]).await?, 1))
+        }
+        ["v1.1", rest @ ..] => {
+            let reading = observation(&rest.join("/"), &p.payload)?;
+            // the key that registered the sensor sends for it
+            let registrar = state
+                .city
+                .with_live(|s| {
+                    s.sensors
+                        .get(&reading.sensor)
+                        .map(|x| x.registered_by.clone())
+                })
+                .ok_or_else(|| {
+                    Problem::bad_parameter(
+                        "Datastream",
+                        format!("no Datastream {:?}", reading.sensor),
+                    )
+                })?;
+            let key = registrar
+                .as_deref()
+                .and_then(|r| r.strip_prefix("key:"))
+                .ok_or_else(|| {
+                    Problem::bad_parameter(
+                        "topic",
+                        format!(
+                            "sensor {} was not registered by a gateway key: publish under citytwin/gateways/{{key id}}/v1.1/…",
+                            reading.sensor
+                        ),
+                    )
+                })?;
+            let cx = cx(key).await?;
+            Ok((state.city.queue_readings(&cx, vec![reading]).await?, 1))
         }
         ["citytwin", "sensors" | "units", ..] => Err(Problem::bad_parameter(
             "topic",

@@ -852,7 +852,8 @@ async fn get_from((base, token): (&str, &str), path: &str) -> Value {
 /// Mosquitto on a free port, from Debian's package (scripts/setup-test-deps installs it),
 /// with logins from a password file and an ACL: citytwin reads every gateway's topics and
 /// writes rejections; a gateway (its login is its key id) writes only under its own id and
-/// reads only its own rejections.
+/// reads only its own rejections; citytwin and the `sta-client` login read and write
+/// SensorThings' `v1.1/#`.
 struct Broker {
     child: Child,
     port: u16,
@@ -877,7 +878,7 @@ impl Broker {
         .unwrap();
         std::fs::write(
             dir.join("acl"),
-            "user citytwin\ntopic read citytwin/gateways/#\ntopic read citytwin/sensors/#\ntopic read citytwin/units/#\ntopic write citytwin/rejected/#\n\npattern write citytwin/gateways/%u/#\npattern read citytwin/rejected/citytwin/gateways/%u/#\n",
+            "user citytwin\ntopic read citytwin/gateways/#\ntopic read citytwin/sensors/#\ntopic read citytwin/units/#\ntopic write citytwin/rejected/#\ntopic readwrite v1.1/#\n\nuser sta-client\ntopic readwrite v1.1/#\ntopic read citytwin/rejected/v1.1/#\n\npattern write citytwin/gateways/%u/#\npattern read citytwin/rejected/citytwin/gateways/%u/#\n",
         )
         .unwrap();
         std::fs::write(dir.join("passwd"), "").unwrap();
@@ -928,6 +929,204 @@ impl Broker {
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// SensorThings API 1.1 through real clients: `frost-sta-client` (PyPI) lists Things page by
+/// page, reads a Datastream's Observations with a filter and creates one, which shows up on
+/// citytwin's own feed; over MQTT an Observation published on the standard topic is taken
+/// (as the sensor's registering gateway's) and every new one is published on its
+/// Datastream's topic.
+#[tokio::test]
+async fn sensorthings_clients_read_and_write_the_sensors_over_http_and_mqtt() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let broker = Broker::start();
+    let port = broker.port;
+    broker.add_login("sta-client", "sta-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://citytwin:{BROKER_PASSWORD}@127.0.0.1:{port}");
+    let store = dir.path().join("sta.gpkg");
+    let (_server, base, token) = serve(&store, &["--demo", "--mqtt", &url]);
+    // a gateway key registers its sensors and sends their readings
+    let gateway = cli_key(
+        &store.display().to_string(),
+        &[
+            "--name",
+            "gw-sta",
+            "--roles",
+            "gateway,sensor-admin",
+            "--sensors",
+            "ST-*",
+            "--department",
+            "ops",
+        ],
+    );
+    let gw = (base.as_str(), gateway.as_str());
+    for (i, id) in ["ST-1", "ST-2", "ST-3"].iter().enumerate() {
+        let (status, s) = post_to(gw, "/sensors", &json!({ "id": id, "type": "water-level", "name": format!("站 {id}"), "lon": HERE.0 + i as f64 * 0.001, "lat": HERE.1, "unit": "m" })).await.unwrap();
+        assert_eq!(status, 201, "{s}");
+    }
+    let t0 = citytwin_city::live::ts::now() - 3_600_000;
+    let readings: Vec<Value> = (1..=4)
+        .map(|v| json!({ "sensor": "ST-1", "value": f64::from(v), "at": citytwin_city::live::ts::format(t0 + i64::from(v) * 60_000) }))
+        .collect();
+    let (status, taken) = post_to(gw, "/readings", &json!({ "readings": readings }))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    let seq_before = taken["seq"].as_u64().unwrap();
+
+    // MQTT: watch the Datastream's topic before anything is created
+    let mut opts = MqttOptions::new("citytwin-test-sta", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_credentials("sta-client", "sta-secret");
+    let (mqtt, mut events) = AsyncClient::new(opts, 1_000);
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&p.payload) {
+                        let _ = seen_tx.send((p.topic.clone(), v));
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    mqtt.subscribe("v1.1/Datastreams('ST-1')/Observations", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), subscribed)
+        .await
+        .expect("the broker took the subscription")
+        .unwrap();
+
+    // the real client: reads with the operator's key, writes with the gateway's
+    // (not blocking the runtime: the MQTT client's event loop runs meanwhile)
+    let out = tokio::process::Command::new(common::repo().join(".venv/bin/python"))
+        .arg(common::repo().join("server/tests/sta_client.py"))
+        .args([&format!("{base}/v1.1"), &token, &gateway, "ST-1"])
+        .output()
+        .await
+        .expect("scripts/setup-python makes .venv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for name in ["站 ST-1", "站 ST-2", "站 ST-3"] {
+        assert!(
+            read["things"].as_array().unwrap().contains(&json!(name)),
+            "{name} in {read}"
+        );
+    }
+    assert_eq!(read["datastream"]["unit"], "m");
+    let results: Vec<f64> = read["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["result"].as_f64().unwrap())
+        .collect();
+    assert_eq!(results, vec![3.0, 4.0], "result gt 2, oldest first");
+    let created = read["created"].as_u64().unwrap();
+    assert_eq!(read["read_back"], 7.5);
+    // the created Observation is a reading on citytwin's own feed, under its id
+    let changes = get_from(
+        (&base, &token),
+        &format!("/live/changes?after={seq_before}&limit=1000&readings=true"),
+    )
+    .await;
+    let on_feed = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["seq"].as_u64() == Some(created))
+        .cloned();
+    let on_feed = on_feed.unwrap_or_else(|| panic!("observation {created} on the feed: {changes}"));
+    assert_eq!(
+        (
+            on_feed["kind"].as_str(),
+            on_feed["id"].as_str(),
+            on_feed["value"].as_f64()
+        ),
+        (Some("reading"), Some("ST-1"), Some(7.5))
+    );
+    // and citytwin published it on the Datastream's topic
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !got
+        .iter()
+        .any(|(_, v): &(String, Value)| v["@iot.id"].as_u64() == Some(created))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "observation {created} over MQTT: {got:?}"
+        );
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), seen.recv()).await {
+            got.push(m);
+        }
+    }
+
+    // an Observation published on the standard topic is taken, as the gateway's
+    mqtt.publish(
+        "v1.1/Datastreams('ST-1')/Observations",
+        QoS::AtLeastOnce,
+        false,
+        json!({ "result": 9.25 }).to_string(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the published observation came back with an id"
+        );
+        if let Ok(Some((topic, v))) =
+            tokio::time::timeout(Duration::from_millis(500), seen.recv()).await
+            && v["result"] == 9.25
+            && let Some(id) = v["@iot.id"].as_u64()
+        {
+            assert_eq!(topic, "v1.1/Datastreams('ST-1')/Observations");
+            break id;
+        }
+    };
+    let one = get_from(
+        (&base, &token),
+        &format!("/v1.1/Observations({id})?$expand=Datastream($select=id)"),
+    )
+    .await;
+    assert_eq!(one["result"], 9.25);
+    assert_eq!(one["Datastream"]["@iot.id"], "ST-1");
+    let s = get_from((&base, &token), "/sensors/ST-1").await;
+    assert_eq!(s["latest"]["value"], 9.25);
+    // an Observation of a datastream there is none of is refused, and nothing is taken
+    let (status, p) = post_to(
+        gw,
+        "/v1.1/Datastreams('ST-9')/Observations",
+        &json!({ "result": 1 }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{p}");
+    let (status, p) = post_to(
+        gw,
+        "/v1.1/Observations",
+        &json!({ "result": "high", "Datastream": { "@iot.id": "ST-1" } }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("result"), "{p}");
 }
 
 #[tokio::test]

@@ -1018,7 +1018,11 @@ async fn gdal_reads_a_collection_through_ogc_api_tiles() {
     use geozero::mvt::{Message, Tile};
     let srv = server();
     let conformance = ok(srv, "/conformance", &[]).await;
-    for class in ["ogcapi-tiles-1/1.0/conf/core", "ogcapi-tiles-1/1.0/conf/tileset", "ogcapi-tiles-1/1.0/conf/mvt"] {
+    for class in [
+        "ogcapi-tiles-1/1.0/conf/core",
+        "ogcapi-tiles-1/1.0/conf/tileset",
+        "ogcapi-tiles-1/1.0/conf/mvt",
+    ] {
         assert!(conformance.to_string().contains(class), "{class}");
     }
     let tms = ok(srv, "/tileMatrixSets/WebMercatorQuad", &[]).await;
@@ -1027,17 +1031,46 @@ async fn gdal_reads_a_collection_through_ogc_api_tiles() {
     bad(srv, "/tileMatrixSets/WorldCRS84Quad", &[], 404, "").await;
     bad(srv, "/collections/roads/tiles/WorldCRS84Quad", &[], 404, "").await;
     bad(srv, "/collections/roads,pois/tiles", &[], 404, "").await;
-    bad(srv, "/collections/roads/tiles/WebMercatorQuad/14/x/1", &[], 400, "tileRow").await;
+    bad(
+        srv,
+        "/collections/roads/tiles/WebMercatorQuad/14/x/1",
+        &[],
+        400,
+        "tileRow",
+    )
+    .await;
     let tileset = ok(srv, "/collections/roads/tiles/WebMercatorQuad", &[]).await;
     let (minzoom, maxzoom) = (
-        tileset["minTileMatrix"].as_str().unwrap().parse::<u8>().unwrap(),
-        tileset["maxTileMatrix"].as_str().unwrap().parse::<u8>().unwrap(),
+        tileset["minTileMatrix"]
+            .as_str()
+            .unwrap()
+            .parse::<u8>()
+            .unwrap(),
+        tileset["maxTileMatrix"]
+            .as_str()
+            .unwrap()
+            .parse::<u8>()
+            .unwrap(),
     );
     // the same tile at both paths, byte for byte (row before column in OGC's)
-    let xyz = client().get(format!("{}/tiles/roads/14/13604/6652.mvt", srv.base)).send().await.unwrap();
-    let ogc = client().get(format!("{}/collections/roads/tiles/WebMercatorQuad/14/6652/13604", srv.base)).send().await.unwrap();
+    let xyz = client()
+        .get(format!("{}/tiles/roads/14/13604/6652.mvt", srv.base))
+        .send()
+        .await
+        .unwrap();
+    let ogc = client()
+        .get(format!(
+            "{}/collections/roads/tiles/WebMercatorQuad/14/6652/13604",
+            srv.base
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ogc.status(), StatusCode::OK);
-    assert_eq!(ogc.headers()["content-type"], "application/vnd.mapbox-vector-tile");
+    assert_eq!(
+        ogc.headers()["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
     assert_eq!(xyz.bytes().await.unwrap(), ogc.bytes().await.unwrap());
 
     // a box around 新街口 in EPSG:3857, the tile matrix set's CRS
@@ -1049,33 +1082,63 @@ async fn gdal_reads_a_collection_through_ogc_api_tiles() {
         .args([minx, miny, maxx, maxy].map(|v: f64| v.to_string()))
         .output()
         .expect("scripts/setup-python makes .venv");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let read: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let layers: Vec<&str> = read["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    let expected: Vec<String> = (minzoom..=maxzoom).map(|z| format!("Zoom level {z}")).collect();
+    let layers: Vec<&str> = read["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (minzoom..=maxzoom)
+        .map(|z| format!("Zoom level {z}"))
+        .collect();
     assert_eq!(layers, expected, "one layer per tile matrix of the tileset");
-    assert!(read["layers"][0]["fields"].to_string().contains("\"class\""));
-    let mut from_gdal: Vec<String> = read["features"].as_array().unwrap().iter().filter_map(|f| f["name"].as_str().map(str::to_owned)).collect();
+    assert!(
+        read["layers"][0]["fields"]
+            .to_string()
+            .contains("\"class\"")
+    );
+    let mut from_gdal: Vec<String> = read["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+        .collect();
     from_gdal.sort();
     from_gdal.dedup();
     assert!(!from_gdal.is_empty(), "GDAL read roads: {read}");
     // the same names the XYZ tiles over the box carry
     let span = 2.0 * citytwin_tiles::WEB_MERCATOR_MAX / f64::from(1u32 << 14);
-    let cols = ((minx + citytwin_tiles::WEB_MERCATOR_MAX) / span).floor() as u32..=((maxx + citytwin_tiles::WEB_MERCATOR_MAX) / span).floor() as u32;
-    let rows = ((citytwin_tiles::WEB_MERCATOR_MAX - maxy) / span).floor() as u32..=((citytwin_tiles::WEB_MERCATOR_MAX - miny) / span).floor() as u32;
+    let cols = ((minx + citytwin_tiles::WEB_MERCATOR_MAX) / span).floor() as u32
+        ..=((maxx + citytwin_tiles::WEB_MERCATOR_MAX) / span).floor() as u32;
+    let rows = ((citytwin_tiles::WEB_MERCATOR_MAX - maxy) / span).floor() as u32
+        ..=((citytwin_tiles::WEB_MERCATOR_MAX - miny) / span).floor() as u32;
     let mut from_xyz = Vec::new();
     for y in rows {
         for x in cols.clone() {
-            let resp = client().get(format!("{}/tiles/roads/14/{x}/{y}.mvt", srv.base)).send().await.unwrap();
+            let resp = client()
+                .get(format!("{}/tiles/roads/14/{x}/{y}.mvt", srv.base))
+                .send()
+                .await
+                .unwrap();
             if resp.status() != StatusCode::OK {
                 continue;
             }
             let tile = Tile::decode(resp.bytes().await.unwrap()).unwrap();
             for layer in &tile.layers {
-                let Some(k) = layer.keys.iter().position(|k| k == "name") else { continue };
+                let Some(k) = layer.keys.iter().position(|k| k == "name") else {
+                    continue;
+                };
                 for f in &layer.features {
                     for pair in f.tags.chunks(2) {
-                        if pair[0] as usize == k && let Some(v) = &layer.values[pair[1] as usize].string_value {
+                        if pair[0] as usize == k
+                            && let Some(v) = &layer.values[pair[1] as usize].string_value
+                        {
                             from_xyz.push(v.clone());
                         }
                     }

@@ -934,7 +934,8 @@ impl City {
         self.check_readings(cx, &readings)?;
         match self.live().submit(Op::Readings(readings)).await? {
             Outcome::Readings { last, .. } => {
-                self.audit_change(cx, Duty::Readings, "readings", Some(1)).await;
+                self.audit_change(cx, Duty::Readings, "readings", Some(1))
+                    .await;
                 Ok(last)
             }
             other => Err(unexpected(&other)),

@@ -123,9 +123,10 @@ impl Ty {
                 ("Things", Ty::Thing, true),
                 ("HistoricalLocations", Ty::HistoricalLocation, true),
             ],
-            Self::HistoricalLocation => {
-                &[("Thing", Ty::Thing, false), ("Locations", Ty::Location, true)]
-            }
+            Self::HistoricalLocation => &[
+                ("Thing", Ty::Thing, false),
+                ("Locations", Ty::Location, true),
+            ],
             Self::Datastream => &[
                 ("Thing", Ty::Thing, false),
                 ("Sensor", Ty::Sensor, false),
@@ -187,9 +188,9 @@ impl Id {
         if let Some(q) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
             return Ok(Self::Text(q.replace("''", "'")));
         }
-        raw.parse()
-            .map(Self::Num)
-            .map_err(|_| Error::Invalid(format!("{raw:?} is not an id: quote text ids ('WL-0001')")))
+        raw.parse().map(Self::Num).map_err(|_| {
+            Error::Invalid(format!("{raw:?} is not an id: quote text ids ('WL-0001')"))
+        })
     }
 }
 
@@ -266,9 +267,7 @@ impl Snapshot {
     /// The ids of every visible entity of a type (not observations), in order.
     fn ids(&self, ty: Ty) -> Vec<Id> {
         match ty {
-            Ty::Sensor | Ty::ObservedProperty => {
-                self.kinds().into_keys().map(Id::Text).collect()
-            }
+            Ty::Sensor | Ty::ObservedProperty => self.kinds().into_keys().map(Id::Text).collect(),
             _ => self.sensors.keys().cloned().map(Id::Text).collect(),
         }
     }
@@ -393,7 +392,8 @@ impl Options {
                             Some((e, "asc")) => (e, false),
                             _ => (term.as_str(), false),
                         };
-                        o.order.push((odata::parse(e).map_err(|e| invalid("$orderby", e))?, desc));
+                        o.order
+                            .push((odata::parse(e).map_err(|e| invalid("$orderby", e))?, desc));
                     }
                 }
                 "$top" => {
@@ -418,22 +418,35 @@ impl Options {
                     };
                 }
                 "$select" => {
-                    o.select = Some(split_top(v, ',').into_iter().map(|s| s.trim().to_owned()).collect());
+                    o.select = Some(
+                        split_top(v, ',')
+                            .into_iter()
+                            .map(|s| s.trim().to_owned())
+                            .collect(),
+                    );
                 }
                 "$expand" => {
                     if depth >= MAX_EXPAND {
-                        return Err(invalid("$expand", format!("nested deeper than {MAX_EXPAND}")));
+                        return Err(invalid(
+                            "$expand",
+                            format!("nested deeper than {MAX_EXPAND}"),
+                        ));
                     }
                     for item in split_top(v, ',') {
                         let (path, inner) = match item.find('(') {
-                            Some(i) if item.ends_with(')') => (&item[..i], &item[i + 1..item.len() - 1]),
+                            Some(i) if item.ends_with(')') => {
+                                (&item[..i], &item[i + 1..item.len() - 1])
+                            }
                             _ => (item.as_str(), ""),
                         };
                         let nested: Vec<(String, String)> = split_top(inner, ';')
                             .into_iter()
                             .map(|kv| match kv.split_once('=') {
                                 Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
-                                None => Err(invalid("$expand", format!("{kv:?} is not an option=value"))),
+                                None => Err(invalid(
+                                    "$expand",
+                                    format!("{kv:?} is not an option=value"),
+                                )),
                             })
                             .collect::<Result<_>>()?;
                         let path: Vec<String> = path.trim().split('/').map(str::to_owned).collect();
@@ -441,7 +454,10 @@ impl Options {
                     }
                 }
                 "$resultFormat" => {
-                    return Err(invalid("$resultFormat", "only the default JSON format is served"));
+                    return Err(invalid(
+                        "$resultFormat",
+                        "only the default JSON format is served",
+                    ));
                 }
                 k if k.starts_with('$') => {
                     return Err(Error::Invalid(format!(
@@ -488,7 +504,10 @@ fn segments(path: &str) -> Result<Vec<(String, Option<Id>)>> {
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         match seg.find('(') {
             Some(i) if seg.ends_with(')') => {
-                out.push((seg[..i].to_owned(), Some(Id::parse(&seg[i + 1..seg.len() - 1])?)));
+                out.push((
+                    seg[..i].to_owned(),
+                    Some(Id::parse(&seg[i + 1..seg.len() - 1])?),
+                ));
             }
             _ => out.push((seg.to_owned(), None)),
         }
@@ -570,7 +589,9 @@ fn related_one(snap: &Snapshot, ty: Ty, v: &Value, rel: &str) -> Option<(Ty, Val
         _ => v["@iot.id"].as_str()?.to_owned(),
     };
     let id = match to {
-        Ty::Sensor | Ty::ObservedProperty => Id::Text(snap.sensors.get(&sensor)?["type"].as_str()?.to_owned()),
+        Ty::Sensor | Ty::ObservedProperty => {
+            Id::Text(snap.sensors.get(&sensor)?["type"].as_str()?.to_owned())
+        }
         _ => Id::Text(sensor),
     };
     snap.entity(to, &id).map(|e| (to, e))
@@ -583,10 +604,19 @@ impl Scope for EntityScope<'_> {
         };
         if self.ty.relation(head).is_some() {
             return related_one(self.snap, self.ty, self.v, head).map_or(Val::Null, |(ty, v)| {
-                EntityScope { snap: self.snap, ty, v: &v }.get(rest)
+                EntityScope {
+                    snap: self.snap,
+                    ty,
+                    v: &v,
+                }
+                .get(rest)
             });
         }
-        let key = if head == "id" { "@iot.id" } else { head.as_str() };
+        let key = if head == "id" {
+            "@iot.id"
+        } else {
+            head.as_str()
+        };
         let mut cur = &self.v[key];
         for p in rest {
             cur = &cur[p.as_str()];
@@ -655,7 +685,9 @@ impl City {
         };
         for (i, (name, id)) in segs.iter().enumerate().skip(1) {
             let Target::One(ty, cur) = &target else {
-                return Err(not_found(&format!("{name} after an entity set: name one entity first")));
+                return Err(not_found(&format!(
+                    "{name} after an entity set: name one entity first"
+                )));
             };
             let (ty, cur) = (*ty, cur.clone());
             if let Some((to, many)) = ty.relation(name) {
@@ -676,15 +708,19 @@ impl City {
         let opts = Options::parse(params, 0)?;
         match target {
             Target::One(ty, id) => {
-                let mut v = self.one(&snap, ty, &id).await?.ok_or_else(|| {
-                    not_found(&format!("{} {}", ty.singular(), id.key()))
-                })?;
+                let mut v = self
+                    .one(&snap, ty, &id)
+                    .await?
+                    .ok_or_else(|| not_found(&format!("{} {}", ty.singular(), id.key())))?;
                 if let Some(p) = property {
-                    let key = if p == "id" { "@iot.id".to_owned() } else { p.clone() };
-                    let pv = v
-                        .get(&key)
-                        .cloned()
-                        .ok_or_else(|| not_found(&format!("property {p} of a {}", ty.singular())))?;
+                    let key = if p == "id" {
+                        "@iot.id".to_owned()
+                    } else {
+                        p.clone()
+                    };
+                    let pv = v.get(&key).cloned().ok_or_else(|| {
+                        not_found(&format!("property {p} of a {}", ty.singular()))
+                    })?;
                     return Ok(StaAnswer {
                         body: if value {
                             Answer::Text(match &pv {
@@ -704,7 +740,10 @@ impl City {
                     });
                 }
                 self.shape(&snap, ty, &mut v, &opts).await?;
-                Ok(StaAnswer { body: Answer::Json(v), next_skip: None })
+                Ok(StaAnswer {
+                    body: Answer::Json(v),
+                    next_skip: None,
+                })
             }
             Target::Set(ty, within) => {
                 if property.is_some() || value {
@@ -717,7 +756,10 @@ impl City {
                     out.insert("@iot.count".into(), json!(c));
                 }
                 if refs {
-                    list = list.into_iter().map(|v| json!({ "@iot.selfLink": v["@iot.selfLink"] })).collect();
+                    list = list
+                        .into_iter()
+                        .map(|v| json!({ "@iot.selfLink": v["@iot.selfLink"] }))
+                        .collect();
                 } else {
                     for v in &mut list {
                         self.shape(&snap, ty, v, &opts).await?;
@@ -733,18 +775,32 @@ impl City {
     }
 
     /// From one entity along a relation.
-    async fn navigate(&self, snap: &Snapshot, ty: Ty, id: &Id, to: Ty, many: bool) -> Result<Target> {
+    async fn navigate(
+        &self,
+        snap: &Snapshot,
+        ty: Ty,
+        id: &Id,
+        to: Ty,
+        many: bool,
+    ) -> Result<Target> {
         let v = self
             .one(snap, ty, id)
             .await?
             .ok_or_else(|| not_found(&format!("{} {}", ty.singular(), id.key())))?;
         if !many {
-            let name = ty.relations().iter().find(|(_, t, _)| *t == to).map_or("", |r| r.0);
+            let name = ty
+                .relations()
+                .iter()
+                .find(|(_, t, _)| *t == to)
+                .map_or("", |r| r.0);
             let (to, e) = related_one(snap, ty, &v, name).ok_or_else(|| not_found(name))?;
-            return Ok(Target::One(to, Id::parse(&match &e["@iot.id"] {
-                Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-                other => other.to_string(),
-            })?));
+            return Ok(Target::One(
+                to,
+                Id::parse(&match &e["@iot.id"] {
+                    Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+                    other => other.to_string(),
+                })?,
+            ));
         }
         Ok(Target::Set(to, Some(self.related_ids(snap, ty, id, to))))
     }
@@ -762,7 +818,13 @@ impl City {
         }
     }
 
-    async fn one_related(&self, snap: &Snapshot, to: Ty, within: Option<&[Id]>, id: &Id) -> Result<Target> {
+    async fn one_related(
+        &self,
+        snap: &Snapshot,
+        to: Ty,
+        within: Option<&[Id]>,
+        id: &Id,
+    ) -> Result<Target> {
         if to == Ty::Observation {
             let Id::Num(seq) = id else {
                 return Err(not_found("observation"));
@@ -816,7 +878,9 @@ impl City {
         let top = opts.top.unwrap_or(DEFAULT_TOP);
         let now = ts::now();
         if ty == Ty::Observation {
-            return self.collect_observations(snap, within, opts, top, now).await;
+            return self
+                .collect_observations(snap, within, opts, top, now)
+                .await;
         }
         let ids = within.unwrap_or_else(|| snap.ids(ty));
         let mut list: Vec<Value> = ids
@@ -835,7 +899,8 @@ impl City {
                     .map(|(e, _)| odata::eval(e, &EntityScope { snap, ty, v }, now))
                     .collect()
             };
-            let mut keyed: Vec<(Vec<Val>, Value)> = list.into_iter().map(|v| (key(&v), v)).collect();
+            let mut keyed: Vec<(Vec<Val>, Value)> =
+                list.into_iter().map(|v| (key(&v), v)).collect();
             keyed.sort_by(|(a, _), (b, _)| {
                 for (i, (_, desc)) in opts.order.iter().enumerate() {
                     let o = order_cmp(&a[i], &b[i]);
@@ -878,7 +943,10 @@ impl City {
             return Ok((Vec::new(), opts.count.then_some(0), false));
         }
         let mut bounds = Vec::new();
-        let whole = opts.filter.as_ref().is_none_or(|f| pushdown(f, &mut bounds));
+        let whole = opts
+            .filter
+            .as_ref()
+            .is_none_or(|f| pushdown(f, &mut bounds));
         let mut order = Vec::new();
         for (e, desc) in &opts.order {
             match e {
@@ -893,7 +961,13 @@ impl City {
                 }
             }
         }
-        let mut q = ObservationQuery { sensors, bounds, order, offset: opts.skip, limit: top + 1 };
+        let mut q = ObservationQuery {
+            sensors,
+            bounds,
+            order,
+            offset: opts.skip,
+            limit: top + 1,
+        };
         if whole {
             let rows = self.store().observations(&q).await?;
             let count = if opts.count {
@@ -902,7 +976,11 @@ impl City {
                 None
             };
             let more = rows.len() as u64 > top;
-            let list = rows.iter().take(top as usize).map(|r| snap.observation(r)).collect();
+            let list = rows
+                .iter()
+                .take(top as usize)
+                .map(|r| snap.observation(r))
+                .collect();
             return Ok((list, count, more));
         }
         // the rest of the filter, over a bounded window of what the store narrowed
@@ -923,14 +1001,26 @@ impl City {
             .map(|r| snap.observation(r))
             .filter(|v| {
                 filter.is_none_or(|f| {
-                    odata::passes(f, &EntityScope { snap, ty: Ty::Observation, v }, now)
+                    odata::passes(
+                        f,
+                        &EntityScope {
+                            snap,
+                            ty: Ty::Observation,
+                            v,
+                        },
+                        now,
+                    )
                 })
             })
             .collect();
         let count = opts.count.then_some(kept.len() as u64);
         let skip = usize::try_from(opts.skip).unwrap_or(usize::MAX);
         let more = kept.len() > skip.saturating_add(top as usize);
-        Ok((kept.into_iter().skip(skip).take(top as usize).collect(), count, more))
+        Ok((
+            kept.into_iter().skip(skip).take(top as usize).collect(),
+            count,
+            more,
+        ))
     }
 
     /// Expands, selects and tidies one entity for its answer.
@@ -943,17 +1033,28 @@ impl City {
             if let Some(select) = &opts.select {
                 let keep: Vec<String> = select
                     .iter()
-                    .map(|s| if s == "id" { "@iot.id".to_owned() } else { s.clone() })
+                    .map(|s| {
+                        if s == "id" {
+                            "@iot.id".to_owned()
+                        } else {
+                            s.clone()
+                        }
+                    })
                     .collect();
                 for k in &keep {
                     let known = obj.contains_key(k) || ty.relation(k).is_some();
                     if !known {
-                        return Err(invalid("$select", format!("a {} has no property {k}", ty.singular())));
+                        return Err(invalid(
+                            "$select",
+                            format!("a {} has no property {k}", ty.singular()),
+                        ));
                     }
                 }
                 obj.retain(|k, _| {
                     keep.iter().any(|s| {
-                        k == s || k.strip_suffix("@iot.navigationLink") == Some(s) || k == &format!("{s}@iot.nextLink")
+                        k == s
+                            || k.strip_suffix("@iot.navigationLink") == Some(s)
+                            || k == &format!("{s}@iot.nextLink")
                     }) || (ty.relation(k).is_some() && opts.expand.iter().any(|(p, _)| p[0] == *k))
                 });
             }
@@ -961,16 +1062,31 @@ impl City {
         Ok(())
     }
 
-    async fn expand(&self, snap: &Snapshot, ty: Ty, v: &mut Value, path: &[String], inner: &Options) -> Result<()> {
-        let Some((head, rest)) = path.split_first() else { return Ok(()) };
-        let (to, many) = ty
-            .relation(head)
-            .ok_or_else(|| invalid("$expand", format!("a {} has no relation {head}", ty.singular())))?;
+    async fn expand(
+        &self,
+        snap: &Snapshot,
+        ty: Ty,
+        v: &mut Value,
+        path: &[String],
+        inner: &Options,
+    ) -> Result<()> {
+        let Some((head, rest)) = path.split_first() else {
+            return Ok(());
+        };
+        let (to, many) = ty.relation(head).ok_or_else(|| {
+            invalid(
+                "$expand",
+                format!("a {} has no relation {head}", ty.singular()),
+            )
+        })?;
         // deeper paths expand their first step with the rest beneath
         let inner = if rest.is_empty() {
             inner.clone()
         } else {
-            Options { expand: vec![(rest.to_vec(), inner.clone())], ..Options::default() }
+            Options {
+                expand: vec![(rest.to_vec(), inner.clone())],
+                ..Options::default()
+            }
         };
         let id = match &v["@iot.id"] {
             Value::String(s) => Id::Text(s.clone()),
@@ -991,7 +1107,11 @@ impl City {
                     let top = inner.top.unwrap_or(DEFAULT_TOP);
                     o.insert(
                         format!("{head}@iot.nextLink"),
-                        json!(format!("{}/{head}?$top={top}&$skip={}", snap.link(ty, &id), inner.skip + top)),
+                        json!(format!(
+                            "{}/{head}?$top={top}&$skip={}",
+                            snap.link(ty, &id),
+                            inner.skip + top
+                        )),
                     );
                 }
                 o.insert(head.clone(), Value::Array(list));
@@ -1008,7 +1128,12 @@ impl City {
     /// Creates an Observation (a reading) from a SensorThings body: `path` is `Observations`
     /// (the body names its `Datastream`) or `Datastreams('WL-0001')/Observations`. Durable
     /// when answered; returns its id and the reading.
-    pub async fn sta_create(&self, cx: &Context, path: &str, body: &Value) -> Result<(u64, ReadingIn)> {
+    pub async fn sta_create(
+        &self,
+        cx: &Context,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u64, ReadingIn)> {
         let reading = observation_in(path, body, ts::now())?;
         let seq = self.observe(cx, reading.clone()).await?;
         Ok((seq, reading))
@@ -1031,7 +1156,15 @@ pub fn observation_in(path: &str, body: &Value, now: Millis) -> Result<ReadingIn
         .as_object()
         .ok_or_else(|| Error::Invalid("an Observation is a JSON object".into()))?;
     for k in obj.keys() {
-        if !matches!(k.as_str(), "result" | "phenomenonTime" | "resultTime" | "Datastream" | "FeatureOfInterest" | "@iot.id") {
+        if !matches!(
+            k.as_str(),
+            "result"
+                | "phenomenonTime"
+                | "resultTime"
+                | "Datastream"
+                | "FeatureOfInterest"
+                | "@iot.id"
+        ) {
             return Err(Error::Invalid(format!(
                 "{k}: not kept by citytwin (an Observation here has result, phenomenonTime, resultTime and its Datastream)"
             )));
@@ -1048,17 +1181,25 @@ pub fn observation_in(path: &str, body: &Value, now: Millis) -> Result<ReadingIn
             Some(Value::String(s)) if s.contains('/') => Err(Error::Invalid(format!(
                 "{k}: an interval; citytwin's readings are instants"
             ))),
-            Some(Value::String(s)) => ts::parse(s).map(Some).map_err(|e| Error::Invalid(format!("{k}: {e}"))),
+            Some(Value::String(s)) => ts::parse(s)
+                .map(Some)
+                .map_err(|e| Error::Invalid(format!("{k}: {e}"))),
             Some(_) => Err(Error::Invalid(format!("{k}: an ISO 8601 time"))),
         }
     };
-    let at = time("phenomenonTime")?.or(time("resultTime")?).unwrap_or(now);
+    let at = time("phenomenonTime")?
+        .or(time("resultTime")?)
+        .unwrap_or(now);
     let from_body = match obj.get("Datastream") {
         None => None,
         Some(d) => Some(match d.get("@iot.id") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(Error::Invalid("Datastream: {\"@iot.id\": …} names the datastream".into())),
+            _ => {
+                return Err(Error::Invalid(
+                    "Datastream: {\"@iot.id\": …} names the datastream".into(),
+                ));
+            }
         }),
     };
     let sensor = match (from_path, from_body) {
@@ -1069,10 +1210,15 @@ pub fn observation_in(path: &str, body: &Value, now: Millis) -> Result<ReadingIn
         }
         (Some(p), _) => p,
         (None, Some(b)) => b,
-        (None, None) => return Err(Error::Invalid("Datastream: an Observation names its Datastream".into())),
+        (None, None) => {
+            return Err(Error::Invalid(
+                "Datastream: an Observation names its Datastream".into(),
+            ));
+        }
     };
     if let Some(Value::Object(f)) = obj.get("FeatureOfInterest")
-        && f.get("@iot.id").is_some_and(|i| i.as_str() != Some(sensor.as_str()))
+        && f.get("@iot.id")
+            .is_some_and(|i| i.as_str() != Some(sensor.as_str()))
     {
         return Err(Error::Invalid(format!(
             "FeatureOfInterest: a reading of {sensor} is of its own place"
@@ -1100,7 +1246,10 @@ pub fn observation_message(base: &str, seq: u64, sensor: &str, at: Millis, value
 /// The MQTT topic an Observation of a sensor is published on.
 #[must_use]
 pub fn observation_topic(sensor: &str) -> String {
-    format!("{VERSION}/Datastreams{}/Observations", Id::Text(sensor.to_owned()).key())
+    format!(
+        "{VERSION}/Datastreams{}/Observations",
+        Id::Text(sensor.to_owned()).key()
+    )
 }
 
 /// The service root document.
@@ -1132,14 +1281,35 @@ mod tests {
         .unwrap();
         assert_eq!((r.sensor.as_str(), r.value), ("WL-1", 1.5));
         assert_eq!(r.at, ts::parse("2026-11-30T08:00:00Z").unwrap());
-        let r = observation_in("Datastreams('WL-1')/Observations", &json!({"result": 2}), 99).unwrap();
+        let r = observation_in(
+            "Datastreams('WL-1')/Observations",
+            &json!({"result": 2}),
+            99,
+        )
+        .unwrap();
         assert_eq!((r.sensor.as_str(), r.at), ("WL-1", 99));
         for (path, body, says) in [
             ("Observations", json!({"result": 1}), "names its Datastream"),
-            ("Observations", json!({"result": "high", "Datastream": {"@iot.id": "x"}}), "finite number"),
-            ("Datastreams('a')/Observations", json!({"result": 1, "Datastream": {"@iot.id": "b"}}), "on the path"),
-            ("Observations", json!({"result": 1, "parameters": {}, "Datastream": {"@iot.id": "x"}}), "not kept"),
-            ("Observations", json!({"result": 1, "phenomenonTime": "2026-11-30T08:00:00Z/2026-11-30T09:00:00Z", "Datastream": {"@iot.id": "x"}}), "interval"),
+            (
+                "Observations",
+                json!({"result": "high", "Datastream": {"@iot.id": "x"}}),
+                "finite number",
+            ),
+            (
+                "Datastreams('a')/Observations",
+                json!({"result": 1, "Datastream": {"@iot.id": "b"}}),
+                "on the path",
+            ),
+            (
+                "Observations",
+                json!({"result": 1, "parameters": {}, "Datastream": {"@iot.id": "x"}}),
+                "not kept",
+            ),
+            (
+                "Observations",
+                json!({"result": 1, "phenomenonTime": "2026-11-30T08:00:00Z/2026-11-30T09:00:00Z", "Datastream": {"@iot.id": "x"}}),
+                "interval",
+            ),
             ("Things", json!({"result": 1}), "are created at"),
         ] {
             let e = observation_in(path, &body, 0).unwrap_err().to_string();
@@ -1150,22 +1320,32 @@ mod tests {
     #[test]
     fn filters_on_time_result_and_id_go_to_the_store() {
         let mut b = Vec::new();
-        let f = odata::parse("phenomenonTime ge 2026-11-30T00:00:00Z and 5 lt result and id ne 3").unwrap();
+        let f = odata::parse("phenomenonTime ge 2026-11-30T00:00:00Z and 5 lt result and id ne 3")
+            .unwrap();
         assert!(pushdown(&f, &mut b));
         assert_eq!(b.len(), 3);
         assert_eq!(b[1], (ObsColumn::Value, Cmp::Gt, 5.0));
         let mut b = Vec::new();
         let f = odata::parse("result gt 1 and Datastream/name eq 'x'").unwrap();
-        assert!(!pushdown(&f, &mut b), "the datastream's name is evaluated here");
+        assert!(
+            !pushdown(&f, &mut b),
+            "the datastream's name is evaluated here"
+        );
         assert_eq!(b.len(), 1);
         let mut b = Vec::new();
-        assert!(!pushdown(&odata::parse("result gt 1 or result lt 0").unwrap(), &mut b));
+        assert!(!pushdown(
+            &odata::parse("result gt 1 or result lt 0").unwrap(),
+            &mut b
+        ));
     }
 
     #[test]
     fn paths_and_options_read_as_the_standard_writes_them() {
         let s = segments("Datastreams('WL-0''1')/Observations(42)").unwrap();
-        assert_eq!(s[0], ("Datastreams".into(), Some(Id::Text("WL-0'1".into()))));
+        assert_eq!(
+            s[0],
+            ("Datastreams".into(), Some(Id::Text("WL-0'1".into())))
+        );
         assert_eq!(s[1], ("Observations".into(), Some(Id::Num(42))));
         assert!(segments("Things(abc)").is_err());
         let o = Options::parse(
@@ -1174,11 +1354,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.expand.len(), 2);
-        assert_eq!(o.expand[0].1.select.as_deref(), Some(&["name".to_owned()][..]));
+        assert_eq!(
+            o.expand[0].1.select.as_deref(),
+            Some(&["name".to_owned()][..])
+        );
         assert_eq!(o.expand[0].1.expand[0].1.top, Some(1));
         assert!(o.expand[0].1.expand[0].1.order[0].1);
         assert!(Options::parse(&[("$top".into(), "100001".into())], 0).is_err());
         assert!(Options::parse(&[("$frob".into(), "1".into())], 0).is_err());
-        assert_eq!(observation_topic("WL-1"), "v1.1/Datastreams('WL-1')/Observations");
+        assert_eq!(
+            observation_topic("WL-1"),
+            "v1.1/Datastreams('WL-1')/Observations"
+        );
     }
 }

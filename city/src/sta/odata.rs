@@ -245,7 +245,8 @@ fn lex(text: &str) -> Result<Vec<Tok>> {
             '0'..='9' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | ':' | '-' | '+'))
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '.' | ':' | '-' | '+'))
                 {
                     // a sign is part of a number only after an exponent or inside a time
                     if matches!(chars[i], '-' | '+') {
@@ -274,7 +275,8 @@ fn lex(text: &str) -> Result<Vec<Tok>> {
             c if c.is_alphabetic() || c == '_' || c == '@' || c == '$' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '/' | '.' | '@' | '$'))
+                    && (chars[i].is_alphanumeric()
+                        || matches!(chars[i], '_' | '/' | '.' | '@' | '$'))
                 {
                     i += 1;
                 }
@@ -282,9 +284,10 @@ fn lex(text: &str) -> Result<Vec<Tok>> {
                 if chars.get(i) == Some(&'\'') {
                     let inner = quoted(&mut i)?;
                     out.push(Tok::Lit(match word.as_str() {
-                        "geography" | "geometry" => {
-                            Lit::Geo(crate::filter::parse_wkt(&inner).map_err(|e| bad(format!("{word}'{inner}': {e}")))?)
-                        }
+                        "geography" | "geometry" => Lit::Geo(
+                            crate::filter::parse_wkt(&inner)
+                                .map_err(|e| bad(format!("{word}'{inner}': {e}")))?,
+                        ),
                         "duration" => Lit::Duration(duration(&inner)?),
                         _ => return Err(bad(format!("unknown literal type {word:?}"))),
                     }));
@@ -373,7 +376,11 @@ impl Parser {
                             match self.next() {
                                 Some(Tok::Comma) => {}
                                 Some(Tok::Close) => break,
-                                _ => return Err(bad(format!("the arguments of {w} are not closed"))),
+                                _ => {
+                                    return Err(bad(format!(
+                                        "the arguments of {w} are not closed"
+                                    )));
+                                }
                             }
                         }
                     }
@@ -429,7 +436,11 @@ fn check_call(name: &str, n: usize) -> Result<()> {
         Some((_, want)) => Err(bad(format!("{name} takes {want} arguments, not {n}"))),
         None => Err(bad(format!(
             "unknown function {name:?}; known: {}",
-            FUNCTIONS.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ")
+            FUNCTIONS
+                .iter()
+                .map(|(f, _)| *f)
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -440,7 +451,11 @@ pub fn parse(text: &str) -> Result<Expr> {
     if toks.is_empty() {
         return Err(bad("empty"));
     }
-    let mut p = Parser { toks, at: 0, depth: 0 };
+    let mut p = Parser {
+        toks,
+        at: 0,
+        depth: 0,
+    };
     let e = p.expr(0)?;
     if let Some(t) = p.peek() {
         return Err(bad(format!("unexpected {t:?} after a whole expression")));
@@ -532,7 +547,9 @@ fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
 
 fn arith(a: &Val, op: Op, b: &Val) -> Val {
     match (a, op, b) {
-        (Val::Time(t), Op::Add, Val::Duration(d)) | (Val::Duration(d), Op::Add, Val::Time(t)) => Val::Time(t + d),
+        (Val::Time(t), Op::Add, Val::Duration(d)) | (Val::Duration(d), Op::Add, Val::Time(t)) => {
+            Val::Time(t + d)
+        }
         (Val::Time(t), Op::Sub, Val::Duration(d)) => Val::Time(t - d),
         (Val::Time(x), Op::Sub, Val::Time(y)) => Val::Duration(x - y),
         (Val::Str(_), _, _) | (_, _, Val::Str(_)) if a.time().is_some() && b.time().is_none() => {
@@ -642,7 +659,9 @@ fn call(f: &str, v: &[Val], now: i64) -> Val {
         // substringof(needle, haystack), as SensorThings 1.1 lists it
         "substringof" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| b(y.contains(x))),
         "contains" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| b(x.contains(y))),
-        "startswith" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| b(x.starts_with(y))),
+        "startswith" => s(0)
+            .zip(s(1))
+            .map_or(Val::Null, |(x, y)| b(x.starts_with(y))),
         "endswith" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| b(x.ends_with(y))),
         "length" => s(0).map_or(Val::Null, |x| Val::Num(x.chars().count() as f64)),
         "indexof" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| {
@@ -651,7 +670,9 @@ fn call(f: &str, v: &[Val], now: i64) -> Val {
         "tolower" => s(0).map_or(Val::Null, |x| Val::Str(x.to_lowercase())),
         "toupper" => s(0).map_or(Val::Null, |x| Val::Str(x.to_uppercase())),
         "trim" => s(0).map_or(Val::Null, |x| Val::Str(x.trim().to_owned())),
-        "concat" => s(0).zip(s(1)).map_or(Val::Null, |(x, y)| Val::Str(format!("{x}{y}"))),
+        "concat" => s(0)
+            .zip(s(1))
+            .map_or(Val::Null, |(x, y)| Val::Str(format!("{x}{y}"))),
         "year" | "month" | "day" | "hour" | "minute" | "second" => {
             v.first().map_or(Val::Null, |x| date_part(x, f))
         }
@@ -689,7 +710,10 @@ mod tests {
     struct Map(HashMap<&'static str, Val>);
     impl Scope for Map {
         fn get(&self, path: &[String]) -> Val {
-            self.0.get(path.join("/").as_str()).cloned().unwrap_or(Val::Null)
+            self.0
+                .get(path.join("/").as_str())
+                .cloned()
+                .unwrap_or(Val::Null)
         }
     }
 
@@ -699,7 +723,10 @@ mod tests {
             ("name", Val::Str("水位 玄武湖".into())),
             ("phenomenonTime", Val::Str("2026-11-30T08:00:00Z".into())),
             ("Datastream/Thing/name", Val::Str("WL-0001".into())),
-            ("location", Val::Geo(Geometry::Point(Point::new(118.79, 32.07)))),
+            (
+                "location",
+                Val::Geo(Geometry::Point(Point::new(118.79, 32.07))),
+            ),
         ]))
     }
 
@@ -712,15 +739,31 @@ mod tests {
         assert!(yes("result gt 4 and result lt 5"));
         assert!(yes("result add 1 ge 5.2"));
         assert!(yes("not (result le 4) or false"));
-        assert!(yes("phenomenonTime ge 2026-11-30T00:00:00Z and phenomenonTime lt 2026-11-30T08:00:00.001Z"));
+        assert!(yes(
+            "phenomenonTime ge 2026-11-30T00:00:00Z and phenomenonTime lt 2026-11-30T08:00:00.001Z"
+        ));
         assert!(yes("phenomenonTime gt 2026-11-30T09:00:00+08:00"));
-        assert!(yes("phenomenonTime sub duration'PT1H' lt 2026-11-30T07:30:00Z"));
-        assert!(yes("substringof('玄武', name) and startswith(Datastream/Thing/name, 'WL-')"));
-        assert!(yes("year(phenomenonTime) eq 2026 and hour(phenomenonTime) eq 8"));
-        assert!(yes("geo.intersects(location, geography'POLYGON((118.7 32.0, 118.9 32.0, 118.9 32.1, 118.7 32.1, 118.7 32.0))')"));
-        assert!(yes("st_within(location, geography'POLYGON((118.7 32.0, 118.9 32.0, 118.9 32.1, 118.7 32.1, 118.7 32.0))')"));
-        assert!(yes("geo.distance(location, geography'POINT(118.79 32.06)') lt 0.02"));
-        assert!(yes("-result lt 0 and round(result) eq 4 and length(name) eq 6"));
+        assert!(yes(
+            "phenomenonTime sub duration'PT1H' lt 2026-11-30T07:30:00Z"
+        ));
+        assert!(yes(
+            "substringof('玄武', name) and startswith(Datastream/Thing/name, 'WL-')"
+        ));
+        assert!(yes(
+            "year(phenomenonTime) eq 2026 and hour(phenomenonTime) eq 8"
+        ));
+        assert!(yes(
+            "geo.intersects(location, geography'POLYGON((118.7 32.0, 118.9 32.0, 118.9 32.1, 118.7 32.1, 118.7 32.0))')"
+        ));
+        assert!(yes(
+            "st_within(location, geography'POLYGON((118.7 32.0, 118.9 32.0, 118.9 32.1, 118.7 32.1, 118.7 32.0))')"
+        ));
+        assert!(yes(
+            "geo.distance(location, geography'POINT(118.79 32.06)') lt 0.02"
+        ));
+        assert!(yes(
+            "-result lt 0 and round(result) eq 4 and length(name) eq 6"
+        ));
         assert!(!yes("missing eq 1"));
         assert!(yes("missing eq null"));
         assert!(!yes("result eq 'text'"));

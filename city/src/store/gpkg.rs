@@ -6,9 +6,10 @@
 
 use super::parse_meta;
 use super::{
-    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Checkpoint, Interner, LIVE_AT, ObsBind, ObservationQuery, ObservationRow, observation_sql,
-    Store, WriteMode, append_columns, audit_entry, bounds_of, column_list, from_body,
-    live_at_params, quote, to_body, to_column_form, union_bounds,
+    AUDIT_COLUMNS, AuditRow, Bucket, CHANGE_COLUMNS, ChangeQuery, Checkpoint, Interner, LIVE_AT,
+    ObsBind, ObservationQuery, ObservationRow, Store, WriteMode, append_columns, audit_entry,
+    bounds_of, column_list, from_body, live_at_params, observation_sql, quote, to_body,
+    to_column_form, union_bounds,
 };
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::change::{Change, Millis};
@@ -594,7 +595,12 @@ impl Store for GeoPackageStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|(seq, at, sensor, value)| ObservationRow { seq: seq as u64, at, sensor, value })
+            .map(|(seq, at, sensor, value)| ObservationRow {
+                seq: seq as u64,
+                at,
+                sensor,
+                value,
+            })
             .collect())
     }
 

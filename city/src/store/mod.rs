@@ -150,7 +150,8 @@ pub(crate) fn observation_sql(
         }
     };
     let mut sql = if count {
-        "SELECT count(*) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'".to_owned()
+        "SELECT count(*) FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'"
+            .to_owned()
     } else {
         "SELECT seq, at, entity, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'".to_owned()
     };
@@ -159,7 +160,9 @@ pub(crate) fn observation_sql(
         if postgres {
             sql.push_str(&format!(" AND entity = ANY({p})"));
         } else {
-            sql.push_str(&format!(" AND entity IN (SELECT value FROM json_each({p}))"));
+            sql.push_str(&format!(
+                " AND entity IN (SELECT value FROM json_each({p}))"
+            ));
         }
     }
     for (col, cmp, v) in &q.bounds {
@@ -189,9 +192,18 @@ pub(crate) fn observation_sql(
         if !q.order.iter().any(|(c, _)| *c == ObsColumn::Seq) {
             order.push("seq ASC".into());
         }
-        let limit = ph(ObsBind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)), &mut binds);
-        let offset = ph(ObsBind::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)), &mut binds);
-        sql.push_str(&format!(" ORDER BY {} LIMIT {limit} OFFSET {offset}", order.join(", ")));
+        let limit = ph(
+            ObsBind::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)),
+            &mut binds,
+        );
+        let offset = ph(
+            ObsBind::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)),
+            &mut binds,
+        );
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {limit} OFFSET {offset}",
+            order.join(", ")
+        ));
     }
     (sql, binds)
 }

@@ -188,7 +188,10 @@ fn one_layer(
 }
 
 fn tileset_summary(l: &LayerIndex, base: &str) -> Value {
-    let href = format!("{base}/collections/{}/tiles/{WEB_MERCATOR_QUAD}", l.meta.name);
+    let href = format!(
+        "{base}/collections/{}/tiles/{WEB_MERCATOR_QUAD}",
+        l.meta.name
+    );
     json!({
         "title": format!("{} (vector tiles)", if l.meta.title.is_empty() { &l.meta.name } else { &l.meta.title }),
         "dataType": "vector",

@@ -158,8 +158,13 @@ pub(crate) async fn create(
     state.metrics.readings.inc();
     let base = format!("{}/{VERSION}", base_url(&headers));
     let location = format!("{base}/Observations({seq})");
-    let shown =
-        citytwin_city::sta::observation_message(&base, seq, &reading.sensor, reading.at, reading.value);
+    let shown = citytwin_city::sta::observation_message(
+        &base,
+        seq,
+        &reading.sensor,
+        reading.at,
+        reading.value,
+    );
     let mut resp = (StatusCode::CREATED, Json(shown)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
