@@ -929,6 +929,19 @@ async fn every_route_takes_an_access_decision() {
         ("/units/{id}", "read"),
         ("/units/{id}/position", "writes"),
         ("/units/{id}/status", "writes"),
+        ("/collections/{collectionId}/tiles", "read"),
+        (
+            "/collections/{collectionId}/tiles/{tileMatrixSetId}",
+            "read",
+        ),
+        (
+            "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+            "read",
+        ),
+        ("/tileMatrixSets", "public"),
+        ("/tileMatrixSets/{tileMatrixSetId}", "public"),
+        ("/v1.1", "public"),
+        ("/v1.1/{*path}", "read|writes"),
         ("/vendor/maplibre-gl/{file}", "public"),
         ("/vendor/oidc-client-ts/{file}", "public"),
         ("/web/{file}", "public"),
@@ -983,6 +996,9 @@ async fn every_route_takes_an_access_decision() {
             .replace("{featureId}", "1")
             .replace("{code}", "320102")
             .replace("{z}/{x}/{y}", "14/13597/6646.mvt")
+            .replace("{tileMatrixSetId}", "WebMercatorQuad")
+            .replace("{tileMatrix}/{tileRow}/{tileCol}", "14/6646/13597")
+            .replace("{*path}", "Things")
             .replace("{file}", file)
             .replace("{receipt}", &"0".repeat(48))
             .replace("{id}", id)
@@ -1244,6 +1260,71 @@ async fn writes_follow_role_and_territory_and_the_live_views_follow_the_plan() {
         .0,
         202
     );
+    // SensorThings shows each reader the sensors of its plan and no others: a sensor of
+    // another street is absent from every entity set and its Datastream is not found
+    let mut far = sensor("FAR-1");
+    far["lon"] = json!(118.80);
+    far["lat"] = json!(32.02);
+    assert_eq!(post("dispatcher", "/sensors", &far).await.0, 201);
+    assert_eq!(
+        post(
+            "dispatcher",
+            "/sensors/FAR-1/readings",
+            &json!({ "value": 0.2 })
+        )
+        .await
+        .0,
+        202
+    );
+    let (s, listed) = json_of("street", "/sensors").await;
+    assert_eq!(s, 200, "{listed}");
+    let rest: Vec<&str> = listed["sensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert!(
+        rest.contains(&"GW-1") && !rest.contains(&"FAR-1"),
+        "{rest:?}"
+    );
+    let (s, things) = json_of("street", "/v1.1/Things?$top=10000").await;
+    assert_eq!(s, 200, "{things}");
+    let sta: Vec<&str> = things["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["@iot.id"].as_str())
+        .collect();
+    assert_eq!(sta, rest, "SensorThings lists what /sensors lists");
+    for path in [
+        "/v1.1/Datastreams('FAR-1')",
+        "/v1.1/Datastreams('FAR-1')/Observations",
+        "/v1.1/Things('FAR-1')/Locations",
+        "/v1.1/FeaturesOfInterest('FAR-1')",
+    ] {
+        assert_eq!(json_of("street", path).await.0, 404, "{path}");
+    }
+    let (_, obs) = json_of(
+        "street",
+        "/v1.1/Observations?$top=10000&$expand=Datastream($select=id)",
+    )
+    .await;
+    assert!(
+        obs["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["Datastream"]["@iot.id"] != "FAR-1"),
+        "{obs}"
+    );
+    let (_, all) = json_of("dispatcher", "/v1.1/Datastreams('FAR-1')/Observations").await;
+    assert_eq!(
+        all["value"][0]["result"], 0.2,
+        "the dispatcher sees it: {all}"
+    );
+    let (s, _) = json_of("public", "/v1.1/Things").await;
+    assert_eq!(s, 404, "the public sees no sensors");
 }
 
 fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
