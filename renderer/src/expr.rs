@@ -194,6 +194,8 @@ pub enum Expr {
     Concat(Vec<Expr>),
     /// `["to-string", e]`
     ToString(Box<Expr>),
+    /// `["image", name]`: the icon's name (the map checks it is on the sprite)
+    Image(Box<Expr>),
     /// `["to-number", e, ...fallbacks]`
     ToNumber(Vec<Expr>),
     /// arithmetic
@@ -281,7 +283,7 @@ impl Expr {
                     .collect::<String>()
                     .into(),
             ),
-            Expr::ToString(e) => Val::Str(e.eval(cx).text().into()),
+            Expr::ToString(e) | Expr::Image(e) => Val::Str(e.eval(cx).text().into()),
             Expr::ToNumber(es) => es
                 .iter()
                 .find_map(|e| e.eval(cx).num())
@@ -499,6 +501,7 @@ fn compile_op(op: &str, args: &[Json]) -> Result<Expr, String> {
         "coalesce" => all_args(args).map(Expr::Coalesce),
         "concat" => all_args(args).map(Expr::Concat),
         "to-string" => Ok(Expr::ToString(boxed(args, 0, op)?)),
+        "image" => Ok(Expr::Image(boxed(args, 0, op)?)),
         "to-number" => all_args(args).map(Expr::ToNumber),
         "+" => math_op(Arith::Add),
         "-" => math_op(Arith::Sub),

@@ -11,9 +11,11 @@ pub mod camera;
 pub mod color;
 pub mod dashboard;
 pub mod expr;
+pub mod glyphs;
 mod gpu;
 pub mod map;
 pub mod scene;
+pub mod sprites;
 pub mod style;
 pub mod text;
 

@@ -5,6 +5,7 @@ use crate::color::Color;
 use crate::expr::{Ctx, Expr, NoProps, Props, Val};
 use crate::scene::{Image, Label, Pipe, Scene, Stroke, dash};
 use crate::style::{LayerKind, Style, StyleLayer};
+use crate::sprites::Icons;
 use crate::text::Fonts;
 use geo::{Euclidean, Geometry, InteriorPoint, InterpolateLine, Length, Rect};
 use lyon::tessellation::{LineCap, LineJoin};
@@ -149,7 +150,7 @@ pub fn draw_map(
             }
             LayerKind::Symbol => source.features(name, area, zoom, &mut |g, p| {
                 if layer.passes(p) {
-                    symbol(scene, fonts, &layer, g, p, cam, &mut placed);
+                    symbol(scene, fonts, style.icons.as_deref(), &layer, g, p, cam, &mut placed);
                 }
             }),
             _ => source.features(name, area, zoom, &mut |g, p| {
@@ -453,29 +454,95 @@ fn field_text(e: &Expr, cx: &Ctx<'_>) -> String {
     }
 }
 
+/// The name `icon-image` gives a feature: the first of a `coalesce` of `image`s that is on
+/// the sprite, or the expression's value.
+fn icon_name(e: &Expr, cx: &Ctx<'_>, icons: &Icons) -> Option<String> {
+    match e {
+        Expr::Coalesce(options) => options.iter().find_map(|o| {
+            let name = o.eval(cx).text();
+            icons.has(&name).then_some(name)
+        }),
+        e => Some(e.eval(cx).text()).filter(|n| icons.has(n)),
+    }
+}
+
+/// Draws a symbol's icon at `at`: `None` when the layer has none, `Some(false)` when it has
+/// one that would overlap another symbol (the symbol is not drawn).
+fn icon(
+    scene: &mut Scene,
+    icons: Option<&Icons>,
+    l: &Layer<'_>,
+    p: &dyn Props,
+    at: (f32, f32),
+    cam: &Camera,
+    placed: &mut Vec<[f32; 4]>,
+) -> Option<bool> {
+    let e = l.style.prop("icon-image")?;
+    let icons = icons?;
+    let name = icon_name(e, &l.cx(p), icons)?;
+    let px = (crate::sprites::ICON_PX as f32 * l.num("icon-size", p, 1.0) as f32 * l.scale).round();
+    if px < 1.0 {
+        return None;
+    }
+    let rect = [at.0 - px / 2.0, at.1 - px / 2.0, at.0 + px / 2.0, at.1 + px / 2.0];
+    let overlap = l
+        .style
+        .prop("icon-allow-overlap")
+        .is_some_and(|e| e.eval(&l.cx(p)).truthy());
+    if !overlap
+        && placed
+            .iter()
+            .any(|r| r[0] < rect[2] && rect[0] < r[2] && r[1] < rect[3] && rect[1] < r[3])
+    {
+        return Some(false);
+    }
+    let raster = icons.raster(&name, px as u32)?;
+    let opacity = l.num("icon-opacity", p, 1.0).clamp(0.0, 1.0) as f32;
+    let rgba = if opacity < 1.0 {
+        raster.0.iter().map(|b| (f32::from(*b) * opacity) as u8).collect()
+    } else {
+        raster.0.clone()
+    };
+    placed.push(rect);
+    scene.image(Image {
+        rgba,
+        width: raster.1,
+        height: raster.1,
+        dest: [rect[0], rect[1], px, px],
+        scissor: cam.panel.scissor(scene.width, scene.height),
+    });
+    Some(true)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn symbol(
     scene: &mut Scene,
     fonts: &mut Fonts,
+    icons: Option<&Icons>,
     l: &Layer<'_>,
     g: &Geometry<f64>,
     p: &dyn Props,
     cam: &Camera,
     placed: &mut Vec<[f32; 4]>,
 ) {
-    let Some(field) = l.style.prop("text-field") else {
-        return;
-    };
-    let text = field_text(field, &l.cx(p));
-    let text = text.trim();
-    if text.is_empty() {
-        return;
-    }
     let Some(c) = anchor(g) else { return };
     let (gx, gy) = cam.ground(c.x, c.y);
     let Some((x, y)) = cam.screen(gx, gy, 0.0) else {
         return;
     };
     if !cam.in_panel((x, y), 0.0) {
+        return;
+    }
+    let icon = icon(scene, icons, l, p, (x, y), cam, placed);
+    if icon == Some(false) {
+        return;
+    }
+    let Some(field) = l.style.prop("text-field") else {
+        return;
+    };
+    let text = field_text(field, &l.cx(p));
+    let text = text.trim();
+    if text.is_empty() {
         return;
     }
     let size = l.px(l.num("text-size", p, 16.0));

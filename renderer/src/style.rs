@@ -78,6 +78,11 @@ impl LayerKind {
                 "text-offset",
                 "text-allow-overlap",
                 "text-max-width",
+                "text-optional",
+                "icon-image",
+                "icon-size",
+                "icon-opacity",
+                "icon-allow-overlap",
                 "symbol-placement",
                 "symbol-sort-key",
             ],
@@ -147,6 +152,8 @@ pub struct Style {
     pub layers: Vec<StyleLayer>,
     /// layer types and properties the renderer skips, one sentence each
     pub warnings: Vec<String>,
+    /// the icons of the style's sprite, for `icon-image`
+    pub icons: Option<std::sync::Arc<crate::sprites::Icons>>,
 }
 
 impl Style {
@@ -214,6 +221,11 @@ impl Style {
                         visible = value.as_str() != Some("none");
                         continue;
                     }
+                    // a font stack (a plain array, not an expression): the renderer draws
+                    // every label with the shipped font, the stacks' last resort
+                    if name == "text-font" {
+                        continue;
+                    }
                     if !kind.supported().contains(&name.as_str()) {
                         warnings.push(format!(
                             "layer {id:?}: property {name:?} is not supported by the renderer; ignored"
@@ -261,6 +273,7 @@ impl Style {
             zoom: obj.get("zoom").and_then(Json::as_f64),
             layers: out,
             warnings,
+            icons: None,
         })
     }
 

@@ -3,7 +3,7 @@
 use glyphon::{Attrs, Buffer, Family, FontSystem, Metrics, Shaping, Wrap};
 
 /// WenQuanYi Micro Hei cut to ASCII and GB 2312 (see `fonts/README.md`).
-const FONT: &[u8] = include_bytes!("../fonts/wqy-microhei-gb2312.ttf");
+pub(crate) const FONT: &[u8] = include_bytes!("../fonts/wqy-microhei-gb2312.ttf");
 /// Its family name.
 pub const FAMILY: &str = "WenQuanYi Micro Hei";
 

@@ -78,6 +78,8 @@ pub struct AppState {
     pub tickets: Cache<String, Arc<citytwin_city::access::Principal>>,
     /// rate limits per principal
     pub rates: Arc<crate::auth::RateLimits>,
+    /// fonts, glyph ranges and sprite sheets for MapLibre styles
+    pub assets: Arc<crate::routes::assets::Assets>,
     /// the open streams, capped in all and per caller
     pub streams: Arc<crate::streams::Streams>,
     /// true once the server is stopping: every open stream (live feed, server-sent events,
@@ -128,7 +130,9 @@ impl AppState {
             .clone()
             .and_then(|c| crate::oidc::Oidc::new(c).ok())
             .map(Arc::new);
+        let assets = Arc::new(crate::routes::assets::Assets::new(&settings.styles_dir));
         let state = Self {
+            assets,
             city,
             settings: Arc::new(settings),
             tiles,
@@ -265,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tiles::router())
         .merge(routes::catalog::router())
         .merge(routes::styles::router())
+        .merge(routes::assets::router())
         .merge(routes::ops::router())
         .merge(routes::territory::router())
         .merge(routes::spatial::router())

@@ -10,6 +10,7 @@ use citytwin_city::layer::LayerMeta;
 use citytwin_city::live::Millis;
 use citytwin_city::live::board::{BoardQuery, BoardValue, check_query};
 use citytwin_renderer::dashboard::PanelSpec;
+use citytwin_renderer::sprites::Icons;
 use citytwin_renderer::expr::Props;
 use citytwin_renderer::{
     Error as RenderError, Layout, MapSource, Options, PanelData, Renderer, Style,
@@ -305,7 +306,25 @@ pub fn load_style(dir: &Path, id: &str) -> Result<Style, Problem> {
             format!("style {id} is not valid JSON: {e}"),
         )
     })?;
-    Style::parse(&json).map_err(problem)
+    let mut style = Style::parse(&json).map_err(problem)?;
+    style.icons = style_icons(dir, &json);
+    Ok(style)
+}
+
+/// The icons of a style's sprite (`"sprite": "/sprites/{id}"`), composed once per process.
+fn style_icons(dir: &Path, json: &serde_json::Value) -> Option<Arc<Icons>> {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<Icons>>>> =
+        std::sync::OnceLock::new();
+    let id = json.get("sprite")?.as_str()?.strip_prefix("/sprites/")?;
+    let key = dir.join("sprites").join(id);
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = cache.lock().ok()?.get(&key) {
+        return Some(Arc::clone(hit));
+    }
+    let svgs = crate::routes::assets::icon_set(dir, id).ok()?.composed().ok()?;
+    let icons = Arc::new(Icons::new(svgs));
+    cache.lock().ok()?.insert(key, Arc::clone(&icons));
+    Some(icons)
 }
 
 /// Reads and checks `styles/dashboards/{id}.json`: the layout, its queries and its styles.

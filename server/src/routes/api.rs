@@ -4,7 +4,7 @@ use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
 use crate::routes::{
-    access, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
+    access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
     territory, tiles, versions,
 };
 use axum::Router;
@@ -22,7 +22,7 @@ use crate::app::AppState;
 #[allow(clippy::needless_for_each)]
 mod doc {
     use super::{
-        access, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
+        access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
         territory, tiles, versions,
     };
     use utoipa::OpenApi;
@@ -37,7 +37,7 @@ mod doc {
     paths(
         tiles::tile, tiles::tilejson,
         catalog::list, catalog::one, catalog::quality,
-        styles::list, styles::one,
+        styles::list, styles::one, assets::fonts, assets::glyphs, assets::sprite,
         territory::locate, territory::locate_many, territory::search, territory::one, territory::children,
         spatial::nearest_features, spatial::within_distance, spatial::intersects, spatial::stats, spatial::cells,
         versions::versions, versions::diff,
@@ -63,7 +63,7 @@ mod doc {
     ),
     tags(
         (name = "tiles", description = "XYZ vector tiles and TileJSON"),
-        (name = "styles", description = "MapLibre styles"),
+        (name = "styles", description = "MapLibre styles, their glyphs and sprites"),
         (name = "versions", description = "A base layer's versions and what changed between two dates"),
         (name = "catalog", description = "the layer catalogue with provenance"),
         (name = "territory", description = "the five-level territory tree: city, district, street, community, grid"),

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area.
 
 pub mod access;
+pub mod assets;
 pub mod api;
 pub mod catalog;
 mod contract;
