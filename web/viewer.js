@@ -197,6 +197,9 @@ async function main() {
     zoom: Number(params.get('zoom') ?? 13.5),
     pitch: Number(params.get('pitch') ?? 40),
     hash: true,
+    // every label, Chinese too, from citytwin's own glyphs: the page never depends on the
+    // fonts of the machine it runs on
+    localIdeographFontFamily: false,
     // the signed-in user's token goes with every request to citytwin itself (styles, tiles)
     transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeaders(auth) } : { url }),
   });

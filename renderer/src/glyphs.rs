@@ -31,7 +31,9 @@ pub struct GlyphFont {
 
 impl std::fmt::Debug for GlyphFont {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlyphFont").field("name", &self.name).finish()
+        f.debug_struct("GlyphFont")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -87,7 +89,9 @@ impl GlyphFont {
         let charmap = font.charmap();
         let mut out = Vec::new();
         for code in start..=end {
-            let Some(c) = char::from_u32(code) else { continue };
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
             let id = charmap.map(c);
             if id == 0 {
                 continue;
@@ -156,7 +160,11 @@ pub fn glyph_range(stack: &[&GlyphFont], start: u32, end: u32) -> Vec<u8> {
         }
     }
     glyphs.sort_by_key(|g| g.id);
-    let name = stack.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+    let name = stack
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     Glyphs {
         stacks: vec![Fontstack {
             name,
@@ -178,15 +186,29 @@ mod tests {
         let latin = Glyphs::decode(glyph_range(&[&font], 0, 255).as_slice()).unwrap();
         let stack = &latin.stacks[0];
         assert_eq!(stack.range, "0-255");
-        let a = stack.glyphs.iter().find(|g| g.id == u32::from('A')).unwrap();
+        let a = stack
+            .glyphs
+            .iter()
+            .find(|g| g.id == u32::from('A'))
+            .unwrap();
         assert!(a.width > 5 && a.height > 10 && a.advance > 8, "{a:?}");
         let bytes = a.bitmap.as_ref().unwrap();
-        assert_eq!(bytes.len(), (a.width as usize + 6) * (a.height as usize + 6));
+        assert_eq!(
+            bytes.len(),
+            (a.width as usize + 6) * (a.height as usize + 6)
+        );
         let space = stack.glyphs.iter().find(|g| g.id == 32).unwrap();
-        assert_eq!((space.width, space.bitmap.as_ref().map(Vec::len)), (0, Some(0)));
+        assert_eq!(
+            (space.width, space.bitmap.as_ref().map(Vec::len)),
+            (0, Some(0))
+        );
         // 南 is U+5357: its range is 21248-21503
         let cjk = Glyphs::decode(glyph_range(&[&font], 21_248, 21_503).as_slice()).unwrap();
-        let nan = cjk.stacks[0].glyphs.iter().find(|g| g.id == 0x5357).unwrap();
+        let nan = cjk.stacks[0]
+            .glyphs
+            .iter()
+            .find(|g| g.id == 0x5357)
+            .unwrap();
         assert!(nan.advance >= 20, "{nan:?}");
         // a range the font has nothing of is an empty stack, not an error
         let none = Glyphs::decode(glyph_range(&[&font], 0x1_F600, 0x1_F6FF).as_slice()).unwrap();

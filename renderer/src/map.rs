@@ -4,8 +4,8 @@ use crate::camera::Camera;
 use crate::color::Color;
 use crate::expr::{Ctx, Expr, NoProps, Props, Val};
 use crate::scene::{Image, Label, Pipe, Scene, Stroke, dash};
-use crate::style::{LayerKind, Style, StyleLayer};
 use crate::sprites::Icons;
+use crate::style::{LayerKind, Style, StyleLayer};
 use crate::text::Fonts;
 use geo::{Euclidean, Geometry, InteriorPoint, InterpolateLine, Length, Rect};
 use lyon::tessellation::{LineCap, LineJoin};
@@ -150,7 +150,16 @@ pub fn draw_map(
             }
             LayerKind::Symbol => source.features(name, area, zoom, &mut |g, p| {
                 if layer.passes(p) {
-                    symbol(scene, fonts, style.icons.as_deref(), &layer, g, p, cam, &mut placed);
+                    symbol(
+                        scene,
+                        fonts,
+                        style.icons.as_deref(),
+                        &layer,
+                        g,
+                        p,
+                        cam,
+                        &mut placed,
+                    );
                 }
             }),
             _ => source.features(name, area, zoom, &mut |g, p| {
@@ -484,7 +493,12 @@ fn icon(
     if px < 1.0 {
         return None;
     }
-    let rect = [at.0 - px / 2.0, at.1 - px / 2.0, at.0 + px / 2.0, at.1 + px / 2.0];
+    let rect = [
+        at.0 - px / 2.0,
+        at.1 - px / 2.0,
+        at.0 + px / 2.0,
+        at.1 + px / 2.0,
+    ];
     let overlap = l
         .style
         .prop("icon-allow-overlap")
@@ -499,7 +513,11 @@ fn icon(
     let raster = icons.raster(&name, px as u32)?;
     let opacity = l.num("icon-opacity", p, 1.0).clamp(0.0, 1.0) as f32;
     let rgba = if opacity < 1.0 {
-        raster.0.iter().map(|b| (f32::from(*b) * opacity) as u8).collect()
+        raster
+            .0
+            .iter()
+            .map(|b| (f32::from(*b) * opacity) as u8)
+            .collect()
     } else {
         raster.0.clone()
     };

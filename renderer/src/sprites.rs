@@ -121,7 +121,11 @@ impl Icons {
             let tree = icon_tree(svg).ok()?;
             let mut pixmap = tiny_skia::Pixmap::new(px, px)?;
             let scale = px as f32 / tree.size().width().max(1.0);
-            resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+            resvg::render(
+                &tree,
+                tiny_skia::Transform::from_scale(scale, scale),
+                &mut pixmap.as_mut(),
+            );
             Some(Arc::new((pixmap.take(), px)))
         });
         if let Ok(mut m) = self.raster.lock() {
@@ -153,7 +157,8 @@ pub fn sheet(icons: &BTreeMap<String, String>, pixel_ratio: u8) -> Result<Sheet,
     let png = sheet
         .encode_png()
         .map_err(|e| SpriteError::Sheet(e.to_string()))?;
-    let index = serde_json::to_vec(sheet.get_index()).map_err(|e| SpriteError::Sheet(e.to_string()))?;
+    let index =
+        serde_json::to_vec(sheet.get_index()).map_err(|e| SpriteError::Sheet(e.to_string()))?;
     Ok(Sheet { index, png })
 }
 
@@ -165,12 +170,21 @@ mod tests {
         let glyph = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><rect x="4" y="4" width="16" height="16" fill="#fff"/></svg>"##;
         IconSet {
             glyphs: BTreeMap::from([
-                ("sensor".into(), BTreeMap::from([("gas".into(), glyph.into())])),
-                ("poi".into(), BTreeMap::from([("park".into(), glyph.into())])),
+                (
+                    "sensor".into(),
+                    BTreeMap::from([("gas".into(), glyph.into())]),
+                ),
+                (
+                    "poi".into(),
+                    BTreeMap::from([("park".into(), glyph.into())]),
+                ),
             ]),
             variants: BTreeMap::from([(
                 "sensor".into(),
-                BTreeMap::from([(String::new(), "#2e7d32".into()), ("alarm".into(), "#c62828".into())]),
+                BTreeMap::from([
+                    (String::new(), "#2e7d32".into()),
+                    ("alarm".into(), "#c62828".into()),
+                ]),
             )]),
         }
     }
@@ -193,7 +207,10 @@ mod tests {
     #[test]
     fn a_broken_icon_is_named() {
         let mut s = set();
-        s.glyphs.get_mut("poi").unwrap().insert("bad".into(), "not svg".into());
+        s.glyphs
+            .get_mut("poi")
+            .unwrap()
+            .insert("bad".into(), "not svg".into());
         assert!(s.composed().unwrap_err().to_string().contains("poi/bad"));
     }
 }

@@ -10,8 +10,8 @@ use citytwin_city::layer::LayerMeta;
 use citytwin_city::live::Millis;
 use citytwin_city::live::board::{BoardQuery, BoardValue, check_query};
 use citytwin_renderer::dashboard::PanelSpec;
-use citytwin_renderer::sprites::Icons;
 use citytwin_renderer::expr::Props;
+use citytwin_renderer::sprites::Icons;
 use citytwin_renderer::{
     Error as RenderError, Layout, MapSource, Options, PanelData, Renderer, Style,
 };
@@ -321,7 +321,10 @@ fn style_icons(dir: &Path, json: &serde_json::Value) -> Option<Arc<Icons>> {
     if let Some(hit) = cache.lock().ok()?.get(&key) {
         return Some(Arc::clone(hit));
     }
-    let svgs = crate::routes::assets::icon_set(dir, id).ok()?.composed().ok()?;
+    let svgs = crate::routes::assets::icon_set(dir, id)
+        .ok()?
+        .composed()
+        .ok()?;
     let icons = Arc::new(Icons::new(svgs));
     cache.lock().ok()?.insert(key, Arc::clone(&icons));
     Some(icons)

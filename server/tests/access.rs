@@ -885,6 +885,8 @@ async fn every_route_takes_an_access_decision() {
         ("/events/{id}/nearest-units", "read"),
         ("/events/{id}/transitions", "writes"),
         ("/events/{id}/units", "writes"),
+        ("/fonts", "public"),
+        ("/fonts/{fontstack}/{range}", "public"),
         ("/grants", "listing|writes"),
         ("/grants/{id}", "listing"),
         ("/grants/{id}/approve", "writes"),
@@ -917,6 +919,7 @@ async fn every_route_takes_an_access_decision() {
         ("/sensors", "read|writes"),
         ("/sensors/{id}", "read"),
         ("/sensors/{id}/readings", "read|writes"),
+        ("/sprites/{file}", "public"),
         ("/styles", "listing"),
         ("/styles/{file}", "listing"),
         ("/territories", "read"),
@@ -978,6 +981,7 @@ async fn every_route_takes_an_access_decision() {
         let file = match r.split('/').nth(1).unwrap_or("") {
             "styles" => "canary.json",
             "render" => "canary.png",
+            "sprites" => "citytwin.json",
             "dashboards" => "nanjing.json",
             "web" => "viewer.js",
             "vendor" if r.contains("maplibre") => "maplibre-gl.css",
@@ -999,6 +1003,8 @@ async fn every_route_takes_an_access_decision() {
             .replace("{tileMatrixSetId}", "WebMercatorQuad")
             .replace("{tileMatrix}/{tileRow}/{tileCol}", "14/6646/13597")
             .replace("{*path}", "Things")
+            .replace("{fontstack}", "WenQuanYi%20Micro%20Hei")
+            .replace("{range}", "0-255.pbf")
             .replace("{file}", file)
             .replace("{receipt}", &"0".repeat(48))
             .replace("{id}", id)

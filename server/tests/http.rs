@@ -498,6 +498,100 @@ async fn cache_follows_layer_changes(srv: &'static TestServer) {
     );
 }
 
+/// The viewer in headless Chromium with no Chinese font of the machine within reach draws
+/// Chinese and Latin labels through citytwin's glyph PBFs and the POI icons through its
+/// sprite, with no icon missing.
+#[tokio::test]
+async fn labels_and_icons_come_from_citytwins_own_glyphs_and_sprite() {
+    let base = server().base.clone();
+    let shot = repo().join("target/test-artifacts/symbols.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(repo().join("web/tests/symbols.mjs"))
+        .arg(&base)
+        .arg(&shot)
+        .output()
+        .await
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "symbols test failed:\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    assert!(
+        report["report"]["chinese"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(report["report"]["pois"].as_u64().unwrap() > 0, "{report}");
+    // the glyphs and the sprite were citytwin's, and the same ranges answer directly
+    let glyph = report["fetched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .find(|p| p.starts_with("/fonts/"))
+        .unwrap()
+        .to_owned();
+    let resp = client().get(format!("{base}{glyph}")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
+
+/// Glyph ranges and sprites answer as MapLibre asks, and bad requests say what is wrong.
+#[tokio::test]
+async fn glyphs_and_sprites_are_served_and_bad_requests_named() {
+    let base = server().base.clone();
+    let get = |path: &str| client().get(format!("{base}{path}")).send();
+    let fonts: Value = get("/fonts").await.unwrap().json().await.unwrap();
+    assert_eq!(fonts["fonts"][0]["family"], "WenQuanYi Micro Hei");
+    // an unknown font of a stack is passed over; a stack of none is not found
+    let ok = get("/fonts/Noto%20Sans%20Regular,WenQuanYi%20Micro%20Hei/0-255.pbf")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok.bytes().await.unwrap().len() > 10_000);
+    for (path, status) in [
+        ("/fonts/Nobody%20Sans/0-255.pbf", 404),
+        ("/fonts/WenQuanYi%20Micro%20Hei/0-256.pbf", 400),
+        ("/fonts/WenQuanYi%20Micro%20Hei/1-256.pbf", 400),
+        ("/fonts/WenQuanYi%20Micro%20Hei/0-255.png", 400),
+        ("/sprites/nothing.json", 404),
+        ("/sprites/..%2Fstyles.json", 404),
+        ("/sprites/citytwin.svg", 404),
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
+    for (file, ratio) in [("citytwin.json", 1), ("citytwin@2x.json", 2)] {
+        let index: Value = get(&format!("/sprites/{file}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for icon in [
+            "poi-hospital",
+            "event-waterlogging-open",
+            "sensor-gas-alarm",
+            "unit-pump-busy",
+        ] {
+            assert_eq!(index[icon]["pixelRatio"], ratio, "{icon} in {file}");
+            assert_eq!(index[icon]["width"], 24 * ratio, "{icon} in {file}");
+        }
+    }
+    let png = get("/sprites/citytwin@2x.png").await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(&png.bytes().await.unwrap()[1..4], b"PNG");
+}
+
 /// The viewer in headless Chromium draws districts and buildings, offline.
 #[tokio::test]
 async fn viewer_draws_nanjing_in_headless_chromium() {

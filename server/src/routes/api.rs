@@ -4,8 +4,8 @@ use crate::params::Params;
 use crate::problem::ApiResult;
 use crate::problem::Problem;
 use crate::routes::{
-    access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
-    territory, tiles, versions,
+    access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta,
+    styles, territory, tiles, versions,
 };
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -22,8 +22,8 @@ use crate::app::AppState;
 #[allow(clippy::needless_for_each)]
 mod doc {
     use super::{
-        access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta, styles,
-        territory, tiles, versions,
+        access, assets, catalog, features, governance, live, ogc_tiles, ops, render, spatial, sta,
+        styles, territory, tiles, versions,
     };
     use utoipa::OpenApi;
 

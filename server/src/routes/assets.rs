@@ -30,7 +30,9 @@ pub struct Assets {
 
 impl std::fmt::Debug for Assets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Assets").field("fonts", &self.fonts).finish_non_exhaustive()
+        f.debug_struct("Assets")
+            .field("fonts", &self.fonts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,12 +82,28 @@ impl Assets {
             return Ok(s);
         }
         let icons = icon_set(&self.styles_dir, id)?.composed().map_err(|e| {
-            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "bad-sprite", e.to_string())
+            Problem::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "bad-sprite",
+                e.to_string(),
+            )
         })?;
         let made = tokio::task::spawn_blocking(move || sheet(&icons, ratio))
             .await
-            .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "bad-sprite", e.to_string()))?
-            .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "bad-sprite", e.to_string()))?;
+            .map_err(|e| {
+                Problem::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "bad-sprite",
+                    e.to_string(),
+                )
+            })?
+            .map_err(|e| {
+                Problem::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "bad-sprite",
+                    e.to_string(),
+                )
+            })?;
         let made = Arc::new(made);
         if let Ok(mut m) = self.sheets.lock() {
             m.insert(key, Arc::clone(&made));
@@ -97,11 +115,16 @@ impl Assets {
 /// The icon set `{styles_dir}/sprites/{id}/`: its groups' SVG glyphs and variants.
 pub fn icon_set(styles_dir: &FsPath, id: &str) -> Result<IconSet, Problem> {
     {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(Problem::not_found(format!("no sprite {id:?}")));
         }
         let dir = styles_dir.join("sprites").join(id);
-        let groups = std::fs::read_dir(&dir).map_err(|_| Problem::not_found(format!("no sprite {id:?}")))?;
+        let groups =
+            std::fs::read_dir(&dir).map_err(|_| Problem::not_found(format!("no sprite {id:?}")))?;
         let mut set = IconSet::default();
         if let Ok(text) = std::fs::read_to_string(dir.join("variants.json")) {
             set.variants = serde_json::from_str(&text).map_err(|e| {
@@ -115,7 +138,11 @@ pub fn icon_set(styles_dir: &FsPath, id: &str) -> Result<IconSet, Problem> {
         for g in groups.filter_map(Result::ok).filter(|e| e.path().is_dir()) {
             let group = g.file_name().to_string_lossy().into_owned();
             let mut icons = BTreeMap::new();
-            for f in std::fs::read_dir(g.path()).into_iter().flatten().filter_map(Result::ok) {
+            for f in std::fs::read_dir(g.path())
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+            {
                 let path = f.path();
                 if path.extension().is_some_and(|x| x == "svg")
                     && let (Some(name), Ok(svg)) = (
@@ -143,7 +170,10 @@ pub fn router() -> Router<AppState> {
 fn cached(mut r: Response, content_type: &'static str) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
     r
 }
 
@@ -201,7 +231,11 @@ pub(crate) async fn glyphs(
         )));
     }
     let key = (
-        known.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        known
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         start,
     );
     let body = if let Some(b) = assets.glyphs.get(&key) {
@@ -214,7 +248,13 @@ pub(crate) async fn glyphs(
             Bytes::from(glyph_range(&stack, start, end))
         })
         .await
-        .map_err(|e| Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "glyphs", e.to_string()))?;
+        .map_err(|e| {
+            Problem::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "glyphs",
+                e.to_string(),
+            )
+        })?;
         assets.glyphs.insert(key, b.clone());
         b
     };
@@ -248,6 +288,9 @@ pub(crate) async fn sprite(
     Ok(if png {
         cached(Bytes::from(sheet.png.clone()).into_response(), "image/png")
     } else {
-        cached(Bytes::from(sheet.index.clone()).into_response(), "application/json")
+        cached(
+            Bytes::from(sheet.index.clone()).into_response(),
+            "application/json",
+        )
     })
 }

@@ -1,8 +1,8 @@
 //! HTTP routes, one module per area.
 
 pub mod access;
-pub mod assets;
 pub mod api;
+pub mod assets;
 pub mod catalog;
 mod contract;
 pub mod features;
