@@ -171,6 +171,11 @@ fn parameter(path: &str, name: &str) -> Option<Value> {
             "id",
         ) => pattern(ID),
         ("/reports/{receipt}", "receipt") => pattern("^[0-9a-f]{48}$"),
+        ("/fonts/{fontstack}/{range}", "range") => pattern("^[0-9]{1,7}-[0-9]{1,7}\\.pbf$"),
+        ("/sprites/{file}", "file") => pattern(&format!("^{NAME}(@2x)?\\.(json|png)$")),
+        ("/collections/{collectionId}/tiles/{tileMatrixSetId}"
+        | "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+        | "/tileMatrixSets/{tileMatrixSetId}", "tileMatrixSetId") => one_of(&["WebMercatorQuad"]),
         (_, "since" | "after") => {
             json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })
         }
@@ -242,6 +247,16 @@ fn body(method: &str, path: &str) -> Option<Value> {
             }),
         ),
         ("post", "/sensors/{id}/readings") => reading(false),
+        ("post", "/v1.1/{path}") => strict(
+            &["result"],
+            json!({
+                "result": { "type": "number" },
+                "phenomenonTime": { "type": "string", "format": "date-time", "description": "when it was measured; now when absent" },
+                "resultTime": { "type": "string", "format": "date-time" },
+                "Datastream": strict(&["@iot.id"], json!({ "@iot.id": pattern(ID) })),
+                "FeatureOfInterest": strict(&["@iot.id"], json!({ "@iot.id": pattern(ID) })),
+            }),
+        ),
         ("post", "/readings") => strict(
             &["readings"],
             json!({ "readings": { "type": "array", "maxItems": 100_000, "items": reading(true) } }),
