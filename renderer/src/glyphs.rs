@@ -33,6 +33,8 @@ impl std::fmt::Debug for GlyphFont {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GlyphFont")
             .field("name", &self.name)
+            .field("family", &self.family)
+            .field("bytes", &self.data.len())
             .finish()
     }
 }

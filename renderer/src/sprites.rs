@@ -87,11 +87,14 @@ impl IconSet {
     }
 }
 
+/// An icon rasterised: premultiplied RGBA of a square of this many pixels a side.
+pub type Raster = Arc<(Vec<u8>, u32)>;
+
 /// The composed icons of a sprite, for the map renderer: rasterised at the size drawn, once.
 #[derive(Debug, Default)]
 pub struct Icons {
     svgs: BTreeMap<String, String>,
-    raster: Mutex<HashMap<(String, u32), Option<Arc<(Vec<u8>, u32)>>>>,
+    raster: Mutex<HashMap<(String, u32), Option<Raster>>>,
 }
 
 impl Icons {
@@ -111,7 +114,7 @@ impl Icons {
     }
 
     /// An icon as premultiplied RGBA of `px` × `px` pixels.
-    pub fn raster(&self, name: &str, px: u32) -> Option<Arc<(Vec<u8>, u32)>> {
+    pub fn raster(&self, name: &str, px: u32) -> Option<Raster> {
         let px = px.clamp(1, 512);
         let key = (name.to_owned(), px);
         if let Some(hit) = self.raster.lock().ok().and_then(|m| m.get(&key).cloned()) {

@@ -802,11 +802,11 @@ impl City {
                 })?,
             ));
         }
-        Ok(Target::Set(to, Some(self.related_ids(snap, ty, id, to))))
+        Ok(Target::Set(to, Some(Self::related_ids(snap, ty, id, to))))
     }
 
     /// The ids of the entities related to one (for observations: the sensors whose readings).
-    fn related_ids(&self, snap: &Snapshot, ty: Ty, id: &Id, to: Ty) -> Vec<Id> {
+    fn related_ids(snap: &Snapshot, ty: Ty, id: &Id, to: Ty) -> Vec<Id> {
         match (ty, to) {
             (Ty::Sensor | Ty::ObservedProperty, Ty::Datastream) => snap
                 .sensors
@@ -1094,7 +1094,7 @@ impl City {
             _ => return Ok(()),
         };
         if many {
-            let within = Some(self.related_ids(snap, ty, &id, to));
+            let within = Some(Self::related_ids(snap, ty, &id, to));
             let (mut list, count, more) = self.collect(snap, to, within, &inner).await?;
             for e in &mut list {
                 Box::pin(self.shape(snap, to, e, &inner)).await?;

@@ -333,14 +333,10 @@ impl Parser {
             return Err(bad(format!("nested deeper than {MAX_DEPTH}")));
         }
         let mut left = self.unary()?;
-        loop {
-            let op = match self.peek() {
-                Some(Tok::Word(w)) => match Op::word(w) {
-                    Some(op) if op.level() >= min => op,
-                    _ => break,
-                },
-                _ => break,
-            };
+        while let Some(op) = match self.peek() {
+            Some(Tok::Word(w)) => Op::word(w).filter(|op| op.level() >= min),
+            _ => None,
+        } {
             self.at += 1;
             let right = self.expr(op.level() + 1)?;
             left = Expr::Binary(Box::new(left), op, Box::new(right));
@@ -488,7 +484,7 @@ impl Val {
     pub fn from_json(v: &serde_json::Value) -> Self {
         use serde_json::Value as J;
         match v {
-            J::Null => Self::Null,
+            J::Null | J::Array(_) => Self::Null,
             J::Bool(b) => Self::Bool(*b),
             J::Number(n) => n.as_f64().map_or(Self::Null, Self::Num),
             J::String(s) => Self::Str(s.clone()),
@@ -496,7 +492,6 @@ impl Val {
                 .ok()
                 .and_then(|g| Geometry::<f64>::try_from(g).ok())
                 .map_or(Self::Null, Self::Geo),
-            J::Array(_) => Self::Null,
         }
     }
 

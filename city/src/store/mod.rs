@@ -140,6 +140,7 @@ pub(crate) fn observation_sql(
     count: bool,
     postgres: bool,
 ) -> (String, Vec<ObsBind>) {
+    use std::fmt::Write as _;
     let mut binds = Vec::new();
     let ph = |b: ObsBind, binds: &mut Vec<ObsBind>| {
         binds.push(b);
@@ -158,11 +159,9 @@ pub(crate) fn observation_sql(
     if let Some(list) = &q.sensors {
         let p = ph(ObsBind::Sensors(list.clone()), &mut binds);
         if postgres {
-            sql.push_str(&format!(" AND entity = ANY({p})"));
+            let _ = write!(sql, " AND entity = ANY({p})");
         } else {
-            sql.push_str(&format!(
-                " AND entity IN (SELECT value FROM json_each({p}))"
-            ));
+            let _ = write!(sql, " AND entity IN (SELECT value FROM json_each({p}))");
         }
     }
     for (col, cmp, v) in &q.bounds {
@@ -181,7 +180,7 @@ pub(crate) fn observation_sql(
             Cmp::Lt => "<",
             Cmp::Le => "<=",
         };
-        sql.push_str(&format!(" AND {} {op} {p}", col.sql()));
+        let _ = write!(sql, " AND {} {op} {p}", col.sql());
     }
     if !count {
         let mut order: Vec<String> = q
@@ -200,10 +199,11 @@ pub(crate) fn observation_sql(
             ObsBind::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)),
             &mut binds,
         );
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             " ORDER BY {} LIMIT {limit} OFFSET {offset}",
             order.join(", ")
-        ));
+        );
     }
     (sql, binds)
 }

@@ -173,9 +173,12 @@ fn parameter(path: &str, name: &str) -> Option<Value> {
         ("/reports/{receipt}", "receipt") => pattern("^[0-9a-f]{48}$"),
         ("/fonts/{fontstack}/{range}", "range") => pattern("^[0-9]{1,7}-[0-9]{1,7}\\.pbf$"),
         ("/sprites/{file}", "file") => pattern(&format!("^{NAME}(@2x)?\\.(json|png)$")),
-        ("/collections/{collectionId}/tiles/{tileMatrixSetId}"
-        | "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
-        | "/tileMatrixSets/{tileMatrixSetId}", "tileMatrixSetId") => one_of(&["WebMercatorQuad"]),
+        (
+            "/collections/{collectionId}/tiles/{tileMatrixSetId}"
+            | "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+            | "/tileMatrixSets/{tileMatrixSetId}",
+            "tileMatrixSetId",
+        ) => one_of(&["WebMercatorQuad"]),
         (_, "since" | "after") => {
             json!({ "type": "integer", "format": "int64", "minimum": 0, "maximum": i64::MAX })
         }
