@@ -81,6 +81,38 @@ async fn static_maps_draw_the_city_at_the_size_asked() {
     );
 }
 
+/// The renderer draws the style's icons from its sprite, as the browser does: the POIs of
+/// 新街口 alone are the POI disc's blue with the glyph's white inside.
+#[tokio::test]
+async fn static_maps_draw_the_sprites_icons() {
+    let resp = get(
+        "/render/nanjing.png?center=118.7969,32.0603&zoom=16&width=600&height=400&layers=background,pois",
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !resp
+            .headers()
+            .get("x-render-warnings")
+            .is_some_and(|w| w.to_str().unwrap_or("").contains("icon")),
+        "icon properties are drawn, not skipped"
+    );
+    let (_, _, px) = decode(&resp.bytes().await.unwrap());
+    // poi discs: #1565c0
+    let blue = px
+        .chunks_exact(4)
+        .filter(|p| {
+            p[0].abs_diff(0x15) < 24 && p[1].abs_diff(0x65) < 24 && p[2].abs_diff(0xc0) < 24
+        })
+        .count();
+    let white = px
+        .chunks_exact(4)
+        .filter(|p| p[0] > 245 && p[1] > 245 && p[2] > 245)
+        .count();
+    assert!(blue > 200, "POI icons drawn ({blue} px of their blue)");
+    assert!(white > 20, "their white glyphs and rims ({white} px)");
+}
+
 #[tokio::test]
 async fn bad_render_requests_are_problems_naming_the_fault() {
     for (path, status, parameter) in [
