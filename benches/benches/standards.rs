@@ -90,17 +90,17 @@ fn standards(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let font = GlyphFont::shipped();
     g.bench_function("glyphs_latin_0_255", |b| {
-        b.iter(|| glyph_range(&[&font], 0, 255))
+        b.iter(|| glyph_range(&[&font], 0, 255));
     });
     g.bench_function("glyphs_chinese_21248_21503", |b| {
-        b.iter(|| glyph_range(&[&font], 21_248, 21_503))
+        b.iter(|| glyph_range(&[&font], 21_248, 21_503));
     });
     let icons = citytwin::routes::assets::icon_set(&repo.join("styles"), "citytwin")
         .unwrap()
         .composed()
         .unwrap();
     g.bench_function("sprite_sheet_1x", |b| {
-        b.iter(|| citytwin_renderer::sprites::sheet(&icons, 1).unwrap())
+        b.iter(|| citytwin_renderer::sprites::sheet(&icons, 1).unwrap());
     });
     g.finish();
 }

@@ -1109,6 +1109,44 @@ async fn sensorthings_clients_read_and_write_the_sensors_over_http_and_mqtt() {
     assert_eq!(one["Datastream"]["@iot.id"], "ST-1");
     let s = get_from((&base, &token), "/sensors/ST-1").await;
     assert_eq!(s["latest"]["value"], 9.25);
+    // counting without a page, paging, selecting and expanding; a bad filter names itself
+    let counted = get_from(
+        (&base, &token),
+        "/v1.1/Datastreams('ST-1')/Observations?$top=0&$count=true",
+    )
+    .await;
+    assert_eq!(counted["value"], json!([]));
+    assert!(counted["@iot.count"].as_u64().unwrap() >= 6, "{counted}");
+    assert!(counted.get("@iot.nextLink").is_none(), "{counted}");
+    let page = get_from(
+        (&base, &token),
+        "/v1.1/Things?$filter=startswith(name,'站 ST-')&$orderby=name desc&$top=2&$select=name&$expand=Datastreams($select=unitOfMeasurement)",
+    )
+    .await;
+    assert_eq!(page["value"][0]["name"], "站 ST-3", "{page}");
+    assert_eq!(
+        page["value"][0]["Datastreams"][0]["unitOfMeasurement"]["symbol"],
+        "m"
+    );
+    assert!(
+        page["value"][0].get("description").is_none(),
+        "$select keeps only name"
+    );
+    assert!(
+        page["@iot.nextLink"]
+            .as_str()
+            .unwrap()
+            .contains("%24skip=2"),
+        "{page}"
+    );
+    let resp = client_with(&token)
+        .get(format!("{base}/v1.1/Things?$filter=name eq"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["parameter"], "$filter", "{p}");
     // an Observation of a datastream there is none of is refused, and nothing is taken
     let (status, p) = post_to(
         gw,

@@ -99,17 +99,29 @@ async fn static_maps_draw_the_sprites_icons() {
     );
     let (_, _, px) = decode(&resp.bytes().await.unwrap());
     // poi discs: #1565c0
-    let blue = px
-        .chunks_exact(4)
-        .filter(|p| {
-            p[0].abs_diff(0x15) < 24 && p[1].abs_diff(0x65) < 24 && p[2].abs_diff(0xc0) < 24
-        })
-        .count();
+    let blue = |px: &[u8]| {
+        px.chunks_exact(4)
+            .filter(|p| {
+                p[0].abs_diff(0x15) < 24 && p[1].abs_diff(0x65) < 24 && p[2].abs_diff(0xc0) < 24
+            })
+            .count()
+    };
     let white = px
         .chunks_exact(4)
         .filter(|p| p[0] > 245 && p[1] > 245 && p[2] > 245)
         .count();
-    assert!(blue > 200, "POI icons drawn ({blue} px of their blue)");
+    assert!(
+        blue(&px) > 50,
+        "POI icons drawn ({} px of their blue)",
+        blue(&px)
+    );
+    // and the blue is theirs: the background alone has none
+    let bare = get(
+        "/render/nanjing.png?center=118.7969,32.0603&zoom=16&width=600&height=400&layers=background",
+    )
+    .await;
+    let (_, _, bare) = decode(&bare.bytes().await.unwrap());
+    assert_eq!(blue(&bare), 0);
     assert!(white > 20, "their white glyphs and rims ({white} px)");
 }
 

@@ -768,7 +768,7 @@ impl City {
                 out.insert("value".into(), Value::Array(list));
                 Ok(StaAnswer {
                     body: Answer::Json(Value::Object(out)),
-                    next_skip: more.then_some(opts.skip + top),
+                    next_skip: (more && top > 0).then_some(opts.skip + top),
                 })
             }
         }
@@ -1103,7 +1103,7 @@ impl City {
                 if let Some(c) = count {
                     o.insert(format!("{head}@iot.count"), json!(c));
                 }
-                if more {
+                if more && inner.top != Some(0) {
                     let top = inner.top.unwrap_or(DEFAULT_TOP);
                     o.insert(
                         format!("{head}@iot.nextLink"),
@@ -1361,6 +1361,12 @@ mod tests {
         assert_eq!(o.expand[0].1.expand[0].1.top, Some(1));
         assert!(o.expand[0].1.expand[0].1.order[0].1);
         assert!(Options::parse(&[("$top".into(), "100001".into())], 0).is_err());
+        assert_eq!(
+            Options::parse(&[("$top".into(), "0".into())], 0)
+                .unwrap()
+                .top,
+            Some(0)
+        );
         assert!(Options::parse(&[("$frob".into(), "1".into())], 0).is_err());
         assert_eq!(
             observation_topic("WL-1"),

@@ -168,7 +168,7 @@ fn duration(text: &str) -> Result<i64> {
         match c {
             'T' => in_time = true,
             '0'..='9' | '.' => num.push(c),
-            'W' | 'D' | 'H' | 'M' | 'S' => {
+            'Y' | 'W' | 'D' | 'H' | 'M' | 'S' => {
                 let n: f64 = num
                     .parse()
                     .map_err(|_| bad(format!("{text:?} is not an ISO 8601 duration")))?;
