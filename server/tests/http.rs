@@ -46,7 +46,66 @@ on_both_stores!(
     health_and_metrics,
     low_zoom_tiles_stay_inside_the_budget,
     cache_follows_layer_changes,
+    sensorthings_observations_come_from_either_store,
 );
+
+/// SensorThings Observations are the store's readings, on both stores (their SQL differs by
+/// dialect): one Datastream's, filtered and counted, and all of them.
+async fn sensorthings_observations_come_from_either_store(srv: &TestServer) {
+    let id = if srv.base.contains(&server_on(Backend::GeoPackage).base) {
+        "STA-G"
+    } else {
+        "STA-P"
+    };
+    let post = |path: String, body: Value| {
+        client()
+            .post(format!("{}{path}", srv.base))
+            .json(&body)
+            .send()
+    };
+    let s = post("/sensors".into(), serde_json::json!({ "id": id, "type": "rainfall", "lon": 118.7969, "lat": 32.0603, "unit": "mm/h" })).await.unwrap();
+    assert_eq!(s.status(), StatusCode::CREATED);
+    let t0 = citytwin_city::live::ts::now() - 3_600_000;
+    let readings: Vec<Value> = (0..5)
+        .map(|i| serde_json::json!({ "sensor": id, "value": f64::from(i), "at": citytwin_city::live::ts::format(t0 + i64::from(i) * 60_000) }))
+        .collect();
+    let r = post(
+        "/readings".into(),
+        serde_json::json!({ "readings": readings }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let one = get_json(format!(
+        "{}/v1.1/Datastreams('{id}')/Observations?$filter=result gt 1 and phenomenonTime ge {}&$orderby=result desc&$count=true",
+        srv.base,
+        citytwin_city::live::ts::format(t0)
+    ))
+    .await;
+    let results: Vec<f64> = one["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["result"].as_f64().unwrap())
+        .collect();
+    assert_eq!(results, vec![4.0, 3.0, 2.0], "{one}");
+    assert_eq!(one["@iot.count"], 3);
+    let all = get_json(format!(
+        "{}/v1.1/Observations?$filter=result ge 4&$top=10000",
+        srv.base
+    ))
+    .await;
+    let first = &all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["result"] == 4.0)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let seq = first["@iot.id"].as_u64().unwrap();
+    let back = get_json(format!("{}/v1.1/Observations({seq})/Datastream", srv.base)).await;
+    assert!(back["@iot.id"].as_str().is_some(), "{back}");
+}
 
 async fn get_json<U: reqwest::IntoUrl>(url: U) -> Value {
     client()

@@ -47,7 +47,7 @@ const WINDOW: u64 = 100_000;
 const MAX_EXPAND: usize = 4;
 
 /// An entity type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ty {
     /// a sensor, as a thing
     Thing,
@@ -200,6 +200,9 @@ struct Snapshot {
     /// every sensor visible (no territory narrows the plan)
     all: bool,
     base: String,
+    /// entities already built, by type and id: a filter through a relation asks for the
+    /// same Datastream once per Observation
+    built: std::sync::Mutex<std::collections::HashMap<(Ty, String), Option<Value>>>,
 }
 
 impl Snapshot {
@@ -220,6 +223,18 @@ impl Snapshot {
 
     /// An entity (not an observation) by type and id, as JSON, when the reader may see it.
     fn entity(&self, ty: Ty, id: &Id) -> Option<Value> {
+        let key = (ty, id.text());
+        if let Some(hit) = self.built.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return hit;
+        }
+        let made = self.make(ty, id);
+        if let Ok(mut m) = self.built.lock() {
+            m.insert(key, made.clone());
+        }
+        made
+    }
+
+    fn make(&self, ty: Ty, id: &Id) -> Option<Value> {
         let mut v = match ty {
             Ty::Sensor | Ty::ObservedProperty => {
                 let kinds = self.kinds();
@@ -652,6 +667,7 @@ impl City {
                 .collect(),
             all: plan.territory.is_none(),
             base: base.to_owned(),
+            built: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 

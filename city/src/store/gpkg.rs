@@ -588,6 +588,7 @@ impl Store for GeoPackageStore {
             query = match b {
                 ObsBind::Int(v) => query.bind(v),
                 ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensor(one) => query.bind(one),
                 ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
             };
         }
@@ -611,6 +612,7 @@ impl Store for GeoPackageStore {
             query = match b {
                 ObsBind::Int(v) => query.bind(v),
                 ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensor(one) => query.bind(one),
                 ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
             };
         }

@@ -131,6 +131,8 @@ pub(crate) enum ObsBind {
     Float(f64),
     /// the sensor list: a JSON array (SQLite's json_each) or a text array (PostgreSQL)
     Sensors(Vec<String>),
+    /// one sensor
+    Sensor(String),
 }
 
 /// The SQL of a query of observations (or of their number) in either dialect, with its
@@ -156,7 +158,11 @@ pub(crate) fn observation_sql(
     } else {
         "SELECT seq, at, entity, value FROM citytwin_changes WHERE layer = 'sensors' AND kind = 'reading'".to_owned()
     };
-    if let Some(list) = &q.sensors {
+    if let Some([one]) = q.sensors.as_deref() {
+        // one sensor (a Datastream's Observations): its index range, in order
+        let p = ph(ObsBind::Sensor(one.clone()), &mut binds);
+        let _ = write!(sql, " AND entity = {p}");
+    } else if let Some(list) = &q.sensors {
         let p = ph(ObsBind::Sensors(list.clone()), &mut binds);
         if postgres {
             let _ = write!(sql, " AND entity = ANY({p})");

@@ -1219,6 +1219,7 @@ impl Store for PostgisStore {
             query = match b {
                 ObsBind::Int(v) => query.bind(v),
                 ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensor(one) => query.bind(one),
                 ObsBind::Sensors(list) => query.bind(list),
             };
         }
@@ -1242,6 +1243,7 @@ impl Store for PostgisStore {
             query = match b {
                 ObsBind::Int(v) => query.bind(v),
                 ObsBind::Float(v) => query.bind(v),
+                ObsBind::Sensor(one) => query.bind(one),
                 ObsBind::Sensors(list) => query.bind(list),
             };
         }
