@@ -583,15 +583,7 @@ impl Store for GeoPackageStore {
 
     async fn observations(&self, q: &ObservationQuery) -> Result<Vec<ObservationRow>> {
         let (sql, binds) = observation_sql(q, false, false);
-        let mut query = sqlx::query_as::<_, (i64, i64, String, f64)>(&sql);
-        for b in binds {
-            query = match b {
-                ObsBind::Int(v) => query.bind(v),
-                ObsBind::Float(v) => query.bind(v),
-                ObsBind::Sensor(one) => query.bind(one),
-                ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
-            };
-        }
+        let query = bind_observations(sqlx::query_as::<_, (i64, i64, String, f64)>(&sql), binds);
         Ok(query
             .fetch_all(&self.pool)
             .await?
@@ -607,15 +599,7 @@ impl Store for GeoPackageStore {
 
     async fn count_observations(&self, q: &ObservationQuery) -> Result<u64> {
         let (sql, binds) = observation_sql(q, true, false);
-        let mut query = sqlx::query_as::<_, (i64,)>(&sql);
-        for b in binds {
-            query = match b {
-                ObsBind::Int(v) => query.bind(v),
-                ObsBind::Float(v) => query.bind(v),
-                ObsBind::Sensor(one) => query.bind(one),
-                ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
-            };
-        }
+        let query = bind_observations(sqlx::query_as::<_, (i64,)>(&sql), binds);
         Ok(query.fetch_one(&self.pool).await?.0 as u64)
     }
 
@@ -1020,4 +1004,20 @@ async fn save_meta(tx: &mut sqlx::SqliteConnection, stored: &LayerMeta) -> Resul
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// A query of observations with its parameters bound in order.
+fn bind_observations<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: Vec<ObsBind>,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        query = match b {
+            ObsBind::Int(v) => query.bind(v),
+            ObsBind::Float(v) => query.bind(v),
+            ObsBind::Sensor(one) => query.bind(one),
+            ObsBind::Sensors(list) => query.bind(serde_json::Value::from(list).to_string()),
+        };
+    }
+    query
 }

@@ -1214,15 +1214,7 @@ impl Store for PostgisStore {
 
     async fn observations(&self, q: &ObservationQuery) -> Result<Vec<ObservationRow>> {
         let (sql, binds) = observation_sql(q, false, true);
-        let mut query = sqlx::query_as::<_, (i64, i64, String, f64)>(&sql);
-        for b in binds {
-            query = match b {
-                ObsBind::Int(v) => query.bind(v),
-                ObsBind::Float(v) => query.bind(v),
-                ObsBind::Sensor(one) => query.bind(one),
-                ObsBind::Sensors(list) => query.bind(list),
-            };
-        }
+        let query = bind_observations(sqlx::query_as::<_, (i64, i64, String, f64)>(&sql), binds);
         Ok(query
             .fetch_all(&self.pool)
             .await?
@@ -1238,15 +1230,7 @@ impl Store for PostgisStore {
 
     async fn count_observations(&self, q: &ObservationQuery) -> Result<u64> {
         let (sql, binds) = observation_sql(q, true, true);
-        let mut query = sqlx::query_as::<_, (i64,)>(&sql);
-        for b in binds {
-            query = match b {
-                ObsBind::Int(v) => query.bind(v),
-                ObsBind::Float(v) => query.bind(v),
-                ObsBind::Sensor(one) => query.bind(one),
-                ObsBind::Sensors(list) => query.bind(list),
-            };
-        }
+        let query = bind_observations(sqlx::query_as::<_, (i64,)>(&sql), binds);
         Ok(query.fetch_one(&self.pool).await?.0 as u64)
     }
 
@@ -1639,6 +1623,22 @@ fn feature_of_row(
         geometry,
         values,
     })
+}
+
+/// A query of observations with its parameters bound in order.
+fn bind_observations<O>(
+    mut query: sqlx::query::QueryAs<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    binds: Vec<ObsBind>,
+) -> sqlx::query::QueryAs<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    for b in binds {
+        query = match b {
+            ObsBind::Int(v) => query.bind(v),
+            ObsBind::Float(v) => query.bind(v),
+            ObsBind::Sensor(one) => query.bind(one),
+            ObsBind::Sensors(list) => query.bind(list),
+        };
+    }
+    query
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::app::{AppState, base_url};
 use crate::auth::Caller;
 use crate::params::Params;
 use crate::problem::{ApiResult, Problem};
-use crate::routes::tiles::serve;
+use crate::routes::tiles::{serve, tile_number};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -349,18 +349,10 @@ pub(crate) async fn tile(
     let resolved = vec![one_layer(&state, &caller, &id)?];
     only_f(&p, &["at"])?;
     check_set(&set)?;
-    let num = |name: &str, v: &str| {
-        v.parse::<u64>().map_err(|_| {
-            Problem::bad_parameter(
-                name,
-                format!("{name} must be a non-negative integer, not {v:?}"),
-            )
-        })
-    };
     let coord = TileCoord::new(
-        num("tileMatrix", &z)?,
-        num("tileCol", &col)?,
-        num("tileRow", &row)?,
+        tile_number("tileMatrix", &z)?,
+        tile_number("tileCol", &col)?,
+        tile_number("tileRow", &row)?,
     )
     .map_err(|e| Problem::bad_parameter("tileMatrix/tileRow/tileCol", e.to_string()))?;
     serve(&state, &caller, &resolved, coord, &headers).await

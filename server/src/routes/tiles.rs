@@ -68,16 +68,22 @@ pub fn parse_coord(z: &str, x: &str, y: &str) -> ApiResult<TileCoord> {
         .ok_or_else(|| {
             Problem::bad_parameter("y", format!("{y:?}: tile URLs end in .mvt or .pbf"))
         })?;
-    let num = |name: &str, v: &str| {
-        v.parse::<u64>().map_err(|_| {
-            Problem::bad_parameter(
-                name,
-                format!("{name} must be a non-negative integer, not {v:?}"),
-            )
-        })
-    };
-    TileCoord::new(num("z", z)?, num("x", x)?, num("y", y)?)
-        .map_err(|e| Problem::bad_parameter("z/x/y", e.to_string()))
+    TileCoord::new(
+        tile_number("z", z)?,
+        tile_number("x", x)?,
+        tile_number("y", y)?,
+    )
+    .map_err(|e| Problem::bad_parameter("z/x/y", e.to_string()))
+}
+
+/// A tile path's number (zoom, column, row), or a problem naming the segment at fault.
+pub(crate) fn tile_number(name: &str, v: &str) -> ApiResult<u64> {
+    v.parse::<u64>().map_err(|_| {
+        Problem::bad_parameter(
+            name,
+            format!("{name} must be a non-negative integer, not {v:?}"),
+        )
+    })
 }
 
 /// Gzips a body, fast (tiles, and the cluster's forwarded batches).
