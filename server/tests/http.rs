@@ -557,17 +557,14 @@ async fn cache_follows_layer_changes(srv: &'static TestServer) {
     );
 }
 
-/// The viewer in headless Chromium with no Chinese font of the machine within reach draws
-/// Chinese and Latin labels through citytwin's glyph PBFs and the POI icons through its
-/// sprite, with no icon missing.
-#[tokio::test]
-async fn labels_and_icons_come_from_citytwins_own_glyphs_and_sprite() {
-    let base = server().base.clone();
-    let shot = repo().join("target/test-artifacts/symbols.png");
+/// Runs a browser test of `web/tests/{script}.mjs` against `base`: its last line of output
+/// as JSON, and the screenshot it saved.
+async fn in_chromium(script: &str, base: &str) -> (Value, std::path::PathBuf) {
+    let shot = repo().join(format!("target/test-artifacts/{script}.png"));
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let out = tokio::process::Command::new("node")
-        .arg(repo().join("web/tests/symbols.mjs"))
-        .arg(&base)
+        .arg(repo().join(format!("web/tests/{script}.mjs")))
+        .arg(base)
         .arg(&shot)
         .output()
         .await
@@ -576,9 +573,19 @@ async fn labels_and_icons_come_from_citytwins_own_glyphs_and_sprite() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "symbols test failed:\n{stdout}\n{stderr}"
+        "{script} test failed:\n{stdout}\n{stderr}"
     );
-    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    let report = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    (report, shot)
+}
+
+/// The viewer in headless Chromium with no Chinese font of the machine within reach draws
+/// Chinese and Latin labels through citytwin's glyph PBFs and the POI icons through its
+/// sprite, with no icon missing.
+#[tokio::test]
+async fn labels_and_icons_come_from_citytwins_own_glyphs_and_sprite() {
+    let base = server().base.clone();
+    let (report, shot) = in_chromium("symbols", &base).await;
     assert!(
         report["report"]["chinese"].as_u64().unwrap() > 0,
         "{report}"
@@ -655,22 +662,7 @@ async fn glyphs_and_sprites_are_served_and_bad_requests_named() {
 #[tokio::test]
 async fn viewer_draws_nanjing_in_headless_chromium() {
     let base = server().base.clone();
-    let shot = repo().join("target/test-artifacts/viewer.png");
-    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(repo().join("web/tests/viewer.mjs"))
-        .arg(&base)
-        .arg(&shot)
-        .output()
-        .await
-        .expect("node must be installed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "viewer test failed:\n{stdout}\n{stderr}"
-    );
-    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    let (report, shot) = in_chromium("viewer", &base).await;
     assert!(
         report["counts"]["districts"].as_u64().unwrap() > 0,
         "{report}"
